@@ -1,0 +1,107 @@
+//! The one error type of walkv, with variants chosen by what the caller must do about them.
+//!
+//! Messages say what happened, where (file, offset, key) and what to do next, because the reader
+//! of a walkv error is usually an operator at a terminal. `io::Error`s are kept as the source
+//! rather than flattened to strings. HTTP status codes are chosen from these variants in exactly
+//! one place ([`crate::http`]), exit codes in exactly one place ([`crate::cli`]).
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug)]
+pub enum Error {
+    /// An operating-system call failed. `action` says what walkv was doing, including the path.
+    Io { action: String, source: io::Error },
+    /// The log holds damage that startup must not skip: valid records follow it, or a record that
+    /// checks out is out of sequence. The operator decides, with `walkv repair`.
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// Another process (most likely another walkv server) holds the data directory's lock.
+    Locked { path: PathBuf },
+    /// The log cannot take more writes in this process: an earlier failure left it in a state
+    /// only a restart (which replays what is really on disk) can clear.
+    Failed { reason: String },
+    /// A key or value is over its documented limit.
+    TooLarge(String),
+    /// A request is malformed; the message says exactly how.
+    Invalid(String),
+}
+
+impl Error {
+    /// Wraps an `io::Error` with a description of what was being attempted.
+    pub fn io(action: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            action: action.into(),
+            source,
+        }
+    }
+
+    /// True for the write errors that mean "no space" (a full disk, a quota, a file size limit),
+    /// which a client should see as 507 Insufficient Storage.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            // ENOSPC 28, EFBIG 27, EDQUOT 122 on Linux; io::ErrorKind names the first two.
+            Error::Io { source, .. } => {
+                matches!(
+                    source.kind(),
+                    io::ErrorKind::StorageFull | io::ErrorKind::FileTooLarge
+                ) || source.raw_os_error() == Some(122)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { action, source } => write!(f, "{action}: {source}"),
+            Error::Corrupt {
+                path,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "{} is damaged at byte offset {offset}: {reason}. Valid data follows the damage, so \
+                 walkv will not start and skip over it. Inspect with `walkv check --data-dir {}`; \
+                 `walkv repair --data-dir {}` cuts the log at offset {offset} and keeps the cut \
+                 bytes in a side file",
+                path.display(),
+                data_dir_of(path),
+                data_dir_of(path),
+            ),
+            Error::Locked { path } => write!(
+                f,
+                "{} is locked by another process (is another walkv server using this data \
+                 directory?); stop it or choose another --data-dir",
+                path.display()
+            ),
+            Error::Failed { reason } => {
+                write!(
+                    f,
+                    "the log is not accepting writes: {reason}; restart the server"
+                )
+            }
+            Error::TooLarge(msg) | Error::Invalid(msg) => f.write_str(msg),
+        }
+    }
+}
+
+fn data_dir_of(path: &std::path::Path) -> String {
+    path.parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| ".".to_string())
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,568 @@
+//! Just enough JSON: a strict RFC 8259 parser and a string encoder.
+//!
+//! Hand-written because the runtime dependency budget has no room for serde. The server needs
+//! JSON in two places only: reading the body of `POST /v1/write` and writing `{"value":"..."}` and
+//! `{"error":"..."}`. Small as it is, the parser is complete and strict, because "bad input gets
+//! a clear error" starts here:
+//!
+//! - the input must be UTF-8, and must hold exactly one value with optional whitespace
+//!   (space, tab, CR, LF) around it;
+//! - strings decode every escape exactly, including `\uXXXX` surrogate pairs; a lone surrogate is
+//!   an error, because it has no UTF-8 form and the value would not round-trip;
+//! - numbers are checked against the grammar and kept as text (walkv never needs their value);
+//! - nesting deeper than [`MAX_DEPTH`] is an error, so hostile input cannot exhaust the stack.
+//!
+//! Errors carry the byte offset and say what was expected. Proven against `serde_json` as an
+//! oracle, against the JSONTestSuite corpus, and on mutated inputs that must never panic.
+
+use std::fmt;
+
+/// How deeply arrays and objects may nest. Our own documents nest one level; 128 is generous for
+/// any real client and keeps the recursive parser's stack use to a few kilobytes.
+pub const MAX_DEPTH: usize = 128;
+
+/// A parsed JSON value. Object members keep their order and duplicates; the caller decides.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    /// The number's text, already checked against the JSON grammar.
+    Number(String),
+    String(String),
+    Array(Vec<Value>),
+    Object(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// Names the kind of value, for error messages ("`value` must be a string, not a number").
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        }
+    }
+}
+
+/// Why a document is not valid JSON, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// Byte offset into the input where the problem was found.
+    pub offset: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid JSON at byte {}: {}", self.offset, self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Parses one complete JSON document.
+pub fn parse(input: &[u8]) -> Result<Value, Error> {
+    let text = std::str::from_utf8(input).map_err(|e| Error {
+        offset: e.valid_up_to(),
+        message: "the body is not valid UTF-8".to_string(),
+    })?;
+    let mut parser = Parser {
+        text: text.as_bytes(),
+        pos: 0,
+    };
+    parser.skip_whitespace();
+    let value = parser.value(0)?;
+    parser.skip_whitespace();
+    if parser.pos != parser.text.len() {
+        return Err(parser.error("unexpected data after the JSON value"));
+    }
+    Ok(value)
+}
+
+/// Appends `s` to `out` as a quoted JSON string. Escapes `"`, `\` and the control characters
+/// U+0000..U+001F; everything else is written as UTF-8, which JSON allows.
+pub fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0C}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Builds `{"<name>":"<text>"}`, the shape of every walkv value and error body.
+pub fn object_with_string(name: &str, text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + name.len() + 8);
+    out.push('{');
+    write_string(&mut out, name);
+    out.push(':');
+    write_string(&mut out, text);
+    out.push('}');
+    out
+}
+
+struct Parser<'a> {
+    /// The input, already known to be valid UTF-8.
+    text: &'a [u8],
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn error(&self, message: &str) -> Error {
+        Error {
+            offset: self.pos,
+            message: message.to_string(),
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.get(self.pos).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn expect_literal(&mut self, literal: &str, value: Value) -> Result<Value, Error> {
+        if self.text[self.pos..].starts_with(literal.as_bytes()) {
+            self.pos += literal.len();
+            Ok(value)
+        } else {
+            Err(self.error(&format!("expected `{literal}`")))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, Error> {
+        match self.peek() {
+            None => Err(self.error("expected a value, found the end of the input")),
+            Some(b'{') => self.object(depth + 1),
+            Some(b'[') => self.array(depth + 1),
+            Some(b'"') => self.string().map(Value::String),
+            Some(b't') => self.expect_literal("true", Value::Bool(true)),
+            Some(b'f') => self.expect_literal("false", Value::Bool(false)),
+            Some(b'n') => self.expect_literal("null", Value::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.error("expected a value")),
+        }
+    }
+
+    fn check_depth(&self, depth: usize) -> Result<(), Error> {
+        if depth > MAX_DEPTH {
+            return Err(self.error(&format!("nesting deeper than {MAX_DEPTH} levels")));
+        }
+        Ok(())
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Value, Error> {
+        self.check_depth(depth)?;
+        self.pos += 1; // '['
+        let mut items = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(Value::Array(items));
+        }
+        loop {
+            self.skip_whitespace();
+            items.push(self.value(depth)?);
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(Value::Array(items));
+                }
+                _ => return Err(self.error("expected `,` or `]` in array")),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Value, Error> {
+        self.check_depth(depth)?;
+        self.pos += 1; // '{'
+        let mut members = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(Value::Object(members));
+        }
+        loop {
+            self.skip_whitespace();
+            if self.peek() != Some(b'"') {
+                return Err(self.error("expected a string as object key"));
+            }
+            let name = self.string()?;
+            self.skip_whitespace();
+            if self.peek() != Some(b':') {
+                return Err(self.error("expected `:` after object key"));
+            }
+            self.pos += 1;
+            self.skip_whitespace();
+            let value = self.value(depth)?;
+            members.push((name, value));
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(Value::Object(members));
+                }
+                _ => return Err(self.error("expected `,` or `}` in object")),
+            }
+        }
+    }
+
+    /// Consumes a run of ASCII digits and returns how many there were.
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn number(&mut self) -> Result<Value, Error> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.error("expected a digit in number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(self.error("expected a digit after the decimal point"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.error("expected a digit in the exponent"));
+            }
+        }
+        // Only ASCII was consumed, so this slice is valid UTF-8 at both ends.
+        let text = String::from_utf8_lossy(&self.text[start..self.pos]).into_owned();
+        Ok(Value::Number(text))
+    }
+
+    fn string(&mut self) -> Result<String, Error> {
+        self.pos += 1; // opening '"'
+        let mut out = String::new();
+        loop {
+            // Copy the longest run that needs no decoding in one step.
+            let run_start = self.pos;
+            while let Some(b) = self.peek() {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                self.pos += 1;
+            }
+            // The run starts and ends at ASCII bytes (or the input's end) of valid UTF-8 input.
+            out.push_str(&String::from_utf8_lossy(&self.text[run_start..self.pos]));
+            match self.peek() {
+                None => return Err(self.error("unterminated string")),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    out.push(self.escape()?);
+                }
+                Some(_) => {
+                    return Err(self.error("control character in string (must be escaped)"));
+                }
+            }
+        }
+    }
+
+    /// Decodes the escape after a backslash; `\uXXXX` pairs are joined into one character.
+    fn escape(&mut self) -> Result<char, Error> {
+        let Some(b) = self.peek() else {
+            return Err(self.error("unterminated escape"));
+        };
+        self.pos += 1;
+        Ok(match b {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{08}',
+            b'f' => '\u{0C}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => return self.unicode_escape(),
+            _ => {
+                self.pos -= 1;
+                return Err(self.error("unknown escape"));
+            }
+        })
+    }
+
+    fn unicode_escape(&mut self) -> Result<char, Error> {
+        let first = self.hex4()?;
+        let code = match first {
+            0xD800..=0xDBFF => {
+                if !self.text[self.pos..].starts_with(b"\\u") {
+                    return Err(self.error("lone high surrogate (no UTF-8 form)"));
+                }
+                self.pos += 2;
+                let second = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&second) {
+                    return Err(self.error("high surrogate not followed by a low surrogate"));
+                }
+                0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return Err(self.error("lone low surrogate (no UTF-8 form)")),
+            _ => first,
+        };
+        char::from_u32(code).ok_or_else(|| self.error("invalid unicode escape"))
+    }
+
+    fn hex4(&mut self) -> Result<u32, Error> {
+        let mut code = 0u32;
+        for _ in 0..4 {
+            let digit = self.peek().and_then(|b| (b as char).to_digit(16));
+            let Some(digit) = digit else {
+                return Err(self.error("expected four hex digits in \\u escape"));
+            };
+            code = code * 16 + digit;
+            self.pos += 1;
+        }
+        Ok(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testrand::Rng;
+
+    fn parse_str(s: &str) -> Result<Value, Error> {
+        parse(s.as_bytes())
+    }
+
+    /// Converts the oracle's value into ours, so the two parsers can be compared.
+    fn from_serde(v: &serde_json::Value) -> Value {
+        match v {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => Value::Number(n.to_string()),
+            serde_json::Value::String(s) => Value::String(s.clone()),
+            serde_json::Value::Array(a) => Value::Array(a.iter().map(from_serde).collect()),
+            serde_json::Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, v)| (k.clone(), from_serde(v))).collect())
+            }
+        }
+    }
+
+    /// Normalised for comparison with the oracle. Numbers compared by kind only: serde_json converts them to binary (`1E2` becomes `100.0`,
+    /// big integers are rounded), while we keep their text, which walkv never interprets.
+    fn by_value(v: Value) -> Value {
+        match v {
+            Value::Number(_) => Value::Number(String::new()),
+            Value::Array(a) => Value::Array(a.into_iter().map(by_value).collect()),
+            // serde_json's map is sorted and keeps the last of duplicate names.
+            Value::Object(o) => Value::Object(
+                o.into_iter()
+                    .map(|(k, v)| (k, by_value(v)))
+                    .collect::<std::collections::BTreeMap<_, _>>()
+                    .into_iter()
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    fn random_string(rng: &mut Rng) -> String {
+        let len = rng.below(12);
+        (0..len)
+            .map(|_| match rng.below(6) {
+                0 => char::from_u32(rng.below(0x20) as u32).unwrap_or('a'),
+                1 => ['"', '\\', '/', '\u{7f}', '\u{2028}'][rng.below(5)],
+                2 => char::from_u32(0x1_0000 + rng.below(0xF_0000) as u32).unwrap_or('b'),
+                3 => char::from_u32(0x80 + rng.below(0xD000) as u32).unwrap_or('c'),
+                _ => (b' ' + rng.below(95) as u8) as char,
+            })
+            .collect()
+    }
+
+    fn random_value(rng: &mut Rng, depth: usize) -> serde_json::Value {
+        use serde_json::Value as J;
+        match rng.below(if depth > 3 { 4 } else { 6 }) {
+            0 => J::Null,
+            1 => J::Bool(rng.below(2) == 1),
+            2 => J::from(rng.next() as i64),
+            3 => J::String(random_string(rng)),
+            4 => J::Array(
+                (0..rng.below(4))
+                    .map(|_| random_value(rng, depth + 1))
+                    .collect(),
+            ),
+            _ => J::Object(
+                (0..rng.below(4))
+                    .map(|_| (random_string(rng), random_value(rng, depth + 1)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Documents written by serde_json (compact and pretty) parse to the same value with ours.
+    #[test]
+    fn agrees_with_serde_json_on_generated_documents() {
+        let mut rng = Rng::new(7);
+        for _ in 0..3000 {
+            let v = random_value(&mut rng, 0);
+            for text in [
+                serde_json::to_string(&v).unwrap(),
+                serde_json::to_string_pretty(&v).unwrap(),
+            ] {
+                assert_eq!(
+                    parse_str(&text).unwrap(),
+                    from_serde(&v),
+                    "document: {text}"
+                );
+            }
+        }
+    }
+
+    /// Strings we encode are decoded by serde_json to exactly the original text.
+    #[test]
+    fn encoded_strings_round_trip_through_serde_json() {
+        let mut rng = Rng::new(8);
+        for _ in 0..5000 {
+            let s = random_string(&mut rng);
+            let mut out = String::new();
+            write_string(&mut out, &s);
+            let back: String = serde_json::from_str(&out).unwrap();
+            assert_eq!(back, s);
+            assert_eq!(parse_str(&out).unwrap(), Value::String(s));
+        }
+    }
+
+    /// Every escape form decodes exactly, including surrogate pairs; lone surrogates are refused.
+    #[test]
+    fn escapes_decode_exactly() {
+        let v = parse_str(r#""a\"b\\c\/d\b\f\n\r\t\u0041\u00e9\u20AC\ud83d\ude00""#).unwrap();
+        assert_eq!(
+            v,
+            Value::String("a\"b\\c/d\u{8}\u{c}\n\r\tAé€😀".to_string())
+        );
+        assert!(parse_str(r#""\ud83d""#).is_err());
+        assert!(parse_str(r#""\ude00""#).is_err());
+        assert!(parse_str(r#""\ud83d\u0041""#).is_err());
+        assert!(parse_str(r#""\x""#).is_err());
+        assert!(parse_str("\"tab\there\"").is_err());
+    }
+
+    /// Random single-byte edits, insertions and truncations of valid documents never panic, and
+    /// whatever our parser accepts serde_json accepts too (and vice versa, with the same value).
+    #[test]
+    fn mutated_documents_never_panic_and_agree_with_serde_json() {
+        let mut rng = Rng::new(9);
+        let alphabet = b"{}[]\",:\\u0123456789abcdefnrtl-+.eE \t\n\xff\xc3\xa9";
+        for _ in 0..20_000 {
+            let v = random_value(&mut rng, 0);
+            let mut bytes = serde_json::to_vec(&v).unwrap();
+            for _ in 0..1 + rng.below(3) {
+                let at = rng.below(bytes.len() + 1);
+                match rng.below(3) {
+                    0 if at < bytes.len() => bytes[at] = alphabet[rng.below(alphabet.len())],
+                    1 => bytes.insert(at, alphabet[rng.below(alphabet.len())]),
+                    _ => bytes.truncate(at),
+                }
+            }
+            let ours = parse(&bytes);
+            let oracle = serde_json::from_slice::<serde_json::Value>(&bytes);
+            match (&ours, &oracle) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(
+                        by_value(a.clone()),
+                        by_value(from_serde(b)),
+                        "input {bytes:?}"
+                    )
+                }
+                (Err(_), Err(_)) => {}
+                // serde_json parses numbers into f64/i64 and refuses some huge ones; we keep text.
+                _ => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    let numeric = text.bytes().any(|b| b == b'e' || b == b'E' || b == b'.');
+                    assert!(
+                        numeric,
+                        "disagreement on {text:?}: ours {ours:?}, serde {oracle:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Deep nesting is an error at MAX_DEPTH, not a stack overflow.
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(parse_str(&ok).is_ok());
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert!(parse_str(&deep).unwrap_err().message.contains("nesting"));
+        let hostile = "{\"a\":".repeat(100_000);
+        assert!(parse_str(&hostile).is_err());
+    }
+
+    /// JSONTestSuite: y_ files parse, n_ files are refused, i_ files may go either way; none panics.
+    #[test]
+    fn jsontestsuite_corpus() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/testdata/jsontestsuite/test_parsing");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            eprintln!("skipping: {} not found", dir.display());
+            return;
+        };
+        let mut counts = (0, 0, 0);
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let bytes = std::fs::read(&path).unwrap();
+            let result = parse(&bytes);
+            if name.starts_with("y_") {
+                assert!(result.is_ok(), "{name} must parse: {result:?}");
+                counts.0 += 1;
+            } else if name.starts_with("n_") {
+                assert!(result.is_err(), "{name} must be rejected");
+                counts.1 += 1;
+            } else {
+                counts.2 += 1;
+            }
+        }
+        assert_eq!(counts, (95, 188, 35), "corpus changed: (y, n, i) counts");
+    }
+
+    /// Error messages say where and what.
+    #[test]
+    fn errors_name_offset_and_problem() {
+        let e = parse_str(r#"{"key": "a",}"#).unwrap_err();
+        assert_eq!(e.offset, 12);
+        assert!(e.to_string().contains("byte 12"));
+        assert!(parse(b"\"\xff\"").unwrap_err().message.contains("UTF-8"));
+    }
+}
