@@ -103,7 +103,7 @@ mod tests {
     #[test]
     fn agrees_with_crc32c_crate_on_generated_inputs() {
         let mut rng = crate::testrand::Rng::new(0xC0FFEE);
-        let data: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
+        let data: Vec<u8> = (0..4096).map(|_| rng.next_u64() as u8).collect();
         for start in 0..9 {
             for len in 0..300 {
                 let slice = &data[start..start + len];

@@ -414,7 +414,7 @@ mod tests {
         match rng.below(if depth > 3 { 4 } else { 6 }) {
             0 => J::Null,
             1 => J::Bool(rng.below(2) == 1),
-            2 => J::from(rng.next() as i64),
+            2 => J::from(rng.next_u64() as i64),
             3 => J::String(random_string(rng)),
             4 => J::Array(
                 (0..rng.below(4))

@@ -5,9 +5,15 @@
 //! order of operations on a write), then [`http`] (the API) and [`server`] (the serving loop).
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod client;
+pub mod commands;
 pub mod crc32c;
 pub mod error;
+pub mod http;
 pub mod json;
+pub mod server;
+pub mod store;
 pub mod wal;
 
 #[doc(hidden)]

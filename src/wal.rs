@@ -953,8 +953,8 @@ mod tests {
             for _ in 0..1 + rng.below(6) {
                 let at = rng.below(bytes.len());
                 match rng.below(3) {
-                    0 => bytes[at] = rng.next() as u8,
-                    1 => bytes.insert(at, rng.next() as u8),
+                    0 => bytes[at] = rng.next_u64() as u8,
+                    1 => bytes.insert(at, rng.next_u64() as u8),
                     _ => bytes.truncate(at.max(FILE_HEADER_LEN)),
                 }
             }

@@ -1,0 +1,489 @@
+//! The command line: parsing arguments into a [`Command`], help texts, and the exit codes.
+//!
+//! Hand-written because the dependency budget has no room for an argument parser. The rules are
+//! the usual ones: `--flag VALUE` or `--flag=VALUE`, options anywhere among the positional
+//! arguments, `--` ends the options (so `walkv get -- -odd-key` works). A flag beats its
+//! environment variable, which beats the default. Keys and values are taken as raw bytes, so
+//! they need not be UTF-8.
+
+use crate::server::Config;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Exit codes: the one place they are decided. Scripts rely on these numbers.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// `get`: the key has no value.
+    pub const NOT_FOUND: u8 = 1;
+    /// The command line is wrong.
+    pub const USAGE: u8 = 2;
+    /// Client: no server answered at the address.
+    pub const UNAVAILABLE: u8 = 3;
+    /// Client: the server refused the request (a 4xx other than 404).
+    pub const REJECTED: u8 = 4;
+    /// Client: the server failed (5xx) or answered something unreadable.
+    pub const SERVER_ERROR: u8 = 5;
+    /// `check`: the log ends in a torn record (the server trims it at startup).
+    pub const TORN: u8 = 6;
+    /// `check` finds, or `serve` refuses to start on, a corrupt log: run `walkv repair`.
+    pub const CORRUPT: u8 = 7;
+    /// An I/O error, a locked data directory, or an address that cannot be listened on.
+    pub const FAILED: u8 = 8;
+    /// `serve`: the listener failed while serving; the log was synced; restart the server.
+    pub const LISTENER_FAILED: u8 = 9;
+}
+
+pub const DEFAULT_PORT: u16 = 8080;
+pub const DEFAULT_BIND: &str = "127.0.0.1";
+pub const DEFAULT_DATA_DIR: &str = "./walkv-data";
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_SYNC_SECS: f64 = 5.0;
+
+/// What the command line asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Serve(Config),
+    Get {
+        addr: String,
+        key: Vec<u8>,
+    },
+    /// `value: None` means "read it from standard input" (`-`).
+    Set {
+        addr: String,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+    },
+    Delete {
+        addr: String,
+        key: Vec<u8>,
+    },
+    Check {
+        data_dir: PathBuf,
+    },
+    Repair {
+        data_dir: PathBuf,
+    },
+    /// Print this help text and exit 0.
+    Help(&'static str),
+    Version,
+}
+
+/// A command line that cannot be understood; exits with [`exit::USAGE`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (see `walkv --help`)", self.0)
+    }
+}
+
+/// Arguments split into options and positionals.
+struct Parsed {
+    options: Vec<(String, String)>,
+    positionals: Vec<OsString>,
+    help: bool,
+}
+
+impl Parsed {
+    fn option(&self, name: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses the arguments after the program name. `env` looks up environment variables (injected
+/// so tests can check that a flag beats its variable, which beats the default).
+pub fn parse(
+    args: Vec<OsString>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Command, UsageError> {
+    let first = args.first().and_then(|a| a.to_str());
+    let (name, rest) = match first {
+        Some("serve" | "get" | "set" | "delete" | "check" | "repair") => {
+            (first.unwrap_or_default().to_string(), args[1..].to_vec())
+        }
+        Some("help" | "--help" | "-h") => return Ok(Command::Help(help_for(args.get(1)))),
+        Some("--version" | "-V") => return Ok(Command::Version),
+        _ => ("serve".to_string(), args), // plain `walkv [--port N ...]` serves
+    };
+    let takes = |flag: &str| match name.as_str() {
+        "serve" => ["--port", "--bind", "--data-dir", "--sync-interval"].contains(&flag),
+        "check" | "repair" => flag == "--data-dir",
+        _ => flag == "--addr",
+    };
+    let parsed = split_options(rest, &takes)?;
+    if parsed.help {
+        return Ok(Command::Help(help_for(Some(&OsString::from(&name)))));
+    }
+    let pos = &parsed.positionals;
+    let want = |n: usize, usage: &str| {
+        if pos.len() == n {
+            Ok(())
+        } else {
+            Err(UsageError(format!(
+                "expected {usage}, got {} argument(s)",
+                pos.len()
+            )))
+        }
+    };
+    let addr = || {
+        setting(
+            parsed.option("--addr"),
+            env("WALKV_ADDR"),
+            DEFAULT_ADDR.to_string(),
+        )
+    };
+    let data_dir = || {
+        PathBuf::from(setting(
+            parsed.option("--data-dir"),
+            env("WALKV_DATA_DIR"),
+            DEFAULT_DATA_DIR.into(),
+        ))
+    };
+    match name.as_str() {
+        "serve" => {
+            want(0, "no positional arguments for serve")?;
+            Ok(Command::Serve(serve_config(&parsed, env, data_dir())?))
+        }
+        "get" => {
+            want(1, "`walkv get KEY`")?;
+            Ok(Command::Get {
+                addr: addr(),
+                key: key_bytes(&pos[0])?,
+            })
+        }
+        "delete" => {
+            want(1, "`walkv delete KEY`")?;
+            Ok(Command::Delete {
+                addr: addr(),
+                key: key_bytes(&pos[0])?,
+            })
+        }
+        "set" => {
+            want(2, "`walkv set KEY VALUE` (VALUE `-` reads standard input)")?;
+            let value = (pos[1] != "-").then(|| pos[1].clone().into_encoded_bytes());
+            Ok(Command::Set {
+                addr: addr(),
+                key: key_bytes(&pos[0])?,
+                value,
+            })
+        }
+        "check" => {
+            want(0, "no positional arguments for check")?;
+            Ok(Command::Check {
+                data_dir: data_dir(),
+            })
+        }
+        _ => {
+            want(0, "no positional arguments for repair")?;
+            Ok(Command::Repair {
+                data_dir: data_dir(),
+            })
+        }
+    }
+}
+
+/// Flag, else environment variable, else default.
+fn setting(flag: Option<&str>, env: Option<String>, default: String) -> String {
+    flag.map(str::to_string).or(env).unwrap_or(default)
+}
+
+fn key_bytes(arg: &OsString) -> Result<Vec<u8>, UsageError> {
+    let key = arg.clone().into_encoded_bytes();
+    if key.is_empty() {
+        return Err(UsageError("KEY must not be empty".into()));
+    }
+    Ok(key)
+}
+
+fn serve_config(
+    parsed: &Parsed,
+    env: &dyn Fn(&str) -> Option<String>,
+    data_dir: PathBuf,
+) -> Result<Config, UsageError> {
+    let port_text = setting(
+        parsed.option("--port"),
+        env("PORT"),
+        DEFAULT_PORT.to_string(),
+    );
+    let port = port_text.parse::<u16>().map_err(|_| {
+        UsageError(format!(
+            "port must be a number from 0 to 65535, got {port_text:?}"
+        ))
+    })?;
+    let bind = parsed.option("--bind").unwrap_or(DEFAULT_BIND).to_string();
+    let sync_interval = match parsed.option("--sync-interval") {
+        None => Duration::from_secs_f64(DEFAULT_SYNC_SECS),
+        Some(text) => match text.parse::<f64>() {
+            Ok(s) if s > 0.0 && s <= 86_400.0 => Duration::from_secs_f64(s),
+            _ => {
+                return Err(UsageError(format!(
+                    "--sync-interval must be a number of seconds above 0 and at most 86400, got {text:?}"
+                )));
+            }
+        },
+    };
+    Ok(Config {
+        bind,
+        port,
+        data_dir,
+        sync_interval,
+    })
+}
+
+/// Separates `--flag VALUE` / `--flag=VALUE` options from positional arguments.
+fn split_options(args: Vec<OsString>, takes: &dyn Fn(&str) -> bool) -> Result<Parsed, UsageError> {
+    let mut parsed = Parsed {
+        options: Vec::new(),
+        positionals: Vec::new(),
+        help: false,
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let Some(text) = arg.to_str().filter(|t| t.starts_with('-') && *t != "-") else {
+            parsed.positionals.push(arg);
+            continue;
+        };
+        match text {
+            "--" => {
+                parsed.positionals.extend(args.by_ref());
+                break;
+            }
+            "--help" | "-h" => parsed.help = true,
+            _ => {
+                let (flag, inline) = match text.split_once('=') {
+                    Some((f, v)) => (f, Some(v.to_string())),
+                    None => (text, None),
+                };
+                if !takes(flag) {
+                    return Err(UsageError(format!("unknown option {flag}")));
+                }
+                let value = match inline {
+                    Some(v) => v,
+                    None => args
+                        .next()
+                        .and_then(|v| v.into_string().ok())
+                        .ok_or_else(|| UsageError(format!("{flag} needs a value")))?,
+                };
+                parsed.options.push((flag.to_string(), value));
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+fn help_for(topic: Option<&OsString>) -> &'static str {
+    match topic.and_then(|t| t.to_str()) {
+        Some("serve") => HELP_SERVE,
+        Some("get" | "set" | "delete") => HELP_CLIENT,
+        Some("check" | "repair") => HELP_CHECK,
+        _ => HELP,
+    }
+}
+
+pub const HELP: &str = "\
+walkv: a small, durable key-value server with a write-ahead log
+
+USAGE:
+    walkv [serve] [OPTIONS]          run the server (the default command)
+    walkv get KEY [--addr ADDR]      print KEY's value bytes to standard output
+    walkv set KEY VALUE [--addr ADDR]   set KEY; VALUE `-` reads standard input
+    walkv delete KEY [--addr ADDR]   delete KEY (succeeds if it is already gone)
+    walkv check [--data-dir DIR]     verify the log; exit 0 if it is clean
+    walkv repair [--data-dir DIR]    cut the log at its first damage, keeping the cut bytes
+    walkv help COMMAND               more about one command
+
+EXIT CODES:
+    0 ok   1 key not found   2 usage   3 cannot connect   4 rejected by the server (4xx)
+    5 server error (5xx)   6 log has a torn tail   7 log is corrupt   8 I/O error or locked
+    9 the listener failed while serving
+";
+
+pub const HELP_SERVE: &str = "\
+walkv serve: run the server
+
+USAGE:
+    walkv [serve] [--port N] [--bind ADDR] [--data-dir DIR] [--sync-interval SECONDS]
+
+OPTIONS:
+    --port N                  TCP port (env PORT; default 8080; 0 picks a free port)
+    --bind ADDR               address to listen on (default 127.0.0.1)
+    --data-dir DIR            where the log lives (env WALKV_DATA_DIR; default ./walkv-data;
+                              created if missing; locked while the server runs)
+    --sync-interval SECONDS   fsync the log this often (default 5). An acknowledged write
+                              survives a killed process at once, and a power cut after the
+                              next sync
+
+SIGINT or SIGTERM: stop, flush and fsync the log, exit 0 (a second signal exits at once, 130).
+Exit 7: the log is corrupt (run `walkv check`, then `walkv repair`). Exit 8: cannot start.
+";
+
+pub const HELP_CLIENT: &str = "\
+walkv get | set | delete: talk to a running server
+
+USAGE:
+    walkv get KEY [--addr ADDR]          print the value's exact bytes (no newline added)
+    walkv set KEY VALUE [--addr ADDR]    VALUE `-` reads the value from standard input
+    walkv delete KEY [--addr ADDR]
+
+OPTIONS:
+    --addr ADDR    server address (env WALKV_ADDR; default 127.0.0.1:8080)
+
+Use `--` before a KEY that starts with `-`. Keys and values may be any bytes.
+EXIT CODES: 0 ok, 1 not found (get), 2 usage, 3 cannot connect, 4 rejected, 5 server error.
+";
+
+pub const HELP_CHECK: &str = "\
+walkv check | repair: inspect and fix the log
+
+USAGE:
+    walkv check [--data-dir DIR]     read the log and report; changes nothing
+    walkv repair [--data-dir DIR]    cut the log at the first damaged record
+
+OPTIONS:
+    --data-dir DIR    the server's data directory (env WALKV_DATA_DIR; default ./walkv-data)
+
+check exits 0 for a clean log, 6 for a torn final record (the server trims it at startup),
+7 for corruption (damage followed by valid records: the server refuses to start).
+repair saves the cut bytes in DIR/walkv.wal.cut-OFFSET-TIME and lists the records they held.
+It takes the data directory's lock, so stop the server first.
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    /// A flag beats its environment variable, which beats the default.
+    #[test]
+    fn flag_beats_env_beats_default() {
+        let env = |name: &str| match name {
+            "PORT" => Some("9000".to_string()),
+            "WALKV_DATA_DIR" => Some("/env/dir".to_string()),
+            "WALKV_ADDR" => Some("10.0.0.1:1".to_string()),
+            _ => None,
+        };
+        let Command::Serve(c) = parse(args(&[]), &env).unwrap() else {
+            panic!()
+        };
+        assert_eq!((c.port, c.data_dir), (9000, PathBuf::from("/env/dir")));
+        let Command::Serve(c) =
+            parse(args(&["serve", "--port=1", "--data-dir", "d"]), &env).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((c.port, c.data_dir), (1, PathBuf::from("d")));
+        let Command::Serve(c) = parse(args(&[]), &no_env).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.bind, "127.0.0.1");
+        assert_eq!(c.data_dir, PathBuf::from("./walkv-data"));
+        assert_eq!(c.sync_interval, Duration::from_secs(5));
+        let get = parse(args(&["get", "k"]), &env).unwrap();
+        assert_eq!(
+            get,
+            Command::Get {
+                addr: "10.0.0.1:1".into(),
+                key: b"k".to_vec()
+            }
+        );
+        let get = parse(args(&["get", "--addr", "h:2", "k"]), &env).unwrap();
+        assert_eq!(
+            get,
+            Command::Get {
+                addr: "h:2".into(),
+                key: b"k".to_vec()
+            }
+        );
+    }
+
+    /// Client commands: `-` means stdin, `--` allows keys that look like flags.
+    #[test]
+    fn client_commands() {
+        let set = parse(args(&["set", "k", "-"]), &no_env).unwrap();
+        assert_eq!(
+            set,
+            Command::Set {
+                addr: DEFAULT_ADDR.into(),
+                key: b"k".to_vec(),
+                value: None
+            }
+        );
+        let del = parse(args(&["delete", "--", "-k"]), &no_env).unwrap();
+        assert_eq!(
+            del,
+            Command::Delete {
+                addr: DEFAULT_ADDR.into(),
+                key: b"-k".to_vec()
+            }
+        );
+        let set = parse(args(&["set", "k", "v=1 2", "--addr=x:1"]), &no_env).unwrap();
+        assert_eq!(
+            set,
+            Command::Set {
+                addr: "x:1".into(),
+                key: b"k".to_vec(),
+                value: Some(b"v=1 2".to_vec())
+            }
+        );
+    }
+
+    /// Wrong command lines are usage errors that say what is wrong.
+    #[test]
+    fn usage_errors() {
+        for (line, says) in [
+            (&["get"][..], "expected `walkv get KEY`"),
+            (&["set", "k"], "expected `walkv set KEY VALUE`"),
+            (&["--port", "x"], "port must be a number"),
+            (&["--port", "70000"], "port must be a number"),
+            (&["--sync-interval", "0"], "--sync-interval"),
+            (&["--frobnicate"], "unknown option --frobnicate"),
+            (&["get", "k", "--port", "1"], "unknown option --port"),
+            (&["--data-dir"], "--data-dir needs a value"),
+            (&["get", ""], "KEY must not be empty"),
+        ] {
+            let err = parse(args(line), &no_env).unwrap_err();
+            assert!(err.0.contains(says), "{line:?}: {err}");
+        }
+    }
+
+    /// `--help` works on every command.
+    #[test]
+    fn help_everywhere() {
+        assert_eq!(
+            parse(args(&["--help"]), &no_env).unwrap(),
+            Command::Help(HELP)
+        );
+        assert_eq!(
+            parse(args(&["serve", "--help"]), &no_env).unwrap(),
+            Command::Help(HELP_SERVE)
+        );
+        assert_eq!(
+            parse(args(&["get", "-h"]), &no_env).unwrap(),
+            Command::Help(HELP_CLIENT)
+        );
+        assert_eq!(
+            parse(args(&["repair", "--help"]), &no_env).unwrap(),
+            Command::Help(HELP_CHECK)
+        );
+        assert_eq!(
+            parse(args(&["help", "set"]), &no_env).unwrap(),
+            Command::Help(HELP_CLIENT)
+        );
+    }
+}

@@ -1,0 +1,233 @@
+//! A minimal HTTP/1.1 client over `std::net::TcpStream`, for `walkv get`, `set` and `delete`.
+//!
+//! Hand-written because the dependency budget has no room for an HTTP client, and because it
+//! needs very little: one request per connection (`Connection: close`), a `Content-Length` body
+//! out, and a response read to the end and parsed by [`parse_response`], a pure function that
+//! tests feed with well-formed, malformed and random answers. It reads at most
+//! [`MAX_RESPONSE`] bytes and gives up after [`TIMEOUT`], so a wrong address cannot hang it.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// Connect, read and write timeout.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest response read: a maximal value plus generous room for headers.
+pub const MAX_RESPONSE: usize = crate::wal::MAX_VALUE_LEN + 64 * 1024;
+
+/// A parsed response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// Why a request got no usable answer.
+#[derive(Debug)]
+pub enum ClientError {
+    /// No connection could be made (nothing listening, bad address, timeout).
+    Connect { addr: String, source: io::Error },
+    /// The connection broke while talking.
+    Io(io::Error),
+    /// Something answered, but not with HTTP we understand.
+    BadResponse(String),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Connect { addr, source } => write!(
+                f,
+                "cannot connect to {addr}: {source} (is the server running? set --addr or WALKV_ADDR)"
+            ),
+            ClientError::Io(e) => write!(f, "connection failed: {e}"),
+            ClientError::BadResponse(why) => write!(f, "unreadable answer from the server: {why}"),
+        }
+    }
+}
+
+/// Sends one request and returns the parsed response.
+pub fn request(addr: &str, method: &str, target: &str, body: &[u8]) -> Result<Reply, ClientError> {
+    let mut stream = connect(addr)?;
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut message = head.into_bytes();
+    message.extend_from_slice(body);
+    stream.write_all(&message).map_err(ClientError::Io)?;
+    let mut raw = Vec::new();
+    stream
+        .take(MAX_RESPONSE as u64 + 1)
+        .read_to_end(&mut raw)
+        .map_err(ClientError::Io)?;
+    if raw.len() > MAX_RESPONSE {
+        return Err(ClientError::BadResponse(format!(
+            "response over {MAX_RESPONSE} bytes"
+        )));
+    }
+    parse_response(&raw).map_err(ClientError::BadResponse)
+}
+
+fn connect(addr: &str) -> Result<TcpStream, ClientError> {
+    let fail = |source| ClientError::Connect {
+        addr: addr.to_string(),
+        source,
+    };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolved to nothing");
+    for sock in addr.to_socket_addrs().map_err(fail)? {
+        match TcpStream::connect_timeout(&sock, TIMEOUT) {
+            Ok(stream) => {
+                stream.set_read_timeout(Some(TIMEOUT)).map_err(fail)?;
+                stream.set_write_timeout(Some(TIMEOUT)).map_err(fail)?;
+                return Ok(stream);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(fail(last))
+}
+
+/// Parses a complete HTTP/1.x response: status line, headers, and a body delimited by
+/// `Content-Length` or, without one, by the end of the connection.
+pub fn parse_response(raw: &[u8]) -> Result<Reply, String> {
+    let head_end = find(raw, b"\r\n\r\n").ok_or("no end of headers")?;
+    let head = std::str::from_utf8(&raw[..head_end]).map_err(|_| "headers are not UTF-8")?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let (version, code) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    if !version.starts_with("HTTP/1.") {
+        return Err(format!("not an HTTP/1.x status line: {status_line:?}"));
+    }
+    let status = match code.parse::<u16>() {
+        Ok(s) if (100..=599).contains(&s) && code.len() == 3 => s,
+        _ => return Err(format!("bad status code in {status_line:?}")),
+    };
+    let mut content_length = None;
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("bad header {line:?}"))?;
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = value
+                .parse::<usize>()
+                .map_err(|_| format!("bad Content-Length {value:?}"))?;
+            content_length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err("chunked responses are not supported".to_string());
+        }
+    }
+    let rest = &raw[head_end + 4..];
+    let body = match content_length {
+        Some(n) if n <= rest.len() => &rest[..n],
+        Some(n) => return Err(format!("body ended after {} of {n} bytes", rest.len())),
+        None => rest,
+    };
+    Ok(Reply {
+        status,
+        body: body.to_vec(),
+    })
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Percent-encodes a key as one path segment: every byte but `A-Z a-z 0-9 - . _ ~` becomes `%XX`.
+pub fn encode_key(key: &[u8]) -> String {
+    let mut out = String::with_capacity(key.len() * 3);
+    for &b in key {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Well-formed answers parse to status and exact body.
+    #[test]
+    fn parses_responses() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Type: x\r\ncontent-length: 5\r\n\r\nhello";
+        assert_eq!(
+            parse_response(raw).unwrap(),
+            Reply {
+                status: 200,
+                body: b"hello".to_vec()
+            }
+        );
+        let raw = b"HTTP/1.0 404 Not Found\r\n\r\n{\"error\":\"key not found\"}";
+        assert_eq!(parse_response(raw).unwrap().status, 404);
+        let raw = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(parse_response(raw).unwrap().body, b"");
+    }
+
+    /// Malformed answers are errors that say why, never panics.
+    #[test]
+    fn rejects_malformed_responses() {
+        for raw in [
+            &b""[..],
+            b"HTTP/1.1 200 OK\r\n",
+            b"SSH-2.0-OpenSSH\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"HTTP/1.1 20 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+            b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nnocolon\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ] {
+            assert!(
+                parse_response(raw).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    /// Random and mutated answers never panic.
+    #[test]
+    fn random_responses_never_panic() {
+        let mut rng = crate::testrand::Rng::new(3);
+        let base = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc".to_vec();
+        for _ in 0..20_000 {
+            let mut raw = base.clone();
+            for _ in 0..1 + rng.below(4) {
+                if raw.is_empty() {
+                    break;
+                }
+                let at = rng.below(raw.len());
+                match rng.below(3) {
+                    0 => raw[at] = rng.next_u64() as u8,
+                    1 => raw.insert(at, b"\r\n: 0123456789"[rng.below(14)]),
+                    _ => raw.truncate(at),
+                }
+            }
+            let _ = parse_response(&raw);
+        }
+    }
+
+    /// Encoded keys decode back to the same bytes through the server's own decoder.
+    #[test]
+    fn encoded_keys_round_trip_through_the_server_decoder() {
+        let mut rng = crate::testrand::Rng::new(4);
+        for _ in 0..2000 {
+            let len = 1 + rng.below(20);
+            let key = rng.bytes(len);
+            let encoded = encode_key(&key);
+            assert!(!encoded.contains('/') && !encoded.contains('?'));
+            assert_eq!(crate::http::decode_key(&encoded).unwrap(), key);
+        }
+        assert_eq!(encode_key(b"a/b c=d"), "a%2Fb%20c%3Dd");
+    }
+}

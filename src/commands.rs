@@ -1,0 +1,221 @@
+//! What each command does, and which exit code it ends with (numbers in [`crate::cli::exit`]).
+//!
+//! Messages go to standard error prefixed with `walkv:`; standard output carries only data (the
+//! value bytes of `get`, the report of `check` and `repair`), so `walkv get k > file` is exact.
+
+use crate::cli::exit;
+use crate::client::{self, ClientError, Reply};
+use crate::error::Error;
+use crate::server::{self, Config, Outcome};
+use crate::store::{self, wal_path};
+use crate::wal::{self, Op, Tail};
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// `walkv serve`.
+pub fn serve(config: &Config) -> u8 {
+    match server::run(config) {
+        Ok(Outcome::Stopped { .. }) => exit::OK,
+        Ok(Outcome::ListenerFailed(_)) => exit::LISTENER_FAILED,
+        Err(e) => {
+            eprintln!("walkv: {e}");
+            match e {
+                Error::Corrupt { .. } => exit::CORRUPT,
+                _ => exit::FAILED,
+            }
+        }
+    }
+}
+
+/// `walkv get KEY`: the value's exact bytes on standard output.
+pub fn get(addr: &str, key: &[u8]) -> u8 {
+    let target = format!("/v1/{}?raw", client::encode_key(key));
+    finish(client::request(addr, "GET", &target, b""), |reply| {
+        let mut out = std::io::stdout().lock();
+        match out.write_all(&reply.body).and_then(|_| out.flush()) {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                eprintln!("walkv: cannot write to standard output: {e}");
+                exit::FAILED
+            }
+        }
+    })
+}
+
+/// `walkv set KEY VALUE` (`value: None` reads standard input).
+pub fn set(addr: &str, key: &[u8], value: Option<&[u8]>) -> u8 {
+    let stdin_value;
+    let value = match value {
+        Some(v) => v,
+        None => {
+            let mut buf = Vec::new();
+            if let Err(e) = std::io::stdin().lock().read_to_end(&mut buf) {
+                eprintln!("walkv: cannot read the value from standard input: {e}");
+                return exit::FAILED;
+            }
+            stdin_value = buf;
+            &stdin_value
+        }
+    };
+    let target = format!("/v1/{}", client::encode_key(key));
+    finish(client::request(addr, "PUT", &target, value), |_| exit::OK)
+}
+
+/// `walkv delete KEY`.
+pub fn delete(addr: &str, key: &[u8]) -> u8 {
+    let target = format!("/v1/{}", client::encode_key(key));
+    finish(client::request(addr, "DELETE", &target, b""), |_| exit::OK)
+}
+
+/// Maps a client result to an exit code, running `on_success` for a 2xx.
+fn finish(result: Result<Reply, ClientError>, on_success: impl FnOnce(Reply) -> u8) -> u8 {
+    let reply = match result {
+        Ok(reply) => reply,
+        Err(e) => {
+            eprintln!("walkv: {e}");
+            return match e {
+                ClientError::Connect { .. } => exit::UNAVAILABLE,
+                _ => exit::SERVER_ERROR,
+            };
+        }
+    };
+    let message = String::from_utf8_lossy(&reply.body);
+    match reply.status {
+        200..=299 => on_success(reply),
+        404 => {
+            eprintln!("walkv: key not found");
+            exit::NOT_FOUND
+        }
+        400..=499 => {
+            eprintln!(
+                "walkv: the server refused the request ({}): {message}",
+                reply.status
+            );
+            exit::REJECTED
+        }
+        status => {
+            eprintln!("walkv: the server failed ({status}): {message}");
+            exit::SERVER_ERROR
+        }
+    }
+}
+
+/// `walkv check`: reads the log, reports, changes nothing.
+pub fn check(data_dir: &Path) -> u8 {
+    let path = wal_path(data_dir);
+    if !path.exists() {
+        eprintln!("walkv: there is no log at {}", path.display());
+        return exit::FAILED;
+    }
+    let (mut sets, mut deletes) = (0u64, 0u64);
+    let scan = match wal::scan(&path, |r| match r.op {
+        Op::Set => sets += 1,
+        Op::Delete => deletes += 1,
+    }) {
+        Ok(scan) => scan,
+        Err(e) => {
+            eprintln!("walkv: {e}");
+            return if matches!(e, Error::Corrupt { .. }) {
+                exit::CORRUPT
+            } else {
+                exit::FAILED
+            };
+        }
+    };
+    println!(
+        "{}: format {}, {} records ({sets} sets, {deletes} deletes), last seq {}, {} bytes",
+        path.display(),
+        wal::VERSION,
+        scan.records,
+        scan.last_seq,
+        scan.file_len
+    );
+    let dir = data_dir.display();
+    match &scan.tail {
+        Tail::Clean => {
+            println!("ok: the log is clean");
+            exit::OK
+        }
+        Tail::Torn { reason } => {
+            println!(
+                "torn tail: {} bytes after offset {} hold no valid record ({reason}); the server \
+                 trims them at startup (they were never acknowledged), or run `walkv repair \
+                 --data-dir {dir}`",
+                scan.file_len - scan.end,
+                scan.end
+            );
+            exit::TORN
+        }
+        Tail::Corrupt { reason, next_valid } => {
+            let next = next_valid.map(|at| format!("; a valid record follows at offset {at}"));
+            println!(
+                "corrupt at offset {}: {reason}{}; the server will not start. Run `walkv repair \
+                 --data-dir {dir}` to cut the log there (the cut bytes are kept in a side file)",
+                scan.end,
+                next.unwrap_or_default()
+            );
+            exit::CORRUPT
+        }
+    }
+}
+
+/// `walkv repair`: cuts the log at its first damage and says what was dropped.
+pub fn repair(data_dir: &Path) -> u8 {
+    let path = wal_path(data_dir);
+    if !path.exists() {
+        eprintln!("walkv: there is no log at {}", path.display());
+        return exit::FAILED;
+    }
+    let result = store::lock_data_dir(data_dir).and_then(|_lock| wal::repair(&path));
+    let repair = match result {
+        Ok(repair) => repair,
+        Err(e) => {
+            eprintln!("walkv: {e}");
+            return exit::FAILED;
+        }
+    };
+    let scan = &repair.scan;
+    let Some(side) = &repair.side_file else {
+        println!(
+            "{}: clean ({} records); nothing to repair",
+            path.display(),
+            scan.records
+        );
+        return exit::OK;
+    };
+    let cut = match std::fs::read(side) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!(
+                "walkv: cut the log but cannot read back {}: {e}",
+                side.display()
+            );
+            return exit::FAILED;
+        }
+    };
+    println!(
+        "{}: cut at offset {} after {} valid records (last seq {}); dropped {} bytes, saved in {}",
+        path.display(),
+        scan.end,
+        scan.records,
+        scan.last_seq,
+        cut.len(),
+        side.display()
+    );
+    let found = wal::records_in(&cut);
+    println!(
+        "the dropped bytes hold {} record(s) that still check out:",
+        found.len()
+    );
+    for (at, r) in &found {
+        println!(
+            "  offset {}: seq {} {:?} key {:?} ({} value bytes)",
+            scan.end + *at as u64,
+            r.seq,
+            r.op,
+            String::from_utf8_lossy(r.key),
+            r.value.len()
+        );
+    }
+    exit::OK
+}

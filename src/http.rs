@@ -1,0 +1,466 @@
+//! The HTTP API as a plain function: [`handle`] maps (method, path, query, headers, body) to a
+//! [`Response`], with no socket in sight, so every rule below is tested without a network.
+//!
+//! | request                         | success                                  | notes                                   |
+//! |---------------------------------|------------------------------------------|-----------------------------------------|
+//! | `GET /v1/{key}`                 | 200 `{"value":"..."}` (application/json) | 404 `{"error":"key not found"}`          |
+//! | `GET /v1/{key}?raw`             | 200, the value's bytes (octet-stream)    | works for any bytes                     |
+//! | `HEAD /v1/{key}`                | as GET, without the body                 |                                         |
+//! | `POST /v1/write` `{"key","value"}` | 201 `{"seq":N}`                       | the original Go service's write         |
+//! | `PUT /v1/{key}` (raw body)      | 201 `{"seq":N}` if new, 200 if replaced  | the body is the value, any bytes        |
+//! | `DELETE /v1/{key}`              | 200 `{"deleted":true,"seq":N}` / `{"deleted":false}` | idempotent             |
+//!
+//! Keys are one percent-decoded path segment, so `/`, `=`, spaces and any byte work when encoded
+//! (`%2F`, `%3D`, `%20`, ...). Values are bytes. JSON can only carry text, so a JSON GET of a value
+//! that is not UTF-8 answers 406 and points at `?raw`, rather than altering the bytes.
+//!
+//! Every error is JSON, `{"error":"..."}`, saying exactly what was wrong. Status codes for store
+//! errors are chosen in one place, [`error_status`].
+
+use crate::error::Error;
+use crate::json::{self, Value};
+use crate::store::Store;
+use crate::wal::{MAX_KEY_LEN, MAX_VALUE_LEN};
+
+/// Largest `POST /v1/write` body: room for a maximal key and value even with heavy escaping.
+pub const MAX_JSON_BODY: u64 = 8 << 20;
+/// Largest body accepted on requests that do not use one (GET, HEAD, DELETE, unknown paths).
+pub const MAX_OTHER_BODY: u64 = 64 << 10;
+
+const JSON: &str = "application/json";
+const OCTETS: &str = "application/octet-stream";
+/// Methods a key path answers, for `Allow` on 405.
+const KEY_METHODS: &str = "GET, HEAD, PUT, DELETE";
+const WRITE_METHODS: &str = "POST, GET, HEAD, PUT, DELETE";
+
+/// An HTTP request, reduced to what routing needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The path, without the query string, still percent-encoded.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+}
+
+/// What to send back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    /// Extra headers, with values walkv wrote itself (never bytes copied from the request).
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    fn json(status: u16, body: String) -> Response {
+        Response {
+            status,
+            content_type: JSON,
+            headers: Vec::new(),
+            body: body.into_bytes(),
+        }
+    }
+
+    /// `{"error":"<message>"}` with the given status.
+    pub fn error(status: u16, message: &str) -> Response {
+        Response::json(status, json::object_with_string("error", message))
+    }
+}
+
+/// The body size limit for a request, decided from its method and path before the body is read,
+/// so an oversized `Content-Length` can be refused with 413 without reading anything.
+pub fn body_limit(method: &str, path: &str) -> u64 {
+    match (method, path) {
+        ("POST", "/v1/write") => MAX_JSON_BODY,
+        ("PUT", p) if p.starts_with("/v1/") => MAX_VALUE_LEN as u64,
+        _ => MAX_OTHER_BODY,
+    }
+}
+
+/// The 413 answer for a body over `limit`.
+pub fn too_large(limit: u64) -> Response {
+    Response::error(
+        413,
+        &format!("request body is over the limit of {limit} bytes"),
+    )
+}
+
+/// Maps a store error to its HTTP status: the one place this is decided.
+pub fn error_status(error: &Error) -> u16 {
+    match error {
+        Error::Invalid(_) => 400,
+        Error::TooLarge(_) => 413,
+        Error::Failed { .. } => 503,
+        e if e.is_out_of_space() => 507,
+        Error::Io { .. } | Error::Corrupt { .. } | Error::Locked { .. } => 500,
+    }
+}
+
+fn store_error(error: &Error) -> Response {
+    Response::error(error_status(error), &error.to_string())
+}
+
+/// Answers one request against the store.
+pub fn handle(store: &mut Store, req: &Request) -> Response {
+    let Some(segment) = req.path.strip_prefix("/v1/") else {
+        return Response::error(404, "no such endpoint; the API is /v1/{key} and /v1/write");
+    };
+    if segment.contains('/') {
+        return Response::error(
+            404,
+            "no such endpoint; a key containing '/' must be percent-encoded as %2F",
+        );
+    }
+    if segment == "write" && req.method == "POST" {
+        return write_json(store, req.body);
+    }
+    let key = match decode_key(segment) {
+        Ok(key) => key,
+        Err(message) => return Response::error(400, &message),
+    };
+    match req.method {
+        "GET" | "HEAD" => get(store, &key, wants_raw(req.query)),
+        "PUT" => put(store, &key, req.body),
+        "DELETE" => delete(store, &key),
+        _ => {
+            let allow = if segment == "write" {
+                WRITE_METHODS
+            } else {
+                KEY_METHODS
+            };
+            let mut response = Response::error(405, &format!("method not allowed; use {allow}"));
+            response.headers.push(("Allow", allow.to_string()));
+            response
+        }
+    }
+}
+
+fn get(store: &Store, key: &[u8], raw: bool) -> Response {
+    let Some(value) = store.get(key) else {
+        return Response::error(404, "key not found");
+    };
+    if raw {
+        return Response {
+            status: 200,
+            content_type: OCTETS,
+            headers: Vec::new(),
+            body: value.to_vec(),
+        };
+    }
+    match std::str::from_utf8(value) {
+        Ok(text) => Response::json(200, json::object_with_string("value", text)),
+        Err(_) => Response::error(
+            406,
+            "the value is not valid UTF-8, so JSON cannot carry it; fetch it with ?raw",
+        ),
+    }
+}
+
+fn put(store: &mut Store, key: &[u8], value: &[u8]) -> Response {
+    match store.set(key, value) {
+        Ok((seq, created)) => Response::json(if created { 201 } else { 200 }, seq_body(seq)),
+        Err(e) => store_error(&e),
+    }
+}
+
+fn delete(store: &mut Store, key: &[u8]) -> Response {
+    match store.delete(key) {
+        Ok(Some(seq)) => Response::json(200, format!("{{\"deleted\":true,\"seq\":{seq}}}")),
+        Ok(None) => Response::json(200, "{\"deleted\":false}".to_string()),
+        Err(e) => store_error(&e),
+    }
+}
+
+/// `POST /v1/write`, the original service's write: a JSON object with string `key` and `value`.
+fn write_json(store: &mut Store, body: &[u8]) -> Response {
+    let (key, value) = match parse_write_body(body) {
+        Ok(kv) => kv,
+        Err(message) => return Response::error(400, &message),
+    };
+    match store.set(key.as_bytes(), value.as_bytes()) {
+        Ok((seq, _)) => Response::json(201, seq_body(seq)),
+        Err(e) => store_error(&e),
+    }
+}
+
+fn seq_body(seq: u64) -> String {
+    format!("{{\"seq\":{seq}}}")
+}
+
+/// Extracts `key` and `value` from a write body, or says exactly what is wrong with it. Other
+/// members are ignored, as the Go service's decoder did; a repeated `key` or `value` is refused
+/// because it is ambiguous.
+pub fn parse_write_body(body: &[u8]) -> Result<(String, String), String> {
+    if body.is_empty() {
+        return Err(
+            "empty body; expected a JSON object {\"key\":\"...\",\"value\":\"...\"}".into(),
+        );
+    }
+    let Value::Object(members) = json::parse(body).map_err(|e| e.to_string())? else {
+        return Err("the body must be a JSON object {\"key\":\"...\",\"value\":\"...\"}".into());
+    };
+    let key = string_member(&members, "key")?;
+    let value = string_member(&members, "value")?;
+    if key.is_empty() {
+        return Err("`key` must not be empty".into());
+    }
+    Ok((key, value))
+}
+
+fn string_member(members: &[(String, Value)], name: &str) -> Result<String, String> {
+    let mut found = members.iter().filter(|(n, _)| n == name);
+    match (found.next(), found.next()) {
+        (None, _) => Err(format!("missing field `{name}`")),
+        (Some(_), Some(_)) => Err(format!("field `{name}` appears more than once")),
+        (Some((_, Value::String(s))), None) => Ok(s.clone()),
+        (Some((_, other)), None) => Err(format!(
+            "field `{name}` must be a string, not {}",
+            other.kind()
+        )),
+    }
+}
+
+/// True if the query string asks for the raw value: `raw` or `raw=<anything>` among its parts.
+fn wants_raw(query: Option<&str>) -> bool {
+    query.is_some_and(|q| q.split('&').any(|p| p == "raw" || p.starts_with("raw=")))
+}
+
+/// Percent-decodes a key segment; a key may be any bytes once decoded, but not empty or too long.
+pub fn decode_key(segment: &str) -> Result<Vec<u8>, String> {
+    let bytes = segment.as_bytes();
+    let mut key = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+            let Some(hex) = hex else {
+                return Err(format!(
+                    "invalid percent-encoding in key at byte {i}; write '%' as %25"
+                ));
+            };
+            key.push(hex_digit(hex[0]) << 4 | hex_digit(hex[1]));
+            i += 3;
+        } else {
+            key.push(bytes[i]);
+            i += 1;
+        }
+    }
+    if key.is_empty() {
+        return Err("key must not be empty".into());
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(format!(
+            "key is {} bytes; the limit is {MAX_KEY_LEN}",
+            key.len()
+        ));
+    }
+    Ok(key)
+}
+
+/// The value of one ASCII hex digit (already checked to be one).
+fn hex_digit(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        _ => c - b'A' + 10,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn store(name: &str) -> Store {
+        let dir: PathBuf =
+            std::env::temp_dir().join(format!("walkv-http-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Store::open(&dir).unwrap().0
+    }
+
+    fn call(store: &mut Store, method: &str, target: &str, body: &[u8]) -> Response {
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target, None),
+        };
+        handle(
+            store,
+            &Request {
+                method,
+                path,
+                query,
+                headers: &[],
+                body,
+            },
+        )
+    }
+
+    fn text(r: &Response) -> String {
+        String::from_utf8_lossy(&r.body).into_owned()
+    }
+
+    /// The Go service's contract: POST /v1/write then GET /v1/{key}.
+    #[test]
+    fn original_contract() {
+        let mut s = store("contract");
+        let r = call(
+            &mut s,
+            "POST",
+            "/v1/write",
+            br#"{"key":"greeting","value":"hello"}"#,
+        );
+        assert_eq!((r.status, text(&r)), (201, r#"{"seq":1}"#.to_string()));
+        let r = call(&mut s, "GET", "/v1/greeting", b"");
+        assert_eq!(
+            (r.status, r.content_type, text(&r)),
+            (200, JSON, r#"{"value":"hello"}"#.into())
+        );
+        let r = call(&mut s, "GET", "/v1/missing", b"");
+        assert_eq!(
+            (r.status, text(&r)),
+            (404, r#"{"error":"key not found"}"#.to_string())
+        );
+    }
+
+    /// Each malformed write body gets 400 and a message naming the problem.
+    #[test]
+    fn bad_write_bodies_are_400_with_reason() {
+        let mut s = store("bad");
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "empty body"),
+            (b"{", "invalid JSON"),
+            (b"[]", "must be a JSON object"),
+            (br#"{"value":"v"}"#, "missing field `key`"),
+            (br#"{"key":"k"}"#, "missing field `value`"),
+            (
+                br#"{"key":1,"value":"v"}"#,
+                "`key` must be a string, not a number",
+            ),
+            (
+                br#"{"key":"k","value":null}"#,
+                "`value` must be a string, not null",
+            ),
+            (br#"{"key":"","value":"v"}"#, "`key` must not be empty"),
+            (br#"{"key":"a","key":"b","value":"v"}"#, "more than once"),
+            (br#"{"key":"\ud800","value":"v"}"#, "surrogate"),
+        ];
+        for (body, reason) in cases {
+            let r = call(&mut s, "POST", "/v1/write", body);
+            assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(body));
+            assert!(
+                text(&r).contains(reason),
+                "{} -> {}",
+                String::from_utf8_lossy(body),
+                text(&r)
+            );
+        }
+        assert!(s.is_empty(), "a rejected write must change nothing");
+    }
+
+    /// Field order, whitespace, extra fields and escapes do not matter; empty values are values.
+    #[test]
+    fn write_body_is_read_exactly() {
+        let mut s = store("exact");
+        let body =
+            " {\n \"extra\": [1, {}], \"value\" : \"\\u00e9\\ud83d\\ude00\\n\" ,\"key\":\"k\"}\t";
+        assert_eq!(
+            call(&mut s, "POST", "/v1/write", body.as_bytes()).status,
+            201
+        );
+        assert_eq!(s.get(b"k"), Some("é😀\n".as_bytes()));
+        assert_eq!(
+            call(&mut s, "POST", "/v1/write", br#"{"key":"e","value":""}"#).status,
+            201
+        );
+        assert_eq!(text(&call(&mut s, "GET", "/v1/e", b"")), r#"{"value":""}"#);
+    }
+
+    /// PUT, DELETE, HEAD and ?raw, with percent-encoded keys holding any bytes.
+    #[test]
+    fn curl_style_endpoints() {
+        let mut s = store("curl");
+        assert_eq!(
+            call(&mut s, "PUT", "/v1/a%2Fb%3Dc%20d%00%FF", b"\x00\xffbin").status,
+            201
+        );
+        assert_eq!(s.get(b"a/b=c d\x00\xff"), Some(&b"\x00\xffbin"[..]));
+        assert_eq!(
+            call(&mut s, "PUT", "/v1/a%2Fb%3Dc%20d%00%FF", b"v2").status,
+            200
+        );
+        let r = call(&mut s, "GET", "/v1/a%2fb%3dc%20d%00%ff?raw", b"");
+        assert_eq!(
+            (r.status, r.content_type, r.body.as_slice()),
+            (200, OCTETS, &b"v2"[..])
+        );
+        assert_eq!(call(&mut s, "PUT", "/v1/bin", b"\xff").status, 201);
+        let r = call(&mut s, "GET", "/v1/bin", b"");
+        assert_eq!(r.status, 406);
+        assert!(text(&r).contains("?raw"));
+        assert_eq!(call(&mut s, "GET", "/v1/bin?x=1&raw", b"").body, b"\xff");
+        assert_eq!(call(&mut s, "HEAD", "/v1/bin", b"").status, 406);
+        let r = call(&mut s, "DELETE", "/v1/bin", b"");
+        assert_eq!(
+            (r.status, text(&r)),
+            (200, r#"{"deleted":true,"seq":4}"#.to_string())
+        );
+        let r = call(&mut s, "DELETE", "/v1/bin", b"");
+        assert_eq!(
+            (r.status, text(&r)),
+            (200, r#"{"deleted":false}"#.to_string())
+        );
+        assert_eq!(call(&mut s, "GET", "/v1/bin", b"").status, 404);
+    }
+
+    /// Unknown paths, wrong methods, bad keys: the right status and a JSON error.
+    #[test]
+    fn routing_errors() {
+        let mut s = store("routing");
+        for (method, target, status) in [
+            ("GET", "/", 404),
+            ("GET", "/v2/x", 404),
+            ("GET", "/v1/a/b", 404),
+            ("GET", "/v1/", 400),
+            ("GET", "/v1/%zz", 400),
+            ("GET", "/v1/%4", 400),
+            ("GET", "/v1/%+1", 400),
+            ("POST", "/v1/key", 405),
+            ("PATCH", "/v1/write", 405),
+        ] {
+            let r = call(&mut s, method, target, b"");
+            assert_eq!(r.status, status, "{method} {target}");
+            assert!(json::parse(&r.body).is_ok() && text(&r).starts_with("{\"error\":"));
+        }
+        let r = call(&mut s, "POST", "/v1/key", b"");
+        assert_eq!(r.headers, vec![("Allow", KEY_METHODS.to_string())]);
+        let long = "k".repeat(MAX_KEY_LEN + 1);
+        assert_eq!(call(&mut s, "GET", &format!("/v1/{long}"), b"").status, 400);
+        let big = vec![b'x'; MAX_VALUE_LEN + 1];
+        assert_eq!(call(&mut s, "PUT", "/v1/big", &big).status, 413);
+    }
+
+    /// Random request lines and bodies never panic the router.
+    #[test]
+    fn random_requests_never_panic() {
+        let mut s = store("fuzz");
+        let mut rng = crate::testrand::Rng::new(11);
+        let pieces = [
+            "/v1/", "write", "%", "%2F", "/", "?raw", "a", "\u{e9}", "%zz", "?",
+        ];
+        let methods = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", ""];
+        for _ in 0..5000 {
+            let target: String = (0..rng.below(6))
+                .map(|_| pieces[rng.below(pieces.len())])
+                .collect();
+            let len = rng.below(40);
+            let body = rng.bytes(len);
+            let r = call(&mut s, methods[rng.below(methods.len())], &target, &body);
+            assert!((200..600).contains(&r.status));
+        }
+    }
+}

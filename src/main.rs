@@ -1,0 +1,34 @@
+//! The `walkv` binary: parse the command line, run the command, exit with its code.
+//! Each command lives in [`walkv::commands`]; the exit codes in [`walkv::cli::exit`].
+
+use std::process::ExitCode;
+use walkv::cli::{self, Command, exit};
+use walkv::commands;
+
+fn main() -> ExitCode {
+    let args = std::env::args_os().skip(1).collect();
+    let command = match cli::parse(args, &|name| std::env::var(name).ok()) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("walkv: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let code = match &command {
+        Command::Serve(config) => commands::serve(config),
+        Command::Get { addr, key } => commands::get(addr, key),
+        Command::Set { addr, key, value } => commands::set(addr, key, value.as_deref()),
+        Command::Delete { addr, key } => commands::delete(addr, key),
+        Command::Check { data_dir } => commands::check(data_dir),
+        Command::Repair { data_dir } => commands::repair(data_dir),
+        Command::Help(text) => {
+            print!("{text}");
+            exit::OK
+        }
+        Command::Version => {
+            println!("walkv {}", env!("CARGO_PKG_VERSION"));
+            exit::OK
+        }
+    };
+    ExitCode::from(code)
+}

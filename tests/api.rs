@@ -1,0 +1,312 @@
+//! The HTTP API through the real binary: the Go service's contract, the curl-style endpoints,
+//! hostile keys and values, limits, and malformed requests that must not disturb the server.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+use support::{Server, encode_all, json_string, request, send_raw, temp_dir};
+use walkv::testrand::Rng;
+
+fn json(reply: &support::Reply) -> serde_json::Value {
+    serde_json::from_slice(&reply.body)
+        .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", reply.text()))
+}
+
+/// The original Go service's contract, byte for byte where it defined bytes.
+#[test]
+fn original_go_contract() {
+    let server = Server::start(&temp_dir("contract"));
+    let a = &server.addr;
+    let r = request(a, "POST", "/v1/write", br#"{"key":"user:1","value":"Ada"}"#).unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = request(a, "GET", "/v1/user:1", b"").unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, r#"{"value":"Ada"}"#));
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    let r = request(a, "GET", "/v1/nobody", b"").unwrap();
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (404, r#"{"error":"key not found"}"#)
+    );
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    for body in [
+        &b"not json"[..],
+        b"{}",
+        br#"{"key":"","value":"x"}"#,
+        br#"{"key":"k","value":7}"#,
+    ] {
+        let r = request(a, "POST", "/v1/write", body).unwrap();
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(body));
+        assert!(json(&r)["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+}
+
+/// PUT with a raw body, DELETE (idempotent), HEAD, and ?raw.
+#[test]
+fn curl_endpoints() {
+    let server = Server::start(&temp_dir("curl"));
+    let a = &server.addr;
+    assert_eq!(request(a, "PUT", "/v1/k", b"v1").unwrap().status, 201);
+    assert_eq!(request(a, "PUT", "/v1/k", b"v2").unwrap().status, 200);
+    let r = request(a, "HEAD", "/v1/k", b"").unwrap();
+    assert_eq!((r.status, r.header("Content-Length")), (200, Some("14")));
+    let r = request(a, "GET", "/v1/k?raw", b"").unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"v2"[..]));
+    assert_eq!(r.header("Content-Type"), Some("application/octet-stream"));
+    assert_eq!(
+        json(&request(a, "DELETE", "/v1/k", b"").unwrap())["deleted"],
+        true
+    );
+    let again = request(a, "DELETE", "/v1/k", b"").unwrap();
+    assert_eq!(
+        (again.status, json(&again)["deleted"].clone()),
+        (200, serde_json::json!(false))
+    );
+    assert_eq!(request(a, "GET", "/v1/k", b"").unwrap().status, 404);
+    assert_eq!(request(a, "HEAD", "/v1/k", b"").unwrap().status, 404);
+}
+
+/// Unknown paths 404, wrong methods 405 with Allow, and every error body is JSON.
+#[test]
+fn routing_errors_are_json() {
+    let server = Server::start(&temp_dir("routing"));
+    let a = &server.addr;
+    for (method, target, status) in [
+        ("GET", "/", 404),
+        ("GET", "/v1", 404),
+        ("GET", "/v1/a/b", 404),
+        ("GET", "/v1/", 400),
+        ("GET", "/v1/%G0", 400),
+        ("POST", "/v1/key", 405),
+        ("PATCH", "/v1/key", 405),
+        ("DELETE", "/healthz", 404),
+    ] {
+        let r = request(a, method, target, b"").unwrap();
+        assert_eq!(r.status, status, "{method} {target}");
+        assert!(
+            json(&r)["error"].is_string(),
+            "{method} {target}: {}",
+            r.text()
+        );
+        if status == 405 {
+            assert_eq!(r.header("Allow"), Some("GET, HEAD, PUT, DELETE"));
+        }
+    }
+}
+
+/// Random binary keys and values round-trip through PUT and ?raw; random text round-trips
+/// through the JSON write and read, with every kind of escape.
+#[test]
+fn hostile_keys_and_values_round_trip() {
+    let server = Server::start(&temp_dir("hostile"));
+    let a = &server.addr;
+    let mut rng = Rng::new(17);
+    let mut written = Vec::new();
+    for i in 0..150 {
+        let key_len = 1 + rng.below(64);
+        let mut key = rng.bytes(key_len);
+        key.extend_from_slice(format!("#{i}").as_bytes()); // unique
+        let value_len = rng.below(3000);
+        let value = rng.bytes(value_len);
+        let r = request(a, "PUT", &format!("/v1/{}", encode_all(&key)), &value).unwrap();
+        assert_eq!(r.status, 201, "{}", r.text());
+        written.push((key, value));
+    }
+    let specials = [
+        "a=b",
+        "line\nbreak",
+        "sp ace",
+        "sl/ash",
+        "quo\"te",
+        "back\\slash",
+        "é€😀",
+        "\u{0}\u{1f}",
+    ];
+    for (i, s) in specials.iter().enumerate() {
+        let key = format!("{s}-{i}");
+        let value = format!("{s}\r\n\t{}", "\u{2028}");
+        let body = format!(
+            "{{\"value\":{},\"key\":{}}}",
+            json_string(&value),
+            json_string(&key)
+        );
+        assert_eq!(
+            request(a, "POST", "/v1/write", body.as_bytes())
+                .unwrap()
+                .status,
+            201
+        );
+        written.push((key.into_bytes(), value.into_bytes()));
+    }
+    // Surrogate pairs written as escapes decode to the real character.
+    let body = br#"{"key":"emoji","value":"\ud83d\ude00\u00e9"}"#;
+    assert_eq!(request(a, "POST", "/v1/write", body).unwrap().status, 201);
+    written.push((b"emoji".to_vec(), "😀é".as_bytes().to_vec()));
+
+    let check_all = |addr: &str| {
+        for (key, value) in &written {
+            let r = request(addr, "GET", &format!("/v1/{}?raw", encode_all(key)), b"").unwrap();
+            assert_eq!((r.status, &r.body), (200, value), "key {key:?}");
+            if let Ok(text) = std::str::from_utf8(value) {
+                let r = request(addr, "GET", &format!("/v1/{}", encode_all(key)), b"").unwrap();
+                assert_eq!(json(&r)["value"].as_str(), Some(text));
+            }
+        }
+    };
+    check_all(a);
+    // And the same after a restart: what went through the log comes back exactly.
+    let dir = server.data_dir.clone();
+    server.kill9();
+    let server = Server::start(&dir);
+    check_all(&server.addr);
+}
+
+/// Values that are not UTF-8 are refused by the JSON GET with a pointer to ?raw.
+#[test]
+fn non_utf8_value_json_get_is_406() {
+    let server = Server::start(&temp_dir("utf8"));
+    assert_eq!(
+        request(&server.addr, "PUT", "/v1/bin", b"\xff\xfe")
+            .unwrap()
+            .status,
+        201
+    );
+    let r = request(&server.addr, "GET", "/v1/bin", b"").unwrap();
+    assert_eq!(r.status, 406);
+    assert!(json(&r)["error"].as_str().unwrap().contains("?raw"));
+}
+
+/// A body over the limit gets 413 from its Content-Length alone: the server answers before a
+/// single body byte is sent. Key and value limits are enforced too.
+#[test]
+fn oversized_bodies_are_413_before_reading() {
+    let server = Server::start(&temp_dir("limits"));
+    let a = &server.addr;
+    let mut stream = TcpStream::connect(a).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"PUT /v1/big HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n")
+        .unwrap();
+    let r = support::read_reply(&mut stream, false).expect("a 413 before any body byte");
+    assert_eq!(r.status, 413);
+    assert!(json(&r)["error"].as_str().unwrap().contains("1048576"));
+    drop(stream);
+    let exact = vec![b'x'; walkv::wal::MAX_VALUE_LEN];
+    assert_eq!(request(a, "PUT", "/v1/max", &exact).unwrap().status, 201);
+    let over = vec![b'x'; walkv::wal::MAX_VALUE_LEN + 1];
+    assert_eq!(request(a, "PUT", "/v1/over", &over).unwrap().status, 413);
+    let long_key = "k".repeat(walkv::wal::MAX_KEY_LEN + 1);
+    assert_eq!(
+        request(a, "GET", &format!("/v1/{long_key}"), b"")
+            .unwrap()
+            .status,
+        400
+    );
+    let r = request(a, "GET", "/v1/max?raw", b"").unwrap();
+    assert_eq!(r.body.len(), walkv::wal::MAX_VALUE_LEN);
+}
+
+/// Chunked uploads are read through the same limit.
+#[test]
+fn chunked_body_is_limited_too() {
+    let server = Server::start(&temp_dir("chunked"));
+    let head =
+        b"PUT /v1/c HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut msg = head.to_vec();
+    msg.extend_from_slice(b"5\r\nhello\r\n0\r\n\r\n");
+    let raw = send_raw(&server.addr, &msg).unwrap();
+    assert!(
+        raw.starts_with(b"HTTP/1.1 201"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert_eq!(
+        request(&server.addr, "GET", "/v1/c?raw", b"").unwrap().body,
+        b"hello"
+    );
+}
+
+/// Garbage, half requests and protocol violations get a 4xx or a closed connection, and the
+/// server goes on answering everyone else.
+#[test]
+fn malformed_requests_do_not_disturb_the_server() {
+    let server = Server::start(&temp_dir("malformed"));
+    let a = &server.addr;
+    let junk: &[&[u8]] = &[
+        b"\r\n\r\n",
+        b"HELLO\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"GET /v1/x HTTP/9.9\r\n\r\n",
+        b"GET /v1/x HTTP/1.1\r\nNo-Colon-Header\r\n\r\n",
+        b"\xff\xfe\xfd\r\n\r\n",
+        b"POST /v1/write HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+        b"POST /v1/write HTTP/1.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{\"ke",
+        b"PUT /v1/x HTTP/1.1\r\nExpect: teapot\r\n\r\n",
+    ];
+    for bytes in junk {
+        let raw = send_raw(a, bytes).unwrap_or_default();
+        if let Some(code) = raw.get(9..12) {
+            let code = std::str::from_utf8(code).unwrap_or("???");
+            assert!(
+                code.starts_with('4'),
+                "{:?} -> {:?}",
+                String::from_utf8_lossy(bytes),
+                code
+            );
+        }
+        let r = request(a, "PUT", "/v1/alive", b"yes").unwrap();
+        assert!(
+            r.status == 200 || r.status == 201,
+            "after {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+    let mut rng = Rng::new(23);
+    for _ in 0..100 {
+        let len = rng.below(200);
+        let mut bytes = b"GET /v1/".to_vec();
+        bytes.extend(rng.bytes(len));
+        bytes.extend_from_slice(b"\r\n\r\n");
+        let _ = send_raw(a, &bytes);
+    }
+    assert_eq!(
+        request(a, "GET", "/v1/alive?raw", b"").unwrap().body,
+        b"yes"
+    );
+}
+
+/// Requests pipelined on one keep-alive connection are answered in order.
+#[test]
+fn keep_alive_pipelining_answers_in_order() {
+    let server = Server::start(&temp_dir("pipeline"));
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut batch = Vec::new();
+    for i in 0..20 {
+        batch.extend_from_slice(
+            format!(
+                "PUT /v1/p{i} HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n{}",
+                i % 10
+            )
+            .as_bytes(),
+        );
+        batch.extend_from_slice(format!("GET /v1/p{i}?raw HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    }
+    stream.write_all(&batch).unwrap();
+    for i in 0..20 {
+        assert_eq!(support::read_reply(&mut stream, false).unwrap().status, 201);
+        let r = support::read_reply(&mut stream, false).unwrap();
+        assert_eq!(r.body, format!("{}", i % 10).as_bytes());
+    }
+    stream
+        .write_all(b"GET /v1/p0 HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    assert!(rest.starts_with(b"HTTP/1.1 200"));
+}

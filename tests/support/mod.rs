@@ -1,0 +1,292 @@
+//! Helpers for tests that drive the real `walkv` binary over real sockets and real files.
+//!
+//! Servers listen on 127.0.0.1 port 0 and report the port they got on stderr; every process a
+//! test starts is stopped by PID when its handle is dropped. The HTTP helpers here are written
+//! independently of `walkv::client` so that they can check it.
+#![allow(dead_code)] // Each test file uses a different subset.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_walkv");
+
+/// A fresh, empty directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("walkv-it-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// A running `walkv serve`.
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts a server on `data_dir` and waits until it listens.
+    pub fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        match Server::try_start(data_dir, extra) {
+            Ok(server) => server,
+            Err((status, stderr)) => panic!("server did not start ({status:?}): {stderr}"),
+        }
+    }
+
+    /// Starts a server; if it exits instead of listening, returns its status and stderr.
+    pub fn try_start(
+        data_dir: &Path,
+        extra: &[&str],
+    ) -> Result<Server, (Option<ExitStatus>, String)> {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--port", "0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn walkv");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr pipe");
+        let log = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("walkv: listening on http://") {
+                    let _ = tx.send(addr.to_string());
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => Ok(Server {
+                child: Some(child),
+                addr,
+                data_dir: data_dir.to_path_buf(),
+                stderr,
+            }),
+            Err(_) => {
+                let status = child.wait().ok();
+                std::thread::sleep(Duration::from_millis(50)); // let the reader drain the pipe
+                let text = stderr.lock().unwrap().clone();
+                Err((status, text))
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Everything the server has written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: no chance to flush or sync anything.
+    pub fn kill9(mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the status and the full stderr.
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        signal(child.id(), "TERM");
+        let status = wait_with_timeout(&mut child, Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+        (status, self.stderr())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends a signal to one process we started, by PID.
+pub fn signal(pid: u32, name: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status();
+    assert!(
+        ok.map(|s| s.success()).unwrap_or(false),
+        "kill -{name} {pid} failed"
+    );
+}
+
+pub fn wait_with_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `walkv ARGS...` to completion; returns (exit code, stdout, stderr).
+pub fn run_walkv(args: &[&str], envs: &[(&str, &str)], stdin: &[u8]) -> (i32, Vec<u8>, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("WALKV_ADDR")
+        .env_remove("WALKV_DATA_DIR")
+        .env_remove("PORT")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn walkv");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait walkv");
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One request on a fresh connection.
+pub fn request(addr: &str, method: &str, target: &str, body: &[u8]) -> std::io::Result<Reply> {
+    let mut head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    head.extend_from_slice(body);
+    let raw = send_raw(addr, &head)?;
+    parse_reply(&raw, method == "HEAD").ok_or_else(|| {
+        std::io::Error::other(format!("bad reply: {:?}", String::from_utf8_lossy(&raw)))
+    })
+}
+
+/// Writes `bytes`, closes our sending side (so a server waiting for more sees the end), then
+/// reads until the server closes (10 s timeout).
+pub fn send_raw(addr: &str, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(bytes)?;
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    Ok(raw)
+}
+
+/// Reads exactly one response from a stream that stays open.
+pub fn read_reply(stream: &mut TcpStream, head_only: bool) -> Option<Reply> {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        raw.push(byte[0]);
+    }
+    let mut reply = parse_reply(&raw, true)?;
+    if !head_only {
+        let len: usize = reply.header("Content-Length")?.parse().ok()?;
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).ok()?;
+        reply.body = body;
+    }
+    Some(reply)
+}
+
+fn parse_reply(raw: &[u8], head_only: bool) -> Option<Reply> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    if let Some(len) = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+    {
+        let len: usize = len.1.parse().ok()?;
+        if head_only {
+            body.clear();
+        } else if body.len() != len {
+            return None;
+        }
+    }
+    Some(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Percent-encodes every byte (the most conservative encoding a client could send).
+pub fn encode_all(key: &[u8]) -> String {
+    key.iter().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// A JSON string literal for `s`, using the oracle.
+pub fn json_string(s: &str) -> String {
+    serde_json::to_string(s).expect("serialize")
+}
+
+/// The number from an environment variable, or a default (the knobs for longer runs).
+pub fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
