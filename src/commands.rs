@@ -12,13 +12,21 @@ use crate::wal::{self, Op, Tail};
 use std::io::{Read, Write};
 use std::path::Path;
 
+/// `println!` that ignores a closed stdout (`walkv check | head -1` must not panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// `walkv serve`.
 pub fn serve(config: &Config) -> u8 {
     match server::run(config) {
         Ok(Outcome::Stopped { .. }) => exit::OK,
         Ok(Outcome::ListenerFailed(_)) => exit::LISTENER_FAILED,
         Err(e) => {
-            eprintln!("walkv: {e}");
+            crate::log!("{e}");
             match e {
                 Error::Corrupt { .. } => exit::CORRUPT,
                 _ => exit::FAILED,
@@ -35,7 +43,7 @@ pub fn get(addr: &str, key: &[u8]) -> u8 {
         match out.write_all(&reply.body).and_then(|_| out.flush()) {
             Ok(()) => exit::OK,
             Err(e) => {
-                eprintln!("walkv: cannot write to standard output: {e}");
+                crate::log!("cannot write to standard output: {e}");
                 exit::FAILED
             }
         }
@@ -50,7 +58,7 @@ pub fn set(addr: &str, key: &[u8], value: Option<&[u8]>) -> u8 {
         None => {
             let mut buf = Vec::new();
             if let Err(e) = std::io::stdin().lock().read_to_end(&mut buf) {
-                eprintln!("walkv: cannot read the value from standard input: {e}");
+                crate::log!("cannot read the value from standard input: {e}");
                 return exit::FAILED;
             }
             stdin_value = buf;
@@ -72,7 +80,7 @@ fn finish(result: Result<Reply, ClientError>, on_success: impl FnOnce(Reply) -> 
     let reply = match result {
         Ok(reply) => reply,
         Err(e) => {
-            eprintln!("walkv: {e}");
+            crate::log!("{e}");
             return match e {
                 ClientError::Connect { .. } => exit::UNAVAILABLE,
                 _ => exit::SERVER_ERROR,
@@ -83,18 +91,18 @@ fn finish(result: Result<Reply, ClientError>, on_success: impl FnOnce(Reply) -> 
     match reply.status {
         200..=299 => on_success(reply),
         404 => {
-            eprintln!("walkv: key not found");
+            crate::log!("key not found");
             exit::NOT_FOUND
         }
         400..=499 => {
-            eprintln!(
-                "walkv: the server refused the request ({}): {message}",
+            crate::log!(
+                "the server refused the request ({}): {message}",
                 reply.status
             );
             exit::REJECTED
         }
         status => {
-            eprintln!("walkv: the server failed ({status}): {message}");
+            crate::log!("the server failed ({status}): {message}");
             exit::SERVER_ERROR
         }
     }
@@ -104,7 +112,7 @@ fn finish(result: Result<Reply, ClientError>, on_success: impl FnOnce(Reply) -> 
 pub fn check(data_dir: &Path) -> u8 {
     let path = wal_path(data_dir);
     if !path.exists() {
-        eprintln!("walkv: there is no log at {}", path.display());
+        crate::log!("there is no log at {}", path.display());
         return exit::FAILED;
     }
     let (mut sets, mut deletes) = (0u64, 0u64);
@@ -114,7 +122,7 @@ pub fn check(data_dir: &Path) -> u8 {
     }) {
         Ok(scan) => scan,
         Err(e) => {
-            eprintln!("walkv: {e}");
+            crate::log!("{e}");
             return if matches!(e, Error::Corrupt { .. }) {
                 exit::CORRUPT
             } else {
@@ -122,7 +130,7 @@ pub fn check(data_dir: &Path) -> u8 {
             };
         }
     };
-    println!(
+    say!(
         "{}: format {}, {} records ({sets} sets, {deletes} deletes), last seq {}, {} bytes",
         path.display(),
         wal::VERSION,
@@ -133,11 +141,11 @@ pub fn check(data_dir: &Path) -> u8 {
     let dir = data_dir.display();
     match &scan.tail {
         Tail::Clean => {
-            println!("ok: the log is clean");
+            say!("ok: the log is clean");
             exit::OK
         }
         Tail::Torn { reason } => {
-            println!(
+            say!(
                 "torn tail: {} bytes after offset {} hold no valid record ({reason}); the server \
                  trims them at startup (they were never acknowledged), or run `walkv repair \
                  --data-dir {dir}`",
@@ -148,7 +156,7 @@ pub fn check(data_dir: &Path) -> u8 {
         }
         Tail::Corrupt { reason, next_valid } => {
             let next = next_valid.map(|at| format!("; a valid record follows at offset {at}"));
-            println!(
+            say!(
                 "corrupt at offset {}: {reason}{}; the server will not start. Run `walkv repair \
                  --data-dir {dir}` to cut the log there (the cut bytes are kept in a side file)",
                 scan.end,
@@ -163,20 +171,20 @@ pub fn check(data_dir: &Path) -> u8 {
 pub fn repair(data_dir: &Path) -> u8 {
     let path = wal_path(data_dir);
     if !path.exists() {
-        eprintln!("walkv: there is no log at {}", path.display());
+        crate::log!("there is no log at {}", path.display());
         return exit::FAILED;
     }
     let result = store::lock_data_dir(data_dir).and_then(|_lock| wal::repair(&path));
     let repair = match result {
         Ok(repair) => repair,
         Err(e) => {
-            eprintln!("walkv: {e}");
+            crate::log!("{e}");
             return exit::FAILED;
         }
     };
     let scan = &repair.scan;
     let Some(side) = &repair.side_file else {
-        println!(
+        say!(
             "{}: clean ({} records); nothing to repair",
             path.display(),
             scan.records
@@ -186,14 +194,11 @@ pub fn repair(data_dir: &Path) -> u8 {
     let cut = match std::fs::read(side) {
         Ok(bytes) => bytes,
         Err(e) => {
-            eprintln!(
-                "walkv: cut the log but cannot read back {}: {e}",
-                side.display()
-            );
+            crate::log!("cut the log but cannot read back {}: {e}", side.display());
             return exit::FAILED;
         }
     };
-    println!(
+    say!(
         "{}: cut at offset {} after {} valid records (last seq {}); dropped {} bytes, saved in {}",
         path.display(),
         scan.end,
@@ -203,12 +208,12 @@ pub fn repair(data_dir: &Path) -> u8 {
         side.display()
     );
     let found = wal::records_in(&cut);
-    println!(
+    say!(
         "the dropped bytes hold {} record(s) that still check out:",
         found.len()
     );
     for (at, r) in &found {
-        println!(
+        say!(
             "  offset {}: seq {} {:?} key {:?} ({} value bytes)",
             scan.end + *at as u64,
             r.seq,

@@ -5,6 +5,17 @@
 //! order of operations on a write), then [`http`] (the API) and [`server`] (the serving loop).
 #![forbid(unsafe_code)]
 
+/// Writes one line to standard error, prefixed with `walkv: `. Unlike `eprintln!`, it ignores
+/// write errors: a closed or broken stderr (a supervisor's log pipe that died) must never crash
+/// the server or turn a finished command into a panic.
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "walkv: {}", format_args!($($arg)*));
+    }};
+}
+
 pub mod cli;
 pub mod client;
 pub mod commands;

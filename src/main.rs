@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     let command = match cli::parse(args, &|name| std::env::var(name).ok()) {
         Ok(command) => command,
         Err(e) => {
-            eprintln!("walkv: {e}");
+            walkv::log!("{e}");
             return ExitCode::from(exit::USAGE);
         }
     };
@@ -21,14 +21,15 @@ fn main() -> ExitCode {
         Command::Delete { addr, key } => commands::delete(addr, key),
         Command::Check { data_dir } => commands::check(data_dir),
         Command::Repair { data_dir } => commands::repair(data_dir),
-        Command::Help(text) => {
-            print!("{text}");
-            exit::OK
-        }
-        Command::Version => {
-            println!("walkv {}", env!("CARGO_PKG_VERSION"));
-            exit::OK
-        }
+        Command::Help(text) => print(text),
+        Command::Version => print(&format!("walkv {}\n", env!("CARGO_PKG_VERSION"))),
     };
     ExitCode::from(code)
+}
+
+/// Prints to stdout; a closed stdout (`walkv --help | head -1`) is not an error worth a panic.
+fn print(text: &str) -> u8 {
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    exit::OK
 }

@@ -68,8 +68,8 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
     let stop = register_stop_signals()?;
     let (stop_sync, sync_thread) = spawn_sync_thread(store.shared_wal(), config.sync_interval);
     match server.server_addr().to_ip() {
-        Some(bound) => eprintln!("walkv: listening on http://{bound}"),
-        None => eprintln!("walkv: listening on {addr}"),
+        Some(bound) => crate::log!("listening on http://{bound}"),
+        None => crate::log!("listening on {addr}"),
     }
 
     let mut outcome = None;
@@ -78,7 +78,7 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
             Ok(Some(request)) => serve(&mut store, request),
             Ok(None) => {}
             Err(e) => {
-                eprintln!("walkv: the listener failed and accepts no more connections: {e}");
+                crate::log!("the listener failed and accepts no more connections: {e}");
                 outcome = Some(Outcome::ListenerFailed(e));
                 break;
             }
@@ -87,27 +87,27 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
 
     drop(stop_sync);
     if sync_thread.join().is_err() {
-        eprintln!("walkv: the sync thread panicked");
+        crate::log!("the sync thread panicked");
     }
     let last_synced_seq = store.sync()?;
-    eprintln!("walkv: log synced through seq {last_synced_seq}; stopped");
+    crate::log!("log synced through seq {last_synced_seq}; stopped");
     Ok(outcome.unwrap_or(Outcome::Stopped { last_synced_seq }))
 }
 
 fn report_recovery(config: &Config, rec: &crate::wal::Recovery, keys: usize, took: Duration) {
     let path = crate::store::wal_path(&config.data_dir);
     if rec.created {
-        eprintln!("walkv: created {}", path.display());
+        crate::log!("created {}", path.display());
     }
     if let Some((offset, bytes, reason)) = &rec.trimmed {
-        eprintln!(
-            "walkv: trimmed a torn final record from {}: cut at offset {offset}, dropped {bytes} \
+        crate::log!(
+            "trimmed a torn final record from {}: cut at offset {offset}, dropped {bytes} \
              bytes ({reason}); those bytes were never acknowledged",
             path.display()
         );
     }
-    eprintln!(
-        "walkv: replayed {} records (last seq {}, {keys} keys) from {} in {:.1} ms",
+    crate::log!(
+        "replayed {} records (last seq {}, {keys} keys) from {} in {:.1} ms",
         rec.records,
         rec.last_seq,
         path.display(),
@@ -137,7 +137,7 @@ fn spawn_sync_thread(
         while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
             if let Err(e) = lock_wal(&wal).and_then(|mut wal| wal.sync()) {
                 // The log now refuses writes (see Wal::sync); say so once and stop syncing.
-                eprintln!("walkv: periodic sync failed: {e}; writes are refused from now on");
+                crate::log!("periodic sync failed: {e}; writes are refused from now on");
                 return;
             }
         }
@@ -197,10 +197,10 @@ fn respond(request: tiny_http::Request, response: Response) {
     for (name, value) in headers {
         match tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             Ok(header) => out.add_header(header),
-            Err(()) => eprintln!("walkv: dropped an invalid response header {name}"),
+            Err(()) => crate::log!("dropped an invalid response header {name}"),
         }
     }
     if let Err(e) = request.respond(out) {
-        eprintln!("walkv: could not send a response: {e}");
+        crate::log!("could not send a response: {e}");
     }
 }

@@ -125,6 +125,16 @@ impl Drop for Server {
     }
 }
 
+/// A child process that is killed (by its PID) if the test ends early.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Sends a signal to one process we started, by PID.
 pub fn signal(pid: u32, name: &str) {
     let ok = Command::new("kill")

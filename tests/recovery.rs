@@ -1,0 +1,253 @@
+//! Startup recovery, shutdown, locking, `check` and `repair`, through the real binary and real
+//! files: what an operator sees when the log is torn, damaged, or in use.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use support::{Server, request, run_walkv, temp_dir};
+use walkv::wal::{self, Op};
+
+fn wal_file(dir: &Path) -> PathBuf {
+    dir.join(wal::FILE_NAME)
+}
+
+/// Starts a server on a new directory, writes `k1..=kN` = `v1..=vN`, stops it cleanly.
+fn dir_with_keys(name: &str, n: usize) -> PathBuf {
+    let dir = temp_dir(name);
+    let server = Server::start(&dir);
+    for i in 1..=n {
+        let r = request(
+            &server.addr,
+            "PUT",
+            &format!("/v1/k{i}"),
+            format!("v{i}").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 201);
+    }
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    dir
+}
+
+fn get(addr: &str, key: &str) -> Option<String> {
+    let r = request(addr, "GET", &format!("/v1/{key}?raw"), b"").unwrap();
+    (r.status == 200).then(|| r.text())
+}
+
+fn append(path: &Path, bytes: &[u8]) {
+    let mut all = fs::read(path).unwrap();
+    all.extend_from_slice(bytes);
+    fs::write(path, all).unwrap();
+}
+
+/// A torn final record (a partial record, zeros, or garbage) is trimmed at startup with a report
+/// naming the offset and the bytes dropped, and a write made afterwards survives kill -9.
+#[test]
+fn torn_tail_is_trimmed_and_next_write_survives() {
+    let mut partial = Vec::new();
+    wal::encode(&mut partial, 4, Op::Set, b"torn", b"never acknowledged");
+    partial.truncate(30);
+    for (name, tail) in [
+        ("partial", partial),
+        ("zeros", vec![0u8; 4096]),
+        ("garbage", b"\x07garbage!".repeat(50)),
+    ] {
+        let dir = dir_with_keys(name, 3);
+        let path = wal_file(&dir);
+        let good_len = fs::metadata(&path).unwrap().len();
+        append(&path, &tail);
+        let (code, out, _) = run_walkv(&["check", "--data-dir", dir.to_str().unwrap()], &[], b"");
+        assert_eq!(
+            code,
+            6,
+            "check must report a torn tail: {}",
+            String::from_utf8_lossy(&out)
+        );
+
+        let server = Server::start(&dir);
+        let log = server.stderr();
+        assert!(
+            log.contains(&format!(
+                "cut at offset {good_len}, dropped {} bytes",
+                tail.len()
+            )),
+            "{name}: {log}"
+        );
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            good_len,
+            "trimmed before serving"
+        );
+        assert_eq!(
+            request(&server.addr, "PUT", "/v1/after", b"trim")
+                .unwrap()
+                .status,
+            201
+        );
+        server.kill9();
+
+        let server = Server::start(&dir);
+        assert!(!server.stderr().contains("trimmed"), "{}", server.stderr());
+        assert_eq!(get(&server.addr, "after").as_deref(), Some("trim"));
+        assert_eq!(get(&server.addr, "k3").as_deref(), Some("v3"));
+        assert_eq!(get(&server.addr, "torn"), None);
+    }
+}
+
+/// Damage with valid records after it stops startup with exit 7 and a message naming the file,
+/// the offset and the repair command; `check` agrees; `repair` keeps a prefix and the cut bytes.
+#[test]
+fn mid_log_damage_refuses_start_and_repair_recovers_a_prefix() {
+    let dir = dir_with_keys("midlog", 5);
+    let path = wal_file(&dir);
+    let mut bytes = fs::read(&path).unwrap();
+    // Records are 21 + 2 + 2 = 25 bytes each after the 12-byte header; damage record 3's value.
+    let record3 = wal::FILE_HEADER_LEN + 2 * 25;
+    bytes[record3 + 24] ^= 0x20;
+    fs::write(&path, &bytes).unwrap();
+    let d = dir.to_str().unwrap();
+
+    let err = Server::try_start(&dir, &[])
+        .err()
+        .expect("startup must refuse a corrupt log");
+    assert_eq!(err.0.and_then(|s| s.code()), Some(7), "{}", err.1);
+    for needle in [
+        path.to_str().unwrap(),
+        &format!("offset {record3}"),
+        &format!("walkv repair --data-dir {d}"),
+    ] {
+        assert!(
+            err.1.contains(needle),
+            "message lacks {needle:?}: {}",
+            err.1
+        );
+    }
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        bytes,
+        "a refused startup must not change the log"
+    );
+
+    let (code, out, _) = run_walkv(&["check", "--data-dir", d], &[], b"");
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(code, 7, "{out}");
+    assert!(
+        out.contains(&format!("corrupt at offset {record3}")),
+        "{out}"
+    );
+
+    let (code, out, err) = run_walkv(&["repair", "--data-dir", d], &[], b"");
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("cut at offset {record3} after 2 valid records")),
+        "{out}"
+    );
+    assert!(
+        out.contains("2 record(s) that still check out") && out.contains("\"k5\""),
+        "{out}"
+    );
+    let side: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("walkv.wal.cut-")
+        })
+        .collect();
+    assert_eq!(side.len(), 1);
+    assert_eq!(fs::read(side[0].path()).unwrap(), bytes[record3..]);
+
+    let (code, _, _) = run_walkv(&["check", "--data-dir", d], &[], b"");
+    assert_eq!(code, 0);
+    let server = Server::start(&dir);
+    assert_eq!(get(&server.addr, "k2").as_deref(), Some("v2"));
+    assert_eq!(get(&server.addr, "k3"), None);
+    assert_eq!(
+        request(&server.addr, "PUT", "/v1/new", b"x")
+            .unwrap()
+            .status,
+        201
+    );
+}
+
+/// A file that is not a walkv log (or a newer format) is refused, never overwritten.
+#[test]
+fn foreign_file_is_refused_not_overwritten() {
+    let dir = temp_dir("foreign");
+    let path = wal_file(&dir);
+    fs::write(&path, b"key=value\nother=thing\n").unwrap();
+    let err = Server::try_start(&dir, &[]).err().expect("must refuse");
+    assert_eq!(err.0.and_then(|s| s.code()), Some(7));
+    assert!(err.1.contains("not a walkv log"), "{}", err.1);
+    assert_eq!(fs::read(&path).unwrap(), b"key=value\nother=thing\n");
+}
+
+/// A second server on the same data directory refuses to start and says why.
+#[test]
+fn second_instance_is_refused() {
+    let dir = temp_dir("lock");
+    let first = Server::start(&dir);
+    let err = Server::try_start(&dir, &[])
+        .err()
+        .expect("second server must not start");
+    assert_eq!(err.0.and_then(|s| s.code()), Some(8));
+    assert!(err.1.contains("locked by another process"), "{}", err.1);
+    let (code, _, stderr) = run_walkv(&["repair", "--data-dir", dir.to_str().unwrap()], &[], b"");
+    assert_eq!(code, 8, "repair must not run under a live server: {stderr}");
+    assert_eq!(
+        request(&first.addr, "PUT", "/v1/still", b"mine")
+            .unwrap()
+            .status,
+        201
+    );
+}
+
+/// SIGTERM stops the server with exit 0 after a final sync that covers the last write, even when
+/// the periodic sync would not have run for an hour.
+#[test]
+fn sigterm_exits_0_after_final_sync() {
+    let dir = temp_dir("sigterm");
+    let server = Server::start_with(&dir, &["--sync-interval", "3600"]);
+    for i in 0..25 {
+        assert_eq!(
+            request(&server.addr, "PUT", &format!("/v1/t{i}"), b"x")
+                .unwrap()
+                .status,
+            201
+        );
+    }
+    let (status, stderr) = server.terminate();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("log synced through seq 25; stopped"),
+        "{stderr}"
+    );
+    let server = Server::start(&dir);
+    assert!(
+        server.stderr().contains("replayed 25 records"),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(get(&server.addr, "t24").as_deref(), Some("x"));
+}
+
+/// `check` on a clean log says so and exits 0; on a missing log it fails clearly.
+#[test]
+fn check_clean_and_missing() {
+    let dir = dir_with_keys("checkclean", 2);
+    let (code, out, _) = run_walkv(&["check", "--data-dir", dir.to_str().unwrap()], &[], b"");
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("2 records (2 sets, 0 deletes), last seq 2") && out.contains("clean"),
+        "{out}"
+    );
+    let empty = temp_dir("checkmissing");
+    let (code, _, err) = run_walkv(&["check", "--data-dir", empty.to_str().unwrap()], &[], b"");
+    assert_eq!(code, 8);
+    assert!(err.contains("there is no log"), "{err}");
+}
