@@ -198,7 +198,7 @@ mod tests {
     /// Random and mutated answers never panic.
     #[test]
     fn random_responses_never_panic() {
-        let mut rng = crate::testrand::Rng::new(3);
+        let mut rng = crate::testutil::Rng::new(3);
         let base = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc".to_vec();
         for _ in 0..20_000 {
             let mut raw = base.clone();
@@ -220,7 +220,7 @@ mod tests {
     /// Encoded keys decode back to the same bytes through the server's own decoder.
     #[test]
     fn encoded_keys_round_trip_through_the_server_decoder() {
-        let mut rng = crate::testrand::Rng::new(4);
+        let mut rng = crate::testutil::Rng::new(4);
         for _ in 0..2000 {
             let len = 1 + rng.below(20);
             let key = rng.bytes(len);

@@ -274,13 +274,13 @@ fn hex_digit(c: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use crate::testutil::TempDir;
 
-    fn store(name: &str) -> Store {
-        let dir: PathBuf =
-            std::env::temp_dir().join(format!("walkv-http-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        Store::open(&dir).unwrap().0
+    /// A store in a temp dir; keep the `TempDir` alive as long as the store.
+    fn store(name: &str) -> (TempDir, Store) {
+        let dir = TempDir::new(name);
+        let store = Store::open(&dir).unwrap().0;
+        (dir, store)
     }
 
     fn call(store: &mut Store, method: &str, target: &str, body: &[u8]) -> Response {
@@ -307,7 +307,7 @@ mod tests {
     /// The Go service's contract: POST /v1/write then GET /v1/{key}.
     #[test]
     fn original_contract() {
-        let mut s = store("contract");
+        let (_dir, mut s) = store("contract");
         let r = call(
             &mut s,
             "POST",
@@ -330,7 +330,7 @@ mod tests {
     /// Each malformed write body gets 400 and a message naming the problem.
     #[test]
     fn bad_write_bodies_are_400_with_reason() {
-        let mut s = store("bad");
+        let (_dir, mut s) = store("bad");
         let cases: &[(&[u8], &str)] = &[
             (b"", "empty body"),
             (b"{", "invalid JSON"),
@@ -365,7 +365,7 @@ mod tests {
     /// Field order, whitespace, extra fields and escapes do not matter; empty values are values.
     #[test]
     fn write_body_is_read_exactly() {
-        let mut s = store("exact");
+        let (_dir, mut s) = store("exact");
         let body =
             " {\n \"extra\": [1, {}], \"value\" : \"\\u00e9\\ud83d\\ude00\\n\" ,\"key\":\"k\"}\t";
         assert_eq!(
@@ -383,7 +383,7 @@ mod tests {
     /// PUT, DELETE, HEAD and ?raw, with percent-encoded keys holding any bytes.
     #[test]
     fn curl_style_endpoints() {
-        let mut s = store("curl");
+        let (_dir, mut s) = store("curl");
         assert_eq!(
             call(&mut s, "PUT", "/v1/a%2Fb%3Dc%20d%00%FF", b"\x00\xffbin").status,
             201
@@ -420,7 +420,7 @@ mod tests {
     /// Unknown paths, wrong methods, bad keys: the right status and a JSON error.
     #[test]
     fn routing_errors() {
-        let mut s = store("routing");
+        let (_dir, mut s) = store("routing");
         for (method, target, status) in [
             ("GET", "/", 404),
             ("GET", "/v2/x", 404),
@@ -447,8 +447,8 @@ mod tests {
     /// Random request lines and bodies never panic the router.
     #[test]
     fn random_requests_never_panic() {
-        let mut s = store("fuzz");
-        let mut rng = crate::testrand::Rng::new(11);
+        let (_dir, mut s) = store("fuzz");
+        let mut rng = crate::testutil::Rng::new(11);
         let pieces = [
             "/v1/", "write", "%", "%2F", "/", "?raw", "a", "\u{e9}", "%zz", "?",
         ];

@@ -64,6 +64,14 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Parses one complete JSON document.
+///
+/// ```
+/// use walkv::json::{parse, Value};
+/// let v = parse(br#"{"key":"k","value":"\ud83d\ude00"}"#).unwrap();
+/// let Value::Object(members) = v else { panic!() };
+/// assert_eq!(members[1], ("value".to_string(), Value::String("😀".to_string())));
+/// assert!(parse(b"[1,]").unwrap_err().to_string().contains("byte 3"));
+/// ```
 pub fn parse(input: &[u8]) -> Result<Value, Error> {
     let text = std::str::from_utf8(input).map_err(|e| Error {
         offset: e.valid_up_to(),
@@ -358,7 +366,7 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testrand::Rng;
+    use crate::testutil::Rng;
 
     fn parse_str(s: &str) -> Result<Value, Error> {
         parse(s.as_bytes())

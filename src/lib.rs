@@ -28,4 +28,4 @@ pub mod store;
 pub mod wal;
 
 #[doc(hidden)]
-pub mod testrand;
+pub mod testutil;

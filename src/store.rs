@@ -141,17 +141,12 @@ pub fn lock_data_dir(dir: &Path) -> Result<File, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("walkv-store-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        dir
-    }
+    use crate::testutil::TempDir;
 
     /// Sets and deletes come back after reopening, in the order they were made.
     #[test]
     fn reopen_replays_sets_and_deletes() {
-        let dir = temp_dir("replay");
+        let dir = TempDir::new("replay");
         {
             let (mut store, rec) = Store::open(&dir).unwrap();
             assert!(rec.created);
@@ -171,7 +166,7 @@ mod tests {
     /// A second store on the same directory is refused while the first holds it.
     #[test]
     fn second_open_is_refused_while_locked() {
-        let dir = temp_dir("lock");
+        let dir = TempDir::new("lock");
         let (_first, _) = Store::open(&dir).unwrap();
         match Store::open(&dir) {
             Err(Error::Locked { .. }) => {}
@@ -182,7 +177,7 @@ mod tests {
     /// Limits are enforced before anything is written, and a refused write changes nothing.
     #[test]
     fn oversized_writes_are_refused_and_change_nothing() {
-        let dir = temp_dir("limits");
+        let dir = TempDir::new("limits");
         let (mut store, _) = Store::open(&dir).unwrap();
         let big = vec![0u8; wal::MAX_VALUE_LEN + 1];
         assert!(matches!(store.set(b"k", &big), Err(Error::TooLarge(_))));

@@ -161,18 +161,9 @@ fn encode_header(seq: u64, op: Op, key: &[u8], value: &[u8]) -> [u8; RECORD_HEAD
     // Key length, then value length: u32, little-endian.
     h[13..17].copy_from_slice(&(key.len() as u32).to_le_bytes());
     h[17..21].copy_from_slice(&(value.len() as u32).to_le_bytes());
-    let crc = crc_of(&h[4..], key, value);
+    let crc = crc32c::checksum_parts(&[&h[4..], key, value]);
     h[0..4].copy_from_slice(&crc.to_le_bytes());
     h
-}
-
-/// CRC-32C over the header fields after `crc`, then the key, then the value.
-fn crc_of(header_rest: &[u8], key: &[u8], value: &[u8]) -> u32 {
-    let mut covered = Vec::with_capacity(header_rest.len() + key.len() + value.len());
-    covered.extend_from_slice(header_rest);
-    covered.extend_from_slice(key);
-    covered.extend_from_slice(value);
-    crc32c::checksum(&covered)
 }
 
 fn u32_at(buf: &[u8], at: usize) -> u32 {
@@ -181,6 +172,17 @@ fn u32_at(buf: &[u8], at: usize) -> u32 {
 
 /// Decodes the record at the start of `buf`, checking everything but the sequence number (which
 /// needs context: see [`scan`]). Never allocates, whatever the lengths say.
+///
+/// ```
+/// use walkv::wal::{decode, encode, Decoded, Op};
+/// let mut buf = Vec::new();
+/// encode(&mut buf, 7, Op::Set, b"key", b"value");
+/// let Decoded::Record(record, len) = decode(&buf) else { panic!() };
+/// assert_eq!((record.seq, record.key, record.value, len), (7, &b"key"[..], &b"value"[..], 29));
+/// assert_eq!(decode(&buf[..28]), Decoded::Incomplete);  // torn
+/// buf[25] ^= 1;                                           // a flipped bit in the value
+/// assert!(matches!(decode(&buf), Decoded::Damaged(reason) if reason.contains("checksum")));
+/// ```
 pub fn decode(buf: &[u8]) -> Decoded<'_> {
     if buf.len() < RECORD_HEADER_LEN {
         return Decoded::Incomplete;
@@ -699,16 +701,16 @@ pub fn repair(path: &Path) -> Result<Repair, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testrand::Rng;
+    use crate::testutil::{Rng, TempDir};
 
     /// An owned copy of a record, for comparing what was written with what came back.
     type Owned = (u64, Op, Vec<u8>, Vec<u8>);
 
-    fn temp_path(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("walkv-wal-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir.join(FILE_NAME)
+    /// A temp dir (removed when dropped) and the log path inside it.
+    fn temp_path(name: &str) -> (TempDir, PathBuf) {
+        let dir = TempDir::new(name);
+        let path = dir.join(FILE_NAME);
+        (dir, path)
     }
 
     /// A log image with a header and `n` records of varied shapes, and the records themselves.
@@ -769,7 +771,7 @@ mod tests {
     #[test]
     fn truncation_at_every_offset_recovers_whole_records() {
         let (bytes, records, ends) = sample_log(12);
-        let path = temp_path("truncate");
+        let (_dir, path) = temp_path("truncate");
         for cut in 0..=bytes.len() {
             let (scan, seen) = match scan_bytes(&path, &bytes[..cut]) {
                 Ok(r) => r,
@@ -818,7 +820,7 @@ mod tests {
     #[test]
     fn flipping_every_byte_is_detected() {
         let (bytes, records, ends) = sample_log(6);
-        let path = temp_path("flip");
+        let (_dir, path) = temp_path("flip");
         for at in 0..bytes.len() {
             for flip in [0x01u8, 0x80, 0xFF] {
                 let mut damaged = bytes.clone();
@@ -872,7 +874,7 @@ mod tests {
     #[test]
     fn mid_log_damage_is_corruption_but_garbage_tail_is_torn() {
         let (bytes, _, ends) = sample_log(5);
-        let path = temp_path("mid");
+        let (_dir, path) = temp_path("mid");
         let mut mid = bytes.clone();
         mid[ends[1] + 2] ^= 0x55; // inside record 3's checksum
         let (scan, _) = scan_bytes(&path, &mid).unwrap();
@@ -912,7 +914,8 @@ mod tests {
         let mut bytes = file_header().to_vec();
         encode(&mut bytes, 1, Op::Set, b"a", b"1");
         encode(&mut bytes, 3, Op::Set, b"b", b"2");
-        let (scan, seen) = scan_bytes(&temp_path("gap"), &bytes).unwrap();
+        let (_dir, path) = temp_path("gap");
+        let (scan, seen) = scan_bytes(&path, &bytes).unwrap();
         assert_eq!(seen.len(), 1);
         assert!(matches!(&scan.tail, Tail::Corrupt { reason, .. } if reason.contains("3 where 2")));
     }
@@ -922,7 +925,7 @@ mod tests {
     fn repair_cuts_at_damage_and_keeps_the_cut_bytes() {
         let (mut bytes, records, ends) = sample_log(5);
         bytes[ends[2] + 5] ^= 0xFF;
-        let path = temp_path("repair");
+        let (_dir, path) = temp_path("repair");
         fs::write(&path, &bytes).unwrap();
         let repair = repair(&path).unwrap();
         let side = repair.side_file.unwrap();
@@ -946,7 +949,7 @@ mod tests {
         let seed = Rng::seed_from_env("WALKV_FUZZ_SEED", 1);
         let rounds = Rng::seed_from_env("WALKV_FUZZ_ROUNDS", 2000);
         let mut rng = Rng::new(seed);
-        let path = temp_path("garbage");
+        let (_dir, path) = temp_path("garbage");
         let (base, _, _) = sample_log(4);
         for _ in 0..rounds {
             let mut bytes = base.clone();

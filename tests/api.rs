@@ -3,11 +3,13 @@
 
 mod support;
 
+use walkv::testutil::TempDir;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
-use support::{Server, encode_all, json_string, request, send_raw, temp_dir};
-use walkv::testrand::Rng;
+use support::{Server, encode_all, json_string, request, send_raw};
+use walkv::testutil::Rng;
 
 fn json(reply: &support::Reply) -> serde_json::Value {
     serde_json::from_slice(&reply.body)
@@ -17,7 +19,8 @@ fn json(reply: &support::Reply) -> serde_json::Value {
 /// The original Go service's contract, byte for byte where it defined bytes.
 #[test]
 fn original_go_contract() {
-    let server = Server::start(&temp_dir("contract"));
+    let dir = TempDir::new("contract");
+    let server = Server::start(&dir);
     let a = &server.addr;
     let r = request(a, "POST", "/v1/write", br#"{"key":"user:1","value":"Ada"}"#).unwrap();
     assert_eq!(r.status, 201, "{}", r.text());
@@ -45,7 +48,8 @@ fn original_go_contract() {
 /// PUT with a raw body, DELETE (idempotent), HEAD, and ?raw.
 #[test]
 fn curl_endpoints() {
-    let server = Server::start(&temp_dir("curl"));
+    let dir = TempDir::new("curl");
+    let server = Server::start(&dir);
     let a = &server.addr;
     assert_eq!(request(a, "PUT", "/v1/k", b"v1").unwrap().status, 201);
     assert_eq!(request(a, "PUT", "/v1/k", b"v2").unwrap().status, 200);
@@ -70,7 +74,8 @@ fn curl_endpoints() {
 /// Unknown paths 404, wrong methods 405 with Allow, and every error body is JSON.
 #[test]
 fn routing_errors_are_json() {
-    let server = Server::start(&temp_dir("routing"));
+    let dir = TempDir::new("routing");
+    let server = Server::start(&dir);
     let a = &server.addr;
     for (method, target, status) in [
         ("GET", "/", 404),
@@ -99,7 +104,8 @@ fn routing_errors_are_json() {
 /// through the JSON write and read, with every kind of escape.
 #[test]
 fn hostile_keys_and_values_round_trip() {
-    let server = Server::start(&temp_dir("hostile"));
+    let dir = TempDir::new("hostile");
+    let server = Server::start(&dir);
     let a = &server.addr;
     let mut rng = Rng::new(17);
     let mut written = Vec::new();
@@ -165,7 +171,8 @@ fn hostile_keys_and_values_round_trip() {
 /// Values that are not UTF-8 are refused by the JSON GET with a pointer to ?raw.
 #[test]
 fn non_utf8_value_json_get_is_406() {
-    let server = Server::start(&temp_dir("utf8"));
+    let dir = TempDir::new("utf8");
+    let server = Server::start(&dir);
     assert_eq!(
         request(&server.addr, "PUT", "/v1/bin", b"\xff\xfe")
             .unwrap()
@@ -181,7 +188,8 @@ fn non_utf8_value_json_get_is_406() {
 /// single body byte is sent. Key and value limits are enforced too.
 #[test]
 fn oversized_bodies_are_413_before_reading() {
-    let server = Server::start(&temp_dir("limits"));
+    let dir = TempDir::new("limits");
+    let server = Server::start(&dir);
     let a = &server.addr;
     let mut stream = TcpStream::connect(a).unwrap();
     stream
@@ -212,7 +220,8 @@ fn oversized_bodies_are_413_before_reading() {
 /// Chunked uploads are read through the same limit.
 #[test]
 fn chunked_body_is_limited_too() {
-    let server = Server::start(&temp_dir("chunked"));
+    let dir = TempDir::new("chunked");
+    let server = Server::start(&dir);
     let head =
         b"PUT /v1/c HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
     let mut msg = head.to_vec();
@@ -233,7 +242,8 @@ fn chunked_body_is_limited_too() {
 /// server goes on answering everyone else.
 #[test]
 fn malformed_requests_do_not_disturb_the_server() {
-    let server = Server::start(&temp_dir("malformed"));
+    let dir = TempDir::new("malformed");
+    let server = Server::start(&dir);
     let a = &server.addr;
     let junk: &[&[u8]] = &[
         b"\r\n\r\n",
@@ -281,7 +291,8 @@ fn malformed_requests_do_not_disturb_the_server() {
 /// Requests pipelined on one keep-alive connection are answered in order.
 #[test]
 fn keep_alive_pipelining_answers_in_order() {
-    let server = Server::start(&temp_dir("pipeline"));
+    let dir = TempDir::new("pipeline");
+    let server = Server::start(&dir);
     let mut stream = TcpStream::connect(&server.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))

@@ -3,15 +3,18 @@
 
 mod support;
 
+use walkv::testutil::TempDir;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::thread;
-use support::{Server, run_walkv, temp_dir};
+use support::{Server, run_walkv};
 
 /// set, get and delete round-trip any bytes, including a value from stdin; exit codes 0 and 1.
 #[test]
 fn set_get_delete_round_trip() {
-    let server = Server::start(&temp_dir("cli"));
+    let dir = TempDir::new("cli");
+    let server = Server::start(&dir);
     let a = server.addr.as_str();
     assert_eq!(
         run_walkv(&["set", "--addr", a, "greeting", "hello world"], &[], b"").0,
@@ -62,7 +65,8 @@ fn usage_and_rejection_exit_codes() {
     assert_eq!(run_walkv(&["frobnicate", "x"], &[], b"").0, 2);
     assert_eq!(run_walkv(&["--port", "99999"], &[], b"").0, 2);
 
-    let server = Server::start(&temp_dir("cli-reject"));
+    let dir = TempDir::new("cli-reject");
+    let server = Server::start(&dir);
     let long_key = "k".repeat(walkv::wal::MAX_KEY_LEN + 1);
     let (code, _, err) = run_walkv(&["set", "--addr", &server.addr, &long_key, "v"], &[], b"");
     assert_eq!(code, 4, "{err}");
@@ -143,10 +147,10 @@ fn serve_reads_port_and_data_dir_from_env() {
         .unwrap()
         .port()
         .to_string();
-    let dir = temp_dir("env");
+    let dir = TempDir::new("env");
     let child = std::process::Command::new(support::BIN)
         .env("PORT", &port)
-        .env("WALKV_DATA_DIR", &dir)
+        .env("WALKV_DATA_DIR", dir.as_os_str())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

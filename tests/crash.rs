@@ -12,13 +12,15 @@
 
 mod support;
 
+use walkv::testutil::TempDir;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
-use support::{Server, knob, request, temp_dir};
-use walkv::testrand::Rng;
+use support::{Server, knob, request};
+use walkv::testutil::Rng;
 
 const CLIENTS: usize = 4;
 const KEYS_PER_CLIENT: usize = 12;
@@ -108,7 +110,7 @@ fn acknowledged_writes_survive_kill_9() {
     let trials = knob("WALKV_KILL_TRIALS", 12);
     let seed = knob("WALKV_KILL_SEED", 2026);
     let mut rng = Rng::new(seed);
-    let dir = temp_dir("kill9");
+    let dir = TempDir::new("kill9");
     let mut model: Vec<HashMap<Vec<u8>, State>> = vec![HashMap::new(); CLIENTS];
     let (mut acknowledged, mut in_flight_applied, mut trimmed) = (0u64, 0u64, 0u64);
 

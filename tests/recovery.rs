@@ -3,9 +3,11 @@
 
 mod support;
 
+use walkv::testutil::TempDir;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use support::{Server, request, run_walkv, temp_dir};
+use support::{Server, request, run_walkv};
 use walkv::wal::{self, Op};
 
 fn wal_file(dir: &Path) -> PathBuf {
@@ -13,8 +15,8 @@ fn wal_file(dir: &Path) -> PathBuf {
 }
 
 /// Starts a server on a new directory, writes `k1..=kN` = `v1..=vN`, stops it cleanly.
-fn dir_with_keys(name: &str, n: usize) -> PathBuf {
-    let dir = temp_dir(name);
+fn dir_with_keys(name: &str, n: usize) -> TempDir {
+    let dir = TempDir::new(name);
     let server = Server::start(&dir);
     for i in 1..=n {
         let r = request(
@@ -177,7 +179,7 @@ fn mid_log_damage_refuses_start_and_repair_recovers_a_prefix() {
 /// A file that is not a walkv log (or a newer format) is refused, never overwritten.
 #[test]
 fn foreign_file_is_refused_not_overwritten() {
-    let dir = temp_dir("foreign");
+    let dir = TempDir::new("foreign");
     let path = wal_file(&dir);
     fs::write(&path, b"key=value\nother=thing\n").unwrap();
     let err = Server::try_start(&dir, &[]).err().expect("must refuse");
@@ -189,7 +191,7 @@ fn foreign_file_is_refused_not_overwritten() {
 /// A second server on the same data directory refuses to start and says why.
 #[test]
 fn second_instance_is_refused() {
-    let dir = temp_dir("lock");
+    let dir = TempDir::new("lock");
     let first = Server::start(&dir);
     let err = Server::try_start(&dir, &[])
         .err()
@@ -210,7 +212,7 @@ fn second_instance_is_refused() {
 /// the periodic sync would not have run for an hour.
 #[test]
 fn sigterm_exits_0_after_final_sync() {
-    let dir = temp_dir("sigterm");
+    let dir = TempDir::new("sigterm");
     let server = Server::start_with(&dir, &["--sync-interval", "3600"]);
     for i in 0..25 {
         assert_eq!(
@@ -246,7 +248,7 @@ fn check_clean_and_missing() {
         out.contains("2 records (2 sets, 0 deletes), last seq 2") && out.contains("clean"),
         "{out}"
     );
-    let empty = temp_dir("checkmissing");
+    let empty = TempDir::new("checkmissing");
     let (code, _, err) = run_walkv(&["check", "--data-dir", empty.to_str().unwrap()], &[], b"");
     assert_eq!(code, 8);
     assert!(err.contains("there is no log"), "{err}");

@@ -1,7 +1,45 @@
-//! A tiny deterministic random number generator (SplitMix64) for tests and the fuzz loops.
+//! Helpers shared by the unit tests and the integration tests in `tests/`: a deterministic random
+//! number generator and a self-removing temporary directory.
 //!
 //! Tests must be reproducible from a seed and the crate takes no `rand` dependency for this; a
 //! failing seed can be replayed exactly. Not for anything that needs unpredictability.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A fresh, empty directory under the system's temp dir, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("walkv-test-{}-{name}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a temp dir");
+        TempDir(dir)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// SplitMix64: a 64-bit state, one add and three mixes per output. Good enough statistics for
 /// generating test inputs.
