@@ -34,6 +34,14 @@ pub mod exit {
     pub const FAILED: u8 = 8;
     /// `serve`: the listener failed while serving; the log was synced; restart the server.
     pub const LISTENER_FAILED: u8 = 9;
+
+    /// The exit code for a command that ended in `error`.
+    pub fn for_error(error: &crate::error::Error) -> u8 {
+        match error {
+            crate::error::Error::Corrupt { .. } => CORRUPT,
+            _ => FAILED,
+        }
+    }
 }
 
 pub const DEFAULT_PORT: u16 = 8080;

@@ -27,10 +27,7 @@ pub fn serve(config: &Config) -> u8 {
         Ok(Outcome::ListenerFailed(_)) => exit::LISTENER_FAILED,
         Err(e) => {
             crate::log!("{e}");
-            match e {
-                Error::Corrupt { .. } => exit::CORRUPT,
-                _ => exit::FAILED,
-            }
+            exit::for_error(&e)
         }
     }
 }
@@ -110,11 +107,9 @@ fn finish(result: Result<Reply, ClientError>, on_success: impl FnOnce(Reply) -> 
 
 /// `walkv check`: reads the log, reports, changes nothing.
 pub fn check(data_dir: &Path) -> u8 {
-    let path = wal_path(data_dir);
-    if !path.exists() {
-        crate::log!("there is no log at {}", path.display());
+    let Some(path) = existing_log(data_dir) else {
         return exit::FAILED;
-    }
+    };
     let (mut sets, mut deletes) = (0u64, 0u64);
     let scan = match wal::scan(&path, |r| match r.op {
         Op::Set => sets += 1,
@@ -167,13 +162,21 @@ pub fn check(data_dir: &Path) -> u8 {
     }
 }
 
-/// `walkv repair`: cuts the log at its first damage and says what was dropped.
-pub fn repair(data_dir: &Path) -> u8 {
+/// The log's path in `data_dir`, or `None` (having said so) if there is no log there.
+fn existing_log(data_dir: &Path) -> Option<std::path::PathBuf> {
     let path = wal_path(data_dir);
     if !path.exists() {
         crate::log!("there is no log at {}", path.display());
-        return exit::FAILED;
+        return None;
     }
+    Some(path)
+}
+
+/// `walkv repair`: cuts the log at its first damage and says what was dropped.
+pub fn repair(data_dir: &Path) -> u8 {
+    let Some(path) = existing_log(data_dir) else {
+        return exit::FAILED;
+    };
     let result = store::lock_data_dir(data_dir).and_then(|_lock| wal::repair(&path));
     let repair = match result {
         Ok(repair) => repair,

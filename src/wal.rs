@@ -463,12 +463,13 @@ impl Wal {
             .truncate(false)
             .open(path)
             .map_err(io_err("open"))?;
-        let file_len = file.metadata().map_err(io_err("stat"))?.len();
-        let created = file_len < FILE_HEADER_LEN as u64;
+        // Scan first: it refuses a foreign or newer file, and accepts a short file only if its
+        // bytes are a prefix of our header (creation was interrupted). Only then (re)write it.
+        let scan = scan(path, visit)?;
+        let created = scan.file_len < FILE_HEADER_LEN as u64;
         if created {
             write_new_header(path, &mut file)?;
         }
-        let scan = scan(path, visit)?;
         let mut trimmed = None;
         match &scan.tail {
             Tail::Clean => {}
@@ -906,6 +907,23 @@ mod tests {
             Tail::Corrupt { reason, .. } | Tail::Torn { reason } => reason.clone(),
             Tail::Clean => String::new(),
         }
+    }
+
+    /// A file shorter than the header is rewritten only if it holds a prefix of the header;
+    /// anything else is someone else's file and is refused, untouched.
+    #[test]
+    fn short_foreign_file_is_refused_not_overwritten() {
+        let (_dir, path) = temp_path("short");
+        fs::write(&path, b"hello").unwrap();
+        assert!(matches!(
+            Wal::open(&path, |_| {}),
+            Err(Error::Corrupt { offset: 0, .. })
+        ));
+        assert_eq!(fs::read(&path).unwrap(), b"hello");
+        fs::write(&path, b"walkv").unwrap();
+        let (_, recovery) = Wal::open(&path, |_| {}).unwrap();
+        assert!(recovery.created);
+        assert_eq!(fs::read(&path).unwrap(), file_header());
     }
 
     /// A record that checks out but skips a sequence number stops replay as corruption.
