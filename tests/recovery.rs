@@ -253,3 +253,72 @@ fn check_clean_and_missing() {
     assert_eq!(code, 8);
     assert!(err.contains("there is no log"), "{err}");
 }
+
+/// A write the file system refuses (here a real EFBIG from `ulimit -f`) gets 507 with a JSON
+/// error and is not applied; the log is cut back to its last complete record, so smaller writes
+/// still succeed, nothing acknowledged is lost, and a restart needs no trimming or repair.
+#[test]
+fn refused_write_is_507_and_cut_back() {
+    let dir = TempDir::new("efbig");
+    // bash counts `ulimit -f` in 1024-byte blocks: the log may grow to 64 KiB. SIGXFSZ is
+    // ignored (and stays ignored across exec) so the write fails with EFBIG instead of killing.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 64; exec {} serve --port 0 --data-dir {}",
+        support::BIN,
+        dir.display()
+    );
+    let mut child = support::KillOnDrop(
+        std::process::Command::new("bash")
+            .args(["-c", &script])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
+    let mut lines = std::io::BufRead::lines(stderr).map_while(Result::ok);
+    let addr = lines
+        .find_map(|l| {
+            l.strip_prefix("walkv: listening on http://")
+                .map(str::to_string)
+        })
+        .expect("server listens");
+
+    let mut acked = Vec::new();
+    for i in 0.. {
+        let r = request(&addr, "PUT", &format!("/v1/k{i}"), &[b'x'; 10_000]).unwrap();
+        if r.status == 507 {
+            assert!(r.text().contains("\"error\""), "{}", r.text());
+            break;
+        }
+        assert_eq!(r.status, 201);
+        acked.push(i);
+        assert!(i < 20, "the file size limit never took effect");
+    }
+    let refused = acked.len();
+    assert!(
+        get(&addr, &format!("k{refused}")).is_none(),
+        "a refused write must not be applied"
+    );
+    let len = fs::metadata(wal_file(&dir)).unwrap().len();
+    assert_eq!(
+        (len - wal::FILE_HEADER_LEN as u64) % (21 + 2 + 10_000),
+        0,
+        "cut back to a record boundary"
+    );
+    assert_eq!(
+        request(&addr, "PUT", "/v1/small", b"fits").unwrap().status,
+        201
+    );
+
+    support::signal(child.0.id(), "KILL");
+    support::wait_with_timeout(&mut child.0, std::time::Duration::from_secs(10));
+    let server = Server::start(&dir);
+    assert!(!server.stderr().contains("trimmed"), "{}", server.stderr());
+    for i in acked {
+        assert_eq!(
+            get(&server.addr, &format!("k{i}")).map(|v| v.len()),
+            Some(10_000)
+        );
+    }
+    assert_eq!(get(&server.addr, "small").as_deref(), Some("fits"));
+}
