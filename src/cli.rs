@@ -98,11 +98,7 @@ struct Parsed {
 
 impl Parsed {
     fn option(&self, name: &str) -> Option<&str> {
-        self.options
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.options.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -135,19 +131,10 @@ pub fn parse(
         if pos.len() == n {
             Ok(())
         } else {
-            Err(UsageError(format!(
-                "expected {usage}, got {} argument(s)",
-                pos.len()
-            )))
+            Err(UsageError(format!("expected {usage}, got {} argument(s)", pos.len())))
         }
     };
-    let addr = || {
-        setting(
-            parsed.option("--addr"),
-            env("WALKV_ADDR"),
-            DEFAULT_ADDR.to_string(),
-        )
-    };
+    let addr = || setting(parsed.option("--addr"), env("WALKV_ADDR"), DEFAULT_ADDR.to_string());
     let data_dir = || {
         PathBuf::from(setting(
             parsed.option("--data-dir"),
@@ -162,38 +149,24 @@ pub fn parse(
         }
         "get" => {
             want(1, "`walkv get KEY`")?;
-            Ok(Command::Get {
-                addr: addr(),
-                key: key_bytes(&pos[0])?,
-            })
+            Ok(Command::Get { addr: addr(), key: key_bytes(&pos[0])? })
         }
         "delete" => {
             want(1, "`walkv delete KEY`")?;
-            Ok(Command::Delete {
-                addr: addr(),
-                key: key_bytes(&pos[0])?,
-            })
+            Ok(Command::Delete { addr: addr(), key: key_bytes(&pos[0])? })
         }
         "set" => {
             want(2, "`walkv set KEY VALUE` (VALUE `-` reads standard input)")?;
             let value = (pos[1] != "-").then(|| pos[1].clone().into_encoded_bytes());
-            Ok(Command::Set {
-                addr: addr(),
-                key: key_bytes(&pos[0])?,
-                value,
-            })
+            Ok(Command::Set { addr: addr(), key: key_bytes(&pos[0])?, value })
         }
         "check" => {
             want(0, "no positional arguments for check")?;
-            Ok(Command::Check {
-                data_dir: data_dir(),
-            })
+            Ok(Command::Check { data_dir: data_dir() })
         }
         _ => {
             want(0, "no positional arguments for repair")?;
-            Ok(Command::Repair {
-                data_dir: data_dir(),
-            })
+            Ok(Command::Repair { data_dir: data_dir() })
         }
     }
 }
@@ -216,15 +189,9 @@ fn serve_config(
     env: &dyn Fn(&str) -> Option<String>,
     data_dir: PathBuf,
 ) -> Result<Config, UsageError> {
-    let port_text = setting(
-        parsed.option("--port"),
-        env("PORT"),
-        DEFAULT_PORT.to_string(),
-    );
+    let port_text = setting(parsed.option("--port"), env("PORT"), DEFAULT_PORT.to_string());
     let port = port_text.parse::<u16>().map_err(|_| {
-        UsageError(format!(
-            "port must be a number from 0 to 65535, got {port_text:?}"
-        ))
+        UsageError(format!("port must be a number from 0 to 65535, got {port_text:?}"))
     })?;
     let bind = parsed.option("--bind").unwrap_or(DEFAULT_BIND).to_string();
     let sync_interval = match parsed.option("--sync-interval") {
@@ -238,21 +205,12 @@ fn serve_config(
             }
         },
     };
-    Ok(Config {
-        bind,
-        port,
-        data_dir,
-        sync_interval,
-    })
+    Ok(Config { bind, port, data_dir, sync_interval })
 }
 
 /// Separates `--flag VALUE` / `--flag=VALUE` options from positional arguments.
 fn split_options(args: Vec<OsString>, takes: &dyn Fn(&str) -> bool) -> Result<Parsed, UsageError> {
-    let mut parsed = Parsed {
-        options: Vec::new(),
-        positionals: Vec::new(),
-        help: false,
-    };
+    let mut parsed = Parsed { options: Vec::new(), positionals: Vec::new(), help: false };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let Some(text) = arg.to_str().filter(|t| t.starts_with('-') && *t != "-") else {
@@ -385,9 +343,7 @@ mod tests {
             "WALKV_ADDR" => Some("10.0.0.1:1".to_string()),
             _ => None,
         };
-        let Command::Serve(c) = parse(args(&[]), &env).unwrap() else {
-            panic!()
-        };
+        let Command::Serve(c) = parse(args(&[]), &env).unwrap() else { panic!() };
         assert_eq!((c.port, c.data_dir), (9000, PathBuf::from("/env/dir")));
         let Command::Serve(c) =
             parse(args(&["serve", "--port=1", "--data-dir", "d"]), &env).unwrap()
@@ -395,29 +351,15 @@ mod tests {
             panic!()
         };
         assert_eq!((c.port, c.data_dir), (1, PathBuf::from("d")));
-        let Command::Serve(c) = parse(args(&[]), &no_env).unwrap() else {
-            panic!()
-        };
+        let Command::Serve(c) = parse(args(&[]), &no_env).unwrap() else { panic!() };
         assert_eq!(c.port, 8080);
         assert_eq!(c.bind, "127.0.0.1");
         assert_eq!(c.data_dir, PathBuf::from("./walkv-data"));
         assert_eq!(c.sync_interval, Duration::from_secs(5));
         let get = parse(args(&["get", "k"]), &env).unwrap();
-        assert_eq!(
-            get,
-            Command::Get {
-                addr: "10.0.0.1:1".into(),
-                key: b"k".to_vec()
-            }
-        );
+        assert_eq!(get, Command::Get { addr: "10.0.0.1:1".into(), key: b"k".to_vec() });
         let get = parse(args(&["get", "--addr", "h:2", "k"]), &env).unwrap();
-        assert_eq!(
-            get,
-            Command::Get {
-                addr: "h:2".into(),
-                key: b"k".to_vec()
-            }
-        );
+        assert_eq!(get, Command::Get { addr: "h:2".into(), key: b"k".to_vec() });
     }
 
     /// Client commands: `-` means stdin, `--` allows keys that look like flags.
@@ -426,28 +368,14 @@ mod tests {
         let set = parse(args(&["set", "k", "-"]), &no_env).unwrap();
         assert_eq!(
             set,
-            Command::Set {
-                addr: DEFAULT_ADDR.into(),
-                key: b"k".to_vec(),
-                value: None
-            }
+            Command::Set { addr: DEFAULT_ADDR.into(), key: b"k".to_vec(), value: None }
         );
         let del = parse(args(&["delete", "--", "-k"]), &no_env).unwrap();
-        assert_eq!(
-            del,
-            Command::Delete {
-                addr: DEFAULT_ADDR.into(),
-                key: b"-k".to_vec()
-            }
-        );
+        assert_eq!(del, Command::Delete { addr: DEFAULT_ADDR.into(), key: b"-k".to_vec() });
         let set = parse(args(&["set", "k", "v=1 2", "--addr=x:1"]), &no_env).unwrap();
         assert_eq!(
             set,
-            Command::Set {
-                addr: "x:1".into(),
-                key: b"k".to_vec(),
-                value: Some(b"v=1 2".to_vec())
-            }
+            Command::Set { addr: "x:1".into(), key: b"k".to_vec(), value: Some(b"v=1 2".to_vec()) }
         );
     }
 
@@ -473,25 +401,10 @@ mod tests {
     /// `--help` works on every command.
     #[test]
     fn help_everywhere() {
-        assert_eq!(
-            parse(args(&["--help"]), &no_env).unwrap(),
-            Command::Help(HELP)
-        );
-        assert_eq!(
-            parse(args(&["serve", "--help"]), &no_env).unwrap(),
-            Command::Help(HELP_SERVE)
-        );
-        assert_eq!(
-            parse(args(&["get", "-h"]), &no_env).unwrap(),
-            Command::Help(HELP_CLIENT)
-        );
-        assert_eq!(
-            parse(args(&["repair", "--help"]), &no_env).unwrap(),
-            Command::Help(HELP_CHECK)
-        );
-        assert_eq!(
-            parse(args(&["help", "set"]), &no_env).unwrap(),
-            Command::Help(HELP_CLIENT)
-        );
+        assert_eq!(parse(args(&["--help"]), &no_env).unwrap(), Command::Help(HELP));
+        assert_eq!(parse(args(&["serve", "--help"]), &no_env).unwrap(), Command::Help(HELP_SERVE));
+        assert_eq!(parse(args(&["get", "-h"]), &no_env).unwrap(), Command::Help(HELP_CLIENT));
+        assert_eq!(parse(args(&["repair", "--help"]), &no_env).unwrap(), Command::Help(HELP_CHECK));
+        assert_eq!(parse(args(&["help", "set"]), &no_env).unwrap(), Command::Help(HELP_CLIENT));
     }
 }

@@ -58,23 +58,15 @@ pub fn request(addr: &str, method: &str, target: &str, body: &[u8]) -> Result<Re
     message.extend_from_slice(body);
     stream.write_all(&message).map_err(ClientError::Io)?;
     let mut raw = Vec::new();
-    stream
-        .take(MAX_RESPONSE as u64 + 1)
-        .read_to_end(&mut raw)
-        .map_err(ClientError::Io)?;
+    stream.take(MAX_RESPONSE as u64 + 1).read_to_end(&mut raw).map_err(ClientError::Io)?;
     if raw.len() > MAX_RESPONSE {
-        return Err(ClientError::BadResponse(format!(
-            "response over {MAX_RESPONSE} bytes"
-        )));
+        return Err(ClientError::BadResponse(format!("response over {MAX_RESPONSE} bytes")));
     }
     parse_response(&raw).map_err(ClientError::BadResponse)
 }
 
 fn connect(addr: &str) -> Result<TcpStream, ClientError> {
-    let fail = |source| ClientError::Connect {
-        addr: addr.to_string(),
-        source,
-    };
+    let fail = |source| ClientError::Connect { addr: addr.to_string(), source };
     let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolved to nothing");
     for sock in addr.to_socket_addrs().map_err(fail)? {
         match TcpStream::connect_timeout(&sock, TIMEOUT) {
@@ -97,10 +89,7 @@ pub fn parse_response(raw: &[u8]) -> Result<Reply, String> {
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.splitn(3, ' ');
-    let (version, code) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-    );
+    let (version, code) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
     if !version.starts_with("HTTP/1.") {
         return Err(format!("not an HTTP/1.x status line: {status_line:?}"));
     }
@@ -110,14 +99,10 @@ pub fn parse_response(raw: &[u8]) -> Result<Reply, String> {
     };
     let mut content_length = None;
     for line in lines {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| format!("bad header {line:?}"))?;
+        let (name, value) = line.split_once(':').ok_or_else(|| format!("bad header {line:?}"))?;
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
-            let n = value
-                .parse::<usize>()
-                .map_err(|_| format!("bad Content-Length {value:?}"))?;
+            let n = value.parse::<usize>().map_err(|_| format!("bad Content-Length {value:?}"))?;
             content_length = Some(n);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err("chunked responses are not supported".to_string());
@@ -129,10 +114,7 @@ pub fn parse_response(raw: &[u8]) -> Result<Reply, String> {
         Some(n) => return Err(format!("body ended after {} of {n} bytes", rest.len())),
         None => rest,
     };
-    Ok(Reply {
-        status,
-        body: body.to_vec(),
-    })
+    Ok(Reply { status, body: body.to_vec() })
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -160,13 +142,7 @@ mod tests {
     #[test]
     fn parses_responses() {
         let raw = b"HTTP/1.1 200 OK\r\nContent-Type: x\r\ncontent-length: 5\r\n\r\nhello";
-        assert_eq!(
-            parse_response(raw).unwrap(),
-            Reply {
-                status: 200,
-                body: b"hello".to_vec()
-            }
-        );
+        assert_eq!(parse_response(raw).unwrap(), Reply { status: 200, body: b"hello".to_vec() });
         let raw = b"HTTP/1.0 404 Not Found\r\n\r\n{\"error\":\"key not found\"}";
         assert_eq!(parse_response(raw).unwrap().status, 404);
         let raw = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
@@ -187,11 +163,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nnocolon\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         ] {
-            assert!(
-                parse_response(raw).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(raw)
-            );
+            assert!(parse_response(raw).is_err(), "{:?}", String::from_utf8_lossy(raw));
         }
     }
 

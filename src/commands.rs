@@ -92,10 +92,7 @@ fn finish(result: Result<Reply, ClientError>, on_success: impl FnOnce(Reply) -> 
             exit::NOT_FOUND
         }
         400..=499 => {
-            crate::log!(
-                "the server refused the request ({}): {message}",
-                reply.status
-            );
+            crate::log!("the server refused the request ({}): {message}", reply.status);
             exit::REJECTED
         }
         status => {
@@ -118,11 +115,7 @@ pub fn check(data_dir: &Path) -> u8 {
         Ok(scan) => scan,
         Err(e) => {
             crate::log!("{e}");
-            return if matches!(e, Error::Corrupt { .. }) {
-                exit::CORRUPT
-            } else {
-                exit::FAILED
-            };
+            return if matches!(e, Error::Corrupt { .. }) { exit::CORRUPT } else { exit::FAILED };
         }
     };
     say!(
@@ -187,11 +180,7 @@ pub fn repair(data_dir: &Path) -> u8 {
     };
     let scan = &repair.scan;
     let Some(side) = &repair.side_file else {
-        say!(
-            "{}: clean ({} records); nothing to repair",
-            path.display(),
-            scan.records
-        );
+        say!("{}: clean ({} records); nothing to repair", path.display(), scan.records);
         return exit::OK;
     };
     let cut = match std::fs::read(side) {
@@ -211,10 +200,7 @@ pub fn repair(data_dir: &Path) -> u8 {
         side.display()
     );
     let found = wal::records_in(&cut);
-    say!(
-        "the dropped bytes hold {} record(s) that still check out:",
-        found.len()
-    );
+    say!("the dropped bytes hold {} record(s) that still check out:", found.len());
     for (at, r) in &found {
         say!(
             "  offset {}: seq {} {:?} key {:?} ({} value bytes)",

@@ -25,11 +25,7 @@ const fn build_tables() -> [[u32; 256]; 8] {
         let mut crc = b as u32;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ POLY
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 == 1 { (crc >> 1) ^ POLY } else { crc >> 1 };
             bit += 1;
         }
         tables[0][b] = crc;
@@ -117,11 +113,7 @@ mod tests {
         for start in 0..9 {
             for len in 0..300 {
                 let slice = &data[start..start + len];
-                assert_eq!(
-                    checksum(slice),
-                    crc32c::crc32c(slice),
-                    "start {start} len {len}"
-                );
+                assert_eq!(checksum(slice), crc32c::crc32c(slice), "start {start} len {len}");
             }
         }
         for _ in 0..200 {

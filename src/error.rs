@@ -15,11 +15,7 @@ pub enum Error {
     Io { action: String, source: io::Error },
     /// The log holds damage that startup must not skip: valid records follow it, or a record that
     /// checks out is out of sequence. The operator decides, with `walkv repair`.
-    Corrupt {
-        path: PathBuf,
-        offset: u64,
-        reason: String,
-    },
+    Corrupt { path: PathBuf, offset: u64, reason: String },
     /// Another process (most likely another walkv server) holds the data directory's lock.
     Locked { path: PathBuf },
     /// The log cannot take more writes in this process: an earlier failure left it in a state
@@ -34,10 +30,7 @@ pub enum Error {
 impl Error {
     /// Wraps an `io::Error` with a description of what was being attempted.
     pub fn io(action: impl Into<String>, source: io::Error) -> Error {
-        Error::Io {
-            action: action.into(),
-            source,
-        }
+        Error::Io { action: action.into(), source }
     }
 
     /// True for the write errors that mean "no space" (a full disk, a quota, a file size limit),
@@ -46,10 +39,8 @@ impl Error {
         match self {
             // ENOSPC 28, EFBIG 27, EDQUOT 122 on Linux; io::ErrorKind names the first two.
             Error::Io { source, .. } => {
-                matches!(
-                    source.kind(),
-                    io::ErrorKind::StorageFull | io::ErrorKind::FileTooLarge
-                ) || source.raw_os_error() == Some(122)
+                matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::FileTooLarge)
+                    || source.raw_os_error() == Some(122)
             }
             _ => false,
         }
@@ -60,11 +51,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io { action, source } => write!(f, "{action}: {source}"),
-            Error::Corrupt {
-                path,
-                offset,
-                reason,
-            } => write!(
+            Error::Corrupt { path, offset, reason } => write!(
                 f,
                 "{} is damaged at byte offset {offset}: {reason}. Valid data follows the damage, so \
                  walkv will not start and skip over it. Inspect with `walkv check --data-dir {}`; \
@@ -81,10 +68,7 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Failed { reason } => {
-                write!(
-                    f,
-                    "the log is not accepting writes: {reason}; restart the server"
-                )
+                write!(f, "the log is not accepting writes: {reason}; restart the server")
             }
             Error::TooLarge(msg) | Error::Invalid(msg) => f.write_str(msg),
         }
@@ -92,9 +76,7 @@ impl fmt::Display for Error {
 }
 
 fn data_dir_of(path: &std::path::Path) -> String {
-    path.parent()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| ".".to_string())
+    path.parent().map(|p| p.display().to_string()).unwrap_or_else(|| ".".to_string())
 }
 
 impl std::error::Error for Error {

@@ -56,12 +56,7 @@ pub struct Response {
 
 impl Response {
     fn json(status: u16, body: String) -> Response {
-        Response {
-            status,
-            content_type: JSON,
-            headers: Vec::new(),
-            body: body.into_bytes(),
-        }
+        Response { status, content_type: JSON, headers: Vec::new(), body: body.into_bytes() }
     }
 
     /// `{"error":"<message>"}` with the given status.
@@ -82,10 +77,7 @@ pub fn body_limit(method: &str, path: &str) -> u64 {
 
 /// The 413 answer for a body over `limit`.
 pub fn too_large(limit: u64) -> Response {
-    Response::error(
-        413,
-        &format!("request body is over the limit of {limit} bytes"),
-    )
+    Response::error(413, &format!("request body is over the limit of {limit} bytes"))
 }
 
 /// Maps a store error to its HTTP status: the one place this is decided.
@@ -126,11 +118,7 @@ pub fn handle(store: &mut Store, req: &Request) -> Response {
         "PUT" => put(store, &key, req.body),
         "DELETE" => delete(store, &key),
         _ => {
-            let allow = if segment == "write" {
-                WRITE_METHODS
-            } else {
-                KEY_METHODS
-            };
+            let allow = if segment == "write" { WRITE_METHODS } else { KEY_METHODS };
             let mut response = Response::error(405, &format!("method not allowed; use {allow}"));
             response.headers.push(("Allow", allow.to_string()));
             response
@@ -195,9 +183,7 @@ fn seq_body(seq: u64) -> String {
 /// because it is ambiguous.
 pub fn parse_write_body(body: &[u8]) -> Result<(String, String), String> {
     if body.is_empty() {
-        return Err(
-            "empty body; expected a JSON object {\"key\":\"...\",\"value\":\"...\"}".into(),
-        );
+        return Err("empty body; expected a JSON object {\"key\":\"...\",\"value\":\"...\"}".into());
     }
     let Value::Object(members) = json::parse(body).map_err(|e| e.to_string())? else {
         return Err("the body must be a JSON object {\"key\":\"...\",\"value\":\"...\"}".into());
@@ -216,10 +202,9 @@ fn string_member(members: &[(String, Value)], name: &str) -> Result<String, Stri
         (None, _) => Err(format!("missing field `{name}`")),
         (Some(_), Some(_)) => Err(format!("field `{name}` appears more than once")),
         (Some((_, Value::String(s))), None) => Ok(s.clone()),
-        (Some((_, other)), None) => Err(format!(
-            "field `{name}` must be a string, not {}",
-            other.kind()
-        )),
+        (Some((_, other)), None) => {
+            Err(format!("field `{name}` must be a string, not {}", other.kind()))
+        }
     }
 }
 
@@ -235,9 +220,7 @@ pub fn decode_key(segment: &str) -> Result<Vec<u8>, String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+            let hex = bytes.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit));
             let Some(hex) = hex else {
                 return Err(format!(
                     "invalid percent-encoding in key at byte {i}; write '%' as %25"
@@ -254,10 +237,7 @@ pub fn decode_key(segment: &str) -> Result<Vec<u8>, String> {
         return Err("key must not be empty".into());
     }
     if key.len() > MAX_KEY_LEN {
-        return Err(format!(
-            "key is {} bytes; the limit is {MAX_KEY_LEN}",
-            key.len()
-        ));
+        return Err(format!("key is {} bytes; the limit is {MAX_KEY_LEN}", key.len()));
     }
     Ok(key)
 }
@@ -288,16 +268,7 @@ mod tests {
             Some((p, q)) => (p, Some(q)),
             None => (target, None),
         };
-        handle(
-            store,
-            &Request {
-                method,
-                path,
-                query,
-                headers: &[],
-                body,
-            },
-        )
+        handle(store, &Request { method, path, query, headers: &[], body })
     }
 
     fn text(r: &Response) -> String {
@@ -308,12 +279,7 @@ mod tests {
     #[test]
     fn original_contract() {
         let (_dir, mut s) = store("contract");
-        let r = call(
-            &mut s,
-            "POST",
-            "/v1/write",
-            br#"{"key":"greeting","value":"hello"}"#,
-        );
+        let r = call(&mut s, "POST", "/v1/write", br#"{"key":"greeting","value":"hello"}"#);
         assert_eq!((r.status, text(&r)), (201, r#"{"seq":1}"#.to_string()));
         let r = call(&mut s, "GET", "/v1/greeting", b"");
         assert_eq!(
@@ -321,10 +287,7 @@ mod tests {
             (200, JSON, r#"{"value":"hello"}"#.into())
         );
         let r = call(&mut s, "GET", "/v1/missing", b"");
-        assert_eq!(
-            (r.status, text(&r)),
-            (404, r#"{"error":"key not found"}"#.to_string())
-        );
+        assert_eq!((r.status, text(&r)), (404, r#"{"error":"key not found"}"#.to_string()));
     }
 
     /// Each malformed write body gets 400 and a message naming the problem.
@@ -337,14 +300,8 @@ mod tests {
             (b"[]", "must be a JSON object"),
             (br#"{"value":"v"}"#, "missing field `key`"),
             (br#"{"key":"k"}"#, "missing field `value`"),
-            (
-                br#"{"key":1,"value":"v"}"#,
-                "`key` must be a string, not a number",
-            ),
-            (
-                br#"{"key":"k","value":null}"#,
-                "`value` must be a string, not null",
-            ),
+            (br#"{"key":1,"value":"v"}"#, "`key` must be a string, not a number"),
+            (br#"{"key":"k","value":null}"#, "`value` must be a string, not null"),
             (br#"{"key":"","value":"v"}"#, "`key` must not be empty"),
             (br#"{"key":"a","key":"b","value":"v"}"#, "more than once"),
             (br#"{"key":"\ud800","value":"v"}"#, "surrogate"),
@@ -352,12 +309,7 @@ mod tests {
         for (body, reason) in cases {
             let r = call(&mut s, "POST", "/v1/write", body);
             assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(body));
-            assert!(
-                text(&r).contains(reason),
-                "{} -> {}",
-                String::from_utf8_lossy(body),
-                text(&r)
-            );
+            assert!(text(&r).contains(reason), "{} -> {}", String::from_utf8_lossy(body), text(&r));
         }
         assert!(s.is_empty(), "a rejected write must change nothing");
     }
@@ -368,15 +320,9 @@ mod tests {
         let (_dir, mut s) = store("exact");
         let body =
             " {\n \"extra\": [1, {}], \"value\" : \"\\u00e9\\ud83d\\ude00\\n\" ,\"key\":\"k\"}\t";
-        assert_eq!(
-            call(&mut s, "POST", "/v1/write", body.as_bytes()).status,
-            201
-        );
+        assert_eq!(call(&mut s, "POST", "/v1/write", body.as_bytes()).status, 201);
         assert_eq!(s.get(b"k"), Some("é😀\n".as_bytes()));
-        assert_eq!(
-            call(&mut s, "POST", "/v1/write", br#"{"key":"e","value":""}"#).status,
-            201
-        );
+        assert_eq!(call(&mut s, "POST", "/v1/write", br#"{"key":"e","value":""}"#).status, 201);
         assert_eq!(text(&call(&mut s, "GET", "/v1/e", b"")), r#"{"value":""}"#);
     }
 
@@ -384,20 +330,11 @@ mod tests {
     #[test]
     fn curl_style_endpoints() {
         let (_dir, mut s) = store("curl");
-        assert_eq!(
-            call(&mut s, "PUT", "/v1/a%2Fb%3Dc%20d%00%FF", b"\x00\xffbin").status,
-            201
-        );
+        assert_eq!(call(&mut s, "PUT", "/v1/a%2Fb%3Dc%20d%00%FF", b"\x00\xffbin").status, 201);
         assert_eq!(s.get(b"a/b=c d\x00\xff"), Some(&b"\x00\xffbin"[..]));
-        assert_eq!(
-            call(&mut s, "PUT", "/v1/a%2Fb%3Dc%20d%00%FF", b"v2").status,
-            200
-        );
+        assert_eq!(call(&mut s, "PUT", "/v1/a%2Fb%3Dc%20d%00%FF", b"v2").status, 200);
         let r = call(&mut s, "GET", "/v1/a%2fb%3dc%20d%00%ff?raw", b"");
-        assert_eq!(
-            (r.status, r.content_type, r.body.as_slice()),
-            (200, OCTETS, &b"v2"[..])
-        );
+        assert_eq!((r.status, r.content_type, r.body.as_slice()), (200, OCTETS, &b"v2"[..]));
         assert_eq!(call(&mut s, "PUT", "/v1/bin", b"\xff").status, 201);
         let r = call(&mut s, "GET", "/v1/bin", b"");
         assert_eq!(r.status, 406);
@@ -405,15 +342,9 @@ mod tests {
         assert_eq!(call(&mut s, "GET", "/v1/bin?x=1&raw", b"").body, b"\xff");
         assert_eq!(call(&mut s, "HEAD", "/v1/bin", b"").status, 406);
         let r = call(&mut s, "DELETE", "/v1/bin", b"");
-        assert_eq!(
-            (r.status, text(&r)),
-            (200, r#"{"deleted":true,"seq":4}"#.to_string())
-        );
+        assert_eq!((r.status, text(&r)), (200, r#"{"deleted":true,"seq":4}"#.to_string()));
         let r = call(&mut s, "DELETE", "/v1/bin", b"");
-        assert_eq!(
-            (r.status, text(&r)),
-            (200, r#"{"deleted":false}"#.to_string())
-        );
+        assert_eq!((r.status, text(&r)), (200, r#"{"deleted":false}"#.to_string()));
         assert_eq!(call(&mut s, "GET", "/v1/bin", b"").status, 404);
     }
 
@@ -449,14 +380,11 @@ mod tests {
     fn random_requests_never_panic() {
         let (_dir, mut s) = store("fuzz");
         let mut rng = crate::testutil::Rng::new(11);
-        let pieces = [
-            "/v1/", "write", "%", "%2F", "/", "?raw", "a", "\u{e9}", "%zz", "?",
-        ];
+        let pieces = ["/v1/", "write", "%", "%2F", "/", "?raw", "a", "\u{e9}", "%zz", "?"];
         let methods = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", ""];
         for _ in 0..5000 {
-            let target: String = (0..rng.below(6))
-                .map(|_| pieces[rng.below(pieces.len())])
-                .collect();
+            let target: String =
+                (0..rng.below(6)).map(|_| pieces[rng.below(pieces.len())]).collect();
             let len = rng.below(40);
             let body = rng.bytes(len);
             let r = call(&mut s, methods[rng.below(methods.len())], &target, &body);

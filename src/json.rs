@@ -77,10 +77,7 @@ pub fn parse(input: &[u8]) -> Result<Value, Error> {
         offset: e.valid_up_to(),
         message: "the body is not valid UTF-8".to_string(),
     })?;
-    let mut parser = Parser {
-        text: text.as_bytes(),
-        pos: 0,
-    };
+    let mut parser = Parser { text: text.as_bytes(), pos: 0 };
     parser.skip_whitespace();
     let value = parser.value(0)?;
     parser.skip_whitespace();
@@ -129,10 +126,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn error(&self, message: &str) -> Error {
-        Error {
-            offset: self.pos,
-            message: message.to_string(),
-        }
+        Error { offset: self.pos, message: message.to_string() }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -424,11 +418,7 @@ mod tests {
             1 => J::Bool(rng.below(2) == 1),
             2 => J::from(rng.next_u64() as i64),
             3 => J::String(random_string(rng)),
-            4 => J::Array(
-                (0..rng.below(4))
-                    .map(|_| random_value(rng, depth + 1))
-                    .collect(),
-            ),
+            4 => J::Array((0..rng.below(4)).map(|_| random_value(rng, depth + 1)).collect()),
             _ => J::Object(
                 (0..rng.below(4))
                     .map(|_| (random_string(rng), random_value(rng, depth + 1)))
@@ -443,15 +433,10 @@ mod tests {
         let mut rng = Rng::new(7);
         for _ in 0..3000 {
             let v = random_value(&mut rng, 0);
-            for text in [
-                serde_json::to_string(&v).unwrap(),
-                serde_json::to_string_pretty(&v).unwrap(),
-            ] {
-                assert_eq!(
-                    parse_str(&text).unwrap(),
-                    from_serde(&v),
-                    "document: {text}"
-                );
+            for text in
+                [serde_json::to_string(&v).unwrap(), serde_json::to_string_pretty(&v).unwrap()]
+            {
+                assert_eq!(parse_str(&text).unwrap(), from_serde(&v), "document: {text}");
             }
         }
     }
@@ -474,10 +459,7 @@ mod tests {
     #[test]
     fn escapes_decode_exactly() {
         let v = parse_str(r#""a\"b\\c\/d\b\f\n\r\t\u0041\u00e9\u20AC\ud83d\ude00""#).unwrap();
-        assert_eq!(
-            v,
-            Value::String("a\"b\\c/d\u{8}\u{c}\n\r\tAé€😀".to_string())
-        );
+        assert_eq!(v, Value::String("a\"b\\c/d\u{8}\u{c}\n\r\tAé€😀".to_string()));
         assert!(parse_str(r#""\ud83d""#).is_err());
         assert!(parse_str(r#""\ude00""#).is_err());
         assert!(parse_str(r#""\ud83d\u0041""#).is_err());
@@ -506,21 +488,14 @@ mod tests {
             let oracle = serde_json::from_slice::<serde_json::Value>(&bytes);
             match (&ours, &oracle) {
                 (Ok(a), Ok(b)) => {
-                    assert_eq!(
-                        by_value(a.clone()),
-                        by_value(from_serde(b)),
-                        "input {bytes:?}"
-                    )
+                    assert_eq!(by_value(a.clone()), by_value(from_serde(b)), "input {bytes:?}")
                 }
                 (Err(_), Err(_)) => {}
                 // serde_json parses numbers into f64/i64 and refuses some huge ones; we keep text.
                 _ => {
                     let text = String::from_utf8_lossy(&bytes);
                     let numeric = text.bytes().any(|b| b == b'e' || b == b'E' || b == b'.');
-                    assert!(
-                        numeric,
-                        "disagreement on {text:?}: ours {ours:?}, serde {oracle:?}"
-                    );
+                    assert!(numeric, "disagreement on {text:?}: ours {ours:?}, serde {oracle:?}");
                 }
             }
         }

@@ -164,13 +164,8 @@ fn serve(store: &mut Store, mut request: tiny_http::Request) {
                     .iter()
                     .map(|h| (h.field.as_str().as_str(), h.value.as_str()))
                     .collect();
-                let req = http::Request {
-                    method: &method,
-                    path,
-                    query,
-                    headers: &headers,
-                    body: &body,
-                };
+                let req =
+                    http::Request { method: &method, path, query, headers: &headers, body: &body };
                 http::handle(store, &req)
             }
             Ok(None) => http::too_large(limit),

@@ -43,11 +43,7 @@ impl Store {
                 map.remove(record.key);
             }
         })?;
-        let store = Store {
-            map,
-            wal: Arc::new(Mutex::new(wal)),
-            _lock: lock,
-        };
+        let store = Store { map, wal: Arc::new(Mutex::new(wal)), _lock: lock };
         Ok((store, recovery))
     }
 
@@ -103,9 +99,8 @@ impl Store {
 /// Locks the shared log. A poisoned mutex means a thread panicked while writing or syncing; the
 /// log's state is then unknown, so no more writes are accepted.
 pub fn lock_wal(wal: &Mutex<Wal>) -> Result<MutexGuard<'_, Wal>, Error> {
-    wal.lock().map_err(|_| Error::Failed {
-        reason: "a thread panicked while using the log".to_string(),
-    })
+    wal.lock()
+        .map_err(|_| Error::Failed { reason: "a thread panicked while using the log".to_string() })
 }
 
 /// The log file's path in `dir`.
@@ -131,9 +126,7 @@ pub fn lock_data_dir(dir: &Path) -> Result<File, Error> {
         .map_err(|e| Error::io(format!("open lock file {}", path.display()), e))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked {
-            path: dir.to_path_buf(),
-        }),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_path_buf() }),
         Err(fs::TryLockError::Error(e)) => Err(Error::io(format!("lock {}", path.display()), e)),
     }
 }

@@ -53,10 +53,7 @@ impl Rng {
     /// A seed from the environment variable `name` if set, else `default`; tests print it so a
     /// failure can be replayed.
     pub fn seed_from_env(name: &str, default: u64) -> u64 {
-        std::env::var(name)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
+        std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
     }
 
     pub fn next_u64(&mut self) -> u64 {

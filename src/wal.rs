@@ -200,9 +200,7 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
         return Decoded::Damaged(format!("key length {klen} is outside 1..={MAX_KEY_LEN}"));
     }
     if vlen > MAX_VALUE_LEN {
-        return Decoded::Damaged(format!(
-            "value length {vlen} is over the limit {MAX_VALUE_LEN}"
-        ));
+        return Decoded::Damaged(format!("value length {vlen} is over the limit {MAX_VALUE_LEN}"));
     }
     if op == Op::Delete && vlen != 0 {
         return Decoded::Damaged(format!("DELETE record with a {vlen}-byte value"));
@@ -222,15 +220,7 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
     let seq = u64::from_le_bytes(buf[4..12].try_into().expect("8 bytes"));
     let key = &buf[RECORD_HEADER_LEN..RECORD_HEADER_LEN + klen];
     let value = &buf[RECORD_HEADER_LEN + klen..len];
-    Decoded::Record(
-        Record {
-            seq,
-            op,
-            key,
-            value,
-        },
-        len,
-    )
+    Decoded::Record(Record { seq, op, key, value }, len)
 }
 
 /// The result of reading a whole log.
@@ -257,10 +247,7 @@ pub enum Tail {
     Torn { reason: String },
     /// Damage at `end` with a valid record after it at `next_valid` (rule 2), or a record out of
     /// sequence at `end` (rule 3). Must not be skipped.
-    Corrupt {
-        reason: String,
-        next_valid: Option<u64>,
-    },
+    Corrupt { reason: String, next_valid: Option<u64> },
 }
 
 /// How much to read at a time while replaying.
@@ -271,20 +258,13 @@ const READ_CHUNK: usize = 1 << 20;
 pub fn scan(path: &Path, mut visit: impl FnMut(&Record)) -> Result<Scan, Error> {
     let mut file =
         File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| Error::io(format!("stat {}", path.display()), e))?
-        .len();
+    let file_len =
+        file.metadata().map_err(|e| Error::io(format!("stat {}", path.display()), e))?.len();
     let read_err = |e| Error::io(format!("read {}", path.display()), e);
     check_header(path, &mut file, file_len)?;
 
-    let mut scan = Scan {
-        records: 0,
-        last_seq: 0,
-        end: FILE_HEADER_LEN as u64,
-        file_len,
-        tail: Tail::Clean,
-    };
+    let mut scan =
+        Scan { records: 0, last_seq: 0, end: FILE_HEADER_LEN as u64, file_len, tail: Tail::Clean };
     // `buf[start..]` holds the unread bytes beginning at file offset `scan.end`.
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK + RECORD_HEADER_LEN + MAX_KEY_LEN);
     let mut start = 0;
@@ -304,10 +284,7 @@ pub fn scan(path: &Path, mut visit: impl FnMut(&Record)) -> Result<Scan, Error> 
                     record.seq,
                     scan.last_seq + 1
                 );
-                scan.tail = Tail::Corrupt {
-                    reason,
-                    next_valid: None,
-                };
+                scan.tail = Tail::Corrupt { reason, next_valid: None };
                 return Ok(scan);
             }
             Decoded::Incomplete if !eof => {
@@ -330,9 +307,7 @@ pub fn scan(path: &Path, mut visit: impl FnMut(&Record)) -> Result<Scan, Error> 
 /// Appends up to [`READ_CHUNK`] bytes from `file` to `buf`; returns true at end of file.
 fn read_more(file: &mut File, buf: &mut Vec<u8>) -> io::Result<bool> {
     let before = buf.len();
-    Read::by_ref(file)
-        .take(READ_CHUNK as u64)
-        .read_to_end(buf)?;
+    Read::by_ref(file).take(READ_CHUNK as u64).read_to_end(buf)?;
     Ok(buf.len() == before)
 }
 
@@ -348,10 +323,7 @@ fn finish_after_damage(
     let rest = &buf[start..];
     scan.tail = match find_later_record(rest, scan.last_seq + 1) {
         None => Tail::Torn { reason },
-        Some(at) => Tail::Corrupt {
-            reason,
-            next_valid: Some(scan.end + at as u64),
-        },
+        Some(at) => Tail::Corrupt { reason, next_valid: Some(scan.end + at as u64) },
     };
     Ok(scan)
 }
@@ -388,18 +360,12 @@ fn check_header(path: &Path, file: &mut File, file_len: u64) -> Result<(), Error
     let n = (file_len as usize).min(FILE_HEADER_LEN);
     file.read_exact(&mut header[..n])
         .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
-    let corrupt = |reason: String| Error::Corrupt {
-        path: path.to_path_buf(),
-        offset: 0,
-        reason,
-    };
+    let corrupt = |reason: String| Error::Corrupt { path: path.to_path_buf(), offset: 0, reason };
     if n < FILE_HEADER_LEN {
         if header[..n] == expected[..n] {
             return Ok(());
         }
-        return Err(corrupt(format!(
-            "{n}-byte file is not a walkv log (bad magic)"
-        )));
+        return Err(corrupt(format!("{n}-byte file is not a walkv log (bad magic)")));
     }
     if header[..8] != MAGIC {
         return Err(corrupt("not a walkv log (bad magic)".to_string()));
@@ -484,15 +450,10 @@ impl Wal {
                     Some(at) => format!("{reason}; a valid record follows at offset {at}"),
                     None => reason.clone(),
                 };
-                return Err(Error::Corrupt {
-                    path: path.to_path_buf(),
-                    offset: scan.end,
-                    reason,
-                });
+                return Err(Error::Corrupt { path: path.to_path_buf(), offset: scan.end, reason });
             }
         }
-        file.seek(SeekFrom::Start(scan.end))
-            .map_err(io_err("seek"))?;
+        file.seek(SeekFrom::Start(scan.end)).map_err(io_err("seek"))?;
         let wal = Wal {
             path: path.to_path_buf(),
             writer: BufWriter::new(file),
@@ -501,12 +462,8 @@ impl Wal {
             synced_len: scan.end,
             failed: None,
         };
-        let recovery = Recovery {
-            records: scan.records,
-            last_seq: scan.last_seq,
-            trimmed,
-            created,
-        };
+        let recovery =
+            Recovery { records: scan.records, last_seq: scan.last_seq, trimmed, created };
         Ok((wal, recovery))
     }
 
@@ -529,9 +486,7 @@ impl Wal {
     /// the caller must not apply the change. If even the cut fails, the log stops taking writes.
     pub fn append(&mut self, op: Op, key: &[u8], value: &[u8]) -> Result<u64, Error> {
         if let Some(reason) = &self.failed {
-            return Err(Error::Failed {
-                reason: reason.clone(),
-            });
+            return Err(Error::Failed { reason: reason.clone() });
         }
         check_lengths(key, value)?;
         let seq = self.next_seq;
@@ -540,9 +495,8 @@ impl Wal {
         if let Err(e) = written {
             let error = Error::io(format!("append to {}", self.path.display()), e);
             if let Err(cut) = self.cut_back() {
-                self.failed = Some(format!(
-                    "a write failed ({error}) and cutting it back failed ({cut})"
-                ));
+                self.failed =
+                    Some(format!("a write failed ({error}) and cutting it back failed ({cut})"));
             }
             return Err(error);
         }
@@ -578,17 +532,12 @@ impl Wal {
     /// prove nothing. A restart replays what really is on disk.
     pub fn sync(&mut self) -> Result<u64, Error> {
         if let Some(reason) = &self.failed {
-            return Err(Error::Failed {
-                reason: reason.clone(),
-            });
+            return Err(Error::Failed { reason: reason.clone() });
         }
         if self.synced_len == self.len {
             return Ok(self.last_seq());
         }
-        let result = self
-            .writer
-            .flush()
-            .and_then(|_| self.writer.get_ref().sync_data());
+        let result = self.writer.flush().and_then(|_| self.writer.get_ref().sync_data());
         if let Err(e) = result {
             let error = Error::io(format!("fsync {}", self.path.display()), e);
             self.failed = Some(format!("{error}; acknowledged writes may not be on disk"));
@@ -628,19 +577,14 @@ fn write_new_header(path: &Path, file: &mut File) -> Result<(), Error> {
     };
     file.set_len(0).map_err(io_err("truncate"))?;
     file.seek(SeekFrom::Start(0)).map_err(io_err("seek"))?;
-    file.write_all(&file_header())
-        .map_err(io_err("write header to"))?;
+    file.write_all(&file_header()).map_err(io_err("write header to"))?;
     file.sync_all().map_err(io_err("fsync"))?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// Fsyncs a directory, so that a file created or renamed in it survives power loss.
 pub fn sync_dir(dir: &Path) -> Result<(), Error> {
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(format!("fsync directory {}", dir.display()), e))
@@ -660,10 +604,7 @@ pub struct Repair {
 pub fn repair(path: &Path) -> Result<Repair, Error> {
     let scan = scan(path, |_| {})?;
     if scan.tail == Tail::Clean {
-        return Ok(Repair {
-            scan,
-            side_file: None,
-        });
+        return Ok(Repair { scan, side_file: None });
     }
     let io_err = |what: String| move |e| Error::io(what, e);
     let bytes = fs::read(path).map_err(io_err(format!("read {}", path.display())))?;
@@ -678,25 +619,16 @@ pub fn repair(path: &Path) -> Result<Repair, Error> {
         .create_new(true)
         .open(&side)
         .map_err(io_err(format!("create {}", side.display())))?;
-    side_file
-        .write_all(cut)
-        .map_err(io_err(format!("write {}", side.display())))?;
-    side_file
-        .sync_all()
-        .map_err(io_err(format!("fsync {}", side.display())))?;
+    side_file.write_all(cut).map_err(io_err(format!("write {}", side.display())))?;
+    side_file.sync_all().map_err(io_err(format!("fsync {}", side.display())))?;
     let file = OpenOptions::new()
         .write(true)
         .open(path)
         .map_err(io_err(format!("open {}", path.display())))?;
-    file.set_len(scan.end)
-        .map_err(io_err(format!("truncate {}", path.display())))?;
-    file.sync_all()
-        .map_err(io_err(format!("fsync {}", path.display())))?;
+    file.set_len(scan.end).map_err(io_err(format!("truncate {}", path.display())))?;
+    file.sync_all().map_err(io_err(format!("fsync {}", path.display())))?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))?;
-    Ok(Repair {
-        scan,
-        side_file: Some(side),
-    })
+    Ok(Repair { scan, side_file: Some(side) })
 }
 
 #[cfg(test)]
@@ -739,9 +671,7 @@ mod tests {
     fn scan_bytes(path: &Path, bytes: &[u8]) -> Result<(Scan, Vec<Owned>), Error> {
         fs::write(path, bytes).unwrap();
         let mut seen = Vec::new();
-        let scan = scan(path, |r| {
-            seen.push((r.seq, r.op, r.key.to_vec(), r.value.to_vec()))
-        })?;
+        let scan = scan(path, |r| seen.push((r.seq, r.op, r.key.to_vec(), r.value.to_vec())))?;
         Ok((scan, seen))
     }
 
@@ -780,16 +710,8 @@ mod tests {
             };
             let whole = ends.iter().filter(|&&e| e <= cut).count();
             assert_eq!(seen, records[..whole], "cut at {cut}");
-            let end = if whole == 0 {
-                FILE_HEADER_LEN
-            } else {
-                ends[whole - 1]
-            };
-            assert_eq!(
-                scan.end,
-                end.max(cut.min(FILE_HEADER_LEN)) as u64,
-                "cut at {cut}"
-            );
+            let end = if whole == 0 { FILE_HEADER_LEN } else { ends[whole - 1] };
+            assert_eq!(scan.end, end.max(cut.min(FILE_HEADER_LEN)) as u64, "cut at {cut}");
             let torn = cut > end && cut >= FILE_HEADER_LEN;
             assert_eq!(
                 matches!(scan.tail, Tail::Torn { .. }),
@@ -808,11 +730,7 @@ mod tests {
             let mut seen = Vec::new();
             let rescan = super::scan(&path, |r| seen.push((r.seq, r.key.to_vec()))).unwrap();
             assert_eq!(rescan.tail, Tail::Clean, "cut at {cut}");
-            assert_eq!(
-                seen.last().unwrap(),
-                &(seq, b"after".to_vec()),
-                "cut at {cut}"
-            );
+            assert_eq!(seen.last().unwrap(), &(seq, b"after".to_vec()), "cut at {cut}");
         }
     }
 
@@ -828,10 +746,7 @@ mod tests {
                 damaged[at] ^= flip;
                 let result = scan_bytes(&path, &damaged);
                 if at < FILE_HEADER_LEN {
-                    assert!(
-                        matches!(result, Err(Error::Corrupt { offset: 0, .. })),
-                        "at {at}"
-                    );
+                    assert!(matches!(result, Err(Error::Corrupt { offset: 0, .. })), "at {at}");
                     continue;
                 }
                 let (scan, seen) = result.unwrap_or_else(|e| panic!("at {at}: {e}"));
@@ -882,10 +797,7 @@ mod tests {
         assert_eq!(scan.end, ends[1] as u64);
         assert_eq!(
             scan.tail,
-            Tail::Corrupt {
-                reason: scan_reason(&scan),
-                next_valid: Some(ends[2] as u64)
-            }
+            Tail::Corrupt { reason: scan_reason(&scan), next_valid: Some(ends[2] as u64) }
         );
         match Wal::open(&path, |_| {}) {
             Err(Error::Corrupt { offset, .. }) => assert_eq!(offset, ends[1] as u64),
@@ -915,10 +827,7 @@ mod tests {
     fn short_foreign_file_is_refused_not_overwritten() {
         let (_dir, path) = temp_path("short");
         fs::write(&path, b"hello").unwrap();
-        assert!(matches!(
-            Wal::open(&path, |_| {}),
-            Err(Error::Corrupt { offset: 0, .. })
-        ));
+        assert!(matches!(Wal::open(&path, |_| {}), Err(Error::Corrupt { offset: 0, .. })));
         assert_eq!(fs::read(&path).unwrap(), b"hello");
         fs::write(&path, b"walkv").unwrap();
         let (_, recovery) = Wal::open(&path, |_| {}).unwrap();
@@ -949,10 +858,9 @@ mod tests {
         let side = repair.side_file.unwrap();
         assert_eq!(fs::read(&side).unwrap(), bytes[ends[2]..]);
         let mut seen = Vec::new();
-        let (_, rec) = Wal::open(&path, |r| {
-            seen.push((r.seq, r.op, r.key.to_vec(), r.value.to_vec()))
-        })
-        .unwrap();
+        let (_, rec) =
+            Wal::open(&path, |r| seen.push((r.seq, r.op, r.key.to_vec(), r.value.to_vec())))
+                .unwrap();
         assert_eq!(seen, records[..3]);
         assert_eq!(rec.trimmed, None);
         // What the cut part held that still checks out: records 5 (record 4 is the damaged one).

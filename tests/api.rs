@@ -28,17 +28,10 @@ fn original_go_contract() {
     assert_eq!((r.status, r.text().as_str()), (200, r#"{"value":"Ada"}"#));
     assert_eq!(r.header("Content-Type"), Some("application/json"));
     let r = request(a, "GET", "/v1/nobody", b"").unwrap();
-    assert_eq!(
-        (r.status, r.text().as_str()),
-        (404, r#"{"error":"key not found"}"#)
-    );
+    assert_eq!((r.status, r.text().as_str()), (404, r#"{"error":"key not found"}"#));
     assert_eq!(r.header("Content-Type"), Some("application/json"));
-    for body in [
-        &b"not json"[..],
-        b"{}",
-        br#"{"key":"","value":"x"}"#,
-        br#"{"key":"k","value":7}"#,
-    ] {
+    for body in [&b"not json"[..], b"{}", br#"{"key":"","value":"x"}"#, br#"{"key":"k","value":7}"#]
+    {
         let r = request(a, "POST", "/v1/write", body).unwrap();
         assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(body));
         assert!(json(&r)["error"].as_str().is_some_and(|e| !e.is_empty()));
@@ -58,15 +51,9 @@ fn curl_endpoints() {
     let r = request(a, "GET", "/v1/k?raw", b"").unwrap();
     assert_eq!((r.status, r.body.as_slice()), (200, &b"v2"[..]));
     assert_eq!(r.header("Content-Type"), Some("application/octet-stream"));
-    assert_eq!(
-        json(&request(a, "DELETE", "/v1/k", b"").unwrap())["deleted"],
-        true
-    );
+    assert_eq!(json(&request(a, "DELETE", "/v1/k", b"").unwrap())["deleted"], true);
     let again = request(a, "DELETE", "/v1/k", b"").unwrap();
-    assert_eq!(
-        (again.status, json(&again)["deleted"].clone()),
-        (200, serde_json::json!(false))
-    );
+    assert_eq!((again.status, json(&again)["deleted"].clone()), (200, serde_json::json!(false)));
     assert_eq!(request(a, "GET", "/v1/k", b"").unwrap().status, 404);
     assert_eq!(request(a, "HEAD", "/v1/k", b"").unwrap().status, 404);
 }
@@ -89,11 +76,7 @@ fn routing_errors_are_json() {
     ] {
         let r = request(a, method, target, b"").unwrap();
         assert_eq!(r.status, status, "{method} {target}");
-        assert!(
-            json(&r)["error"].is_string(),
-            "{method} {target}: {}",
-            r.text()
-        );
+        assert!(json(&r)["error"].is_string(), "{method} {target}: {}", r.text());
         if status == 405 {
             assert_eq!(r.header("Allow"), Some("GET, HEAD, PUT, DELETE"));
         }
@@ -119,30 +102,13 @@ fn hostile_keys_and_values_round_trip() {
         assert_eq!(r.status, 201, "{}", r.text());
         written.push((key, value));
     }
-    let specials = [
-        "a=b",
-        "line\nbreak",
-        "sp ace",
-        "sl/ash",
-        "quo\"te",
-        "back\\slash",
-        "é€😀",
-        "\u{0}\u{1f}",
-    ];
+    let specials =
+        ["a=b", "line\nbreak", "sp ace", "sl/ash", "quo\"te", "back\\slash", "é€😀", "\u{0}\u{1f}"];
     for (i, s) in specials.iter().enumerate() {
         let key = format!("{s}-{i}");
         let value = format!("{s}\r\n\t{}", "\u{2028}");
-        let body = format!(
-            "{{\"value\":{},\"key\":{}}}",
-            json_string(&value),
-            json_string(&key)
-        );
-        assert_eq!(
-            request(a, "POST", "/v1/write", body.as_bytes())
-                .unwrap()
-                .status,
-            201
-        );
+        let body = format!("{{\"value\":{},\"key\":{}}}", json_string(&value), json_string(&key));
+        assert_eq!(request(a, "POST", "/v1/write", body.as_bytes()).unwrap().status, 201);
         written.push((key.into_bytes(), value.into_bytes()));
     }
     // Surrogate pairs written as escapes decode to the real character.
@@ -173,12 +139,7 @@ fn hostile_keys_and_values_round_trip() {
 fn non_utf8_value_json_get_is_406() {
     let dir = TempDir::new("utf8");
     let server = Server::start(&dir);
-    assert_eq!(
-        request(&server.addr, "PUT", "/v1/bin", b"\xff\xfe")
-            .unwrap()
-            .status,
-        201
-    );
+    assert_eq!(request(&server.addr, "PUT", "/v1/bin", b"\xff\xfe").unwrap().status, 201);
     let r = request(&server.addr, "GET", "/v1/bin", b"").unwrap();
     assert_eq!(r.status, 406);
     assert!(json(&r)["error"].as_str().unwrap().contains("?raw"));
@@ -192,9 +153,7 @@ fn oversized_bodies_are_413_before_reading() {
     let server = Server::start(&dir);
     let a = &server.addr;
     let mut stream = TcpStream::connect(a).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     stream
         .write_all(b"PUT /v1/big HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n")
         .unwrap();
@@ -207,12 +166,7 @@ fn oversized_bodies_are_413_before_reading() {
     let over = vec![b'x'; walkv::wal::MAX_VALUE_LEN + 1];
     assert_eq!(request(a, "PUT", "/v1/over", &over).unwrap().status, 413);
     let long_key = "k".repeat(walkv::wal::MAX_KEY_LEN + 1);
-    assert_eq!(
-        request(a, "GET", &format!("/v1/{long_key}"), b"")
-            .unwrap()
-            .status,
-        400
-    );
+    assert_eq!(request(a, "GET", &format!("/v1/{long_key}"), b"").unwrap().status, 400);
     let r = request(a, "GET", "/v1/max?raw", b"").unwrap();
     assert_eq!(r.body.len(), walkv::wal::MAX_VALUE_LEN);
 }
@@ -227,15 +181,8 @@ fn chunked_body_is_limited_too() {
     let mut msg = head.to_vec();
     msg.extend_from_slice(b"5\r\nhello\r\n0\r\n\r\n");
     let raw = send_raw(&server.addr, &msg).unwrap();
-    assert!(
-        raw.starts_with(b"HTTP/1.1 201"),
-        "{}",
-        String::from_utf8_lossy(&raw)
-    );
-    assert_eq!(
-        request(&server.addr, "GET", "/v1/c?raw", b"").unwrap().body,
-        b"hello"
-    );
+    assert!(raw.starts_with(b"HTTP/1.1 201"), "{}", String::from_utf8_lossy(&raw));
+    assert_eq!(request(&server.addr, "GET", "/v1/c?raw", b"").unwrap().body, b"hello");
 }
 
 /// Garbage, half requests and protocol violations get a 4xx or a closed connection, and the
@@ -260,19 +207,10 @@ fn malformed_requests_do_not_disturb_the_server() {
         let raw = send_raw(a, bytes).unwrap_or_default();
         if let Some(code) = raw.get(9..12) {
             let code = std::str::from_utf8(code).unwrap_or("???");
-            assert!(
-                code.starts_with('4'),
-                "{:?} -> {:?}",
-                String::from_utf8_lossy(bytes),
-                code
-            );
+            assert!(code.starts_with('4'), "{:?} -> {:?}", String::from_utf8_lossy(bytes), code);
         }
         let r = request(a, "PUT", "/v1/alive", b"yes").unwrap();
-        assert!(
-            r.status == 200 || r.status == 201,
-            "after {:?}",
-            String::from_utf8_lossy(bytes)
-        );
+        assert!(r.status == 200 || r.status == 201, "after {:?}", String::from_utf8_lossy(bytes));
     }
     let mut rng = Rng::new(23);
     for _ in 0..100 {
@@ -282,10 +220,7 @@ fn malformed_requests_do_not_disturb_the_server() {
         bytes.extend_from_slice(b"\r\n\r\n");
         let _ = send_raw(a, &bytes);
     }
-    assert_eq!(
-        request(a, "GET", "/v1/alive?raw", b"").unwrap().body,
-        b"yes"
-    );
+    assert_eq!(request(a, "GET", "/v1/alive?raw", b"").unwrap().body, b"yes");
 }
 
 /// Requests pipelined on one keep-alive connection are answered in order.
@@ -294,17 +229,12 @@ fn keep_alive_pipelining_answers_in_order() {
     let dir = TempDir::new("pipeline");
     let server = Server::start(&dir);
     let mut stream = TcpStream::connect(&server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut batch = Vec::new();
     for i in 0..20 {
         batch.extend_from_slice(
-            format!(
-                "PUT /v1/p{i} HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n{}",
-                i % 10
-            )
-            .as_bytes(),
+            format!("PUT /v1/p{i} HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n{}", i % 10)
+                .as_bytes(),
         );
         batch.extend_from_slice(format!("GET /v1/p{i}?raw HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
     }
@@ -314,9 +244,7 @@ fn keep_alive_pipelining_answers_in_order() {
         let r = support::read_reply(&mut stream, false).unwrap();
         assert_eq!(r.body, format!("{}", i % 10).as_bytes());
     }
-    stream
-        .write_all(b"GET /v1/p0 HTTP/1.1\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    stream.write_all(b"GET /v1/p0 HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).unwrap();
     assert!(rest.starts_with(b"HTTP/1.1 200"));

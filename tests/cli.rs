@@ -16,41 +16,21 @@ fn set_get_delete_round_trip() {
     let dir = TempDir::new("cli");
     let server = Server::start(&dir);
     let a = server.addr.as_str();
-    assert_eq!(
-        run_walkv(&["set", "--addr", a, "greeting", "hello world"], &[], b"").0,
-        0
-    );
+    assert_eq!(run_walkv(&["set", "--addr", a, "greeting", "hello world"], &[], b"").0, 0);
     let (code, out, _) = run_walkv(&["get", "--addr", a, "greeting"], &[], b"");
-    assert_eq!(
-        (code, out.as_slice()),
-        (0, &b"hello world"[..]),
-        "get prints the exact bytes"
-    );
+    assert_eq!((code, out.as_slice()), (0, &b"hello world"[..]), "get prints the exact bytes");
 
     let binary: Vec<u8> = (0..=255u8).chain(b"\n=\r\n".iter().copied()).collect();
-    assert_eq!(
-        run_walkv(&["set", "--addr", a, "a/b=c d", "-"], &[], &binary).0,
-        0
-    );
+    assert_eq!(run_walkv(&["set", "--addr", a, "a/b=c d", "-"], &[], &binary).0, 0);
     let (code, out, _) = run_walkv(&["get", "a/b=c d"], &[("WALKV_ADDR", a)], b"");
     assert_eq!((code, out), (0, binary));
 
-    assert_eq!(
-        run_walkv(&["set", "--addr", a, "--", "-dash", ""], &[], b"").0,
-        0
-    );
+    assert_eq!(run_walkv(&["set", "--addr", a, "--", "-dash", ""], &[], b"").0, 0);
     let (code, out, _) = run_walkv(&["get", "--addr", a, "--", "-dash"], &[], b"");
     assert_eq!((code, out.len()), (0, 0), "an empty value is a value");
 
-    assert_eq!(
-        run_walkv(&["delete", "--addr", a, "greeting"], &[], b"").0,
-        0
-    );
-    assert_eq!(
-        run_walkv(&["delete", "--addr", a, "greeting"], &[], b"").0,
-        0,
-        "idempotent"
-    );
+    assert_eq!(run_walkv(&["delete", "--addr", a, "greeting"], &[], b"").0, 0);
+    assert_eq!(run_walkv(&["delete", "--addr", a, "greeting"], &[], b"").0, 0, "idempotent");
     let (code, out, err) = run_walkv(&["get", "--addr", a, "greeting"], &[], b"");
     assert_eq!((code, out.len()), (1, 0));
     assert!(err.contains("key not found"), "{err}");
@@ -76,18 +56,11 @@ fn usage_and_rejection_exit_codes() {
 /// Nothing listening: exit 3 with a hint about the address.
 #[test]
 fn cannot_connect_exits_3() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}"); // the listener is dropped: nothing listens here now
     let (code, _, err) = run_walkv(&["get", "--addr", &addr, "k"], &[], b"");
     assert_eq!(code, 3, "{err}");
-    assert!(
-        err.contains("cannot connect") && err.contains("WALKV_ADDR"),
-        "{err}"
-    );
+    assert!(err.contains("cannot connect") && err.contains("WALKV_ADDR"), "{err}");
 }
 
 /// Serves one connection with a canned answer; returns its address.
@@ -141,12 +114,7 @@ fn help_on_every_command() {
 /// not crash the server (it once did: `eprintln!` panics on EPIPE, exit 101).
 #[test]
 fn serve_reads_port_and_data_dir_from_env() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     let dir = TempDir::new("env");
     let child = std::process::Command::new(support::BIN)
         .env("PORT", &port)
@@ -157,14 +125,8 @@ fn serve_reads_port_and_data_dir_from_env() {
         .unwrap();
     let mut child = support::KillOnDrop(child);
     let stderr = BufReader::new(child.0.stderr.take().unwrap());
-    let line = stderr
-        .lines()
-        .map_while(Result::ok)
-        .find(|l| l.contains("listening on"));
-    assert_eq!(
-        line,
-        Some(format!("walkv: listening on http://127.0.0.1:{port}"))
-    );
+    let line = stderr.lines().map_while(Result::ok).find(|l| l.contains("listening on"));
+    assert_eq!(line, Some(format!("walkv: listening on http://127.0.0.1:{port}")));
     assert!(dir.join(walkv::wal::FILE_NAME).exists());
     support::signal(child.0.id(), "TERM");
     let status = support::wait_with_timeout(&mut child.0, std::time::Duration::from_secs(20));

@@ -50,11 +50,7 @@ fn writer(
     stop: Arc<AtomicBool>,
 ) -> WriterLog {
     let mut rng = Rng::new(seed);
-    let mut log = WriterLog {
-        acked: HashMap::new(),
-        in_flight: None,
-        acknowledged: 0,
-    };
+    let mut log = WriterLog { acked: HashMap::new(), in_flight: None, acknowledged: 0 };
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let key = key_of(client, rng.below(KEYS_PER_CLIENT));
@@ -63,11 +59,7 @@ fn writer(
         let (result, state) = if rng.below(10) == 0 {
             (request(&addr, "DELETE", &target, b""), None)
         } else {
-            let pad = if rng.below(8) == 0 {
-                256 * 1024
-            } else {
-                rng.below(200)
-            };
+            let pad = if rng.below(8) == 0 { 256 * 1024 } else { rng.below(200) };
             let mut value = format!("seed{seed}-n{n}-").into_bytes();
             value.extend(std::iter::repeat_n(b'v', pad));
             (request(&addr, "PUT", &target, &value), Some(value))
@@ -90,13 +82,8 @@ fn writer(
 }
 
 fn read_state(addr: &str, key: &[u8]) -> State {
-    let reply = request(
-        addr,
-        "GET",
-        &format!("/v1/{}?raw", support::encode_all(key)),
-        b"",
-    )
-    .unwrap();
+    let reply =
+        request(addr, "GET", &format!("/v1/{}?raw", support::encode_all(key)), b"").unwrap();
     match reply.status {
         200 => Some(reply.body),
         404 => None,
@@ -140,11 +127,8 @@ fn acknowledged_writes_survive_kill_9() {
                 let key = key_of(c, j);
                 let actual = read_state(&server.addr, &key);
                 let acked = log.acked.get(&key).cloned().flatten();
-                let pending = log
-                    .in_flight
-                    .as_ref()
-                    .filter(|(k, _)| *k == key)
-                    .map(|(_, s)| s.clone());
+                let pending =
+                    log.in_flight.as_ref().filter(|(k, _)| *k == key).map(|(_, s)| s.clone());
                 let ok = actual == acked || pending.as_ref() == Some(&actual);
                 assert!(
                     ok,
@@ -170,8 +154,5 @@ fn acknowledged_writes_survive_kill_9() {
         "kill -9 trials: {trials}, acknowledged writes: {acknowledged}, lost: 0, \
          unacknowledged in-flight writes found applied: {in_flight_applied}, torn tails trimmed: {trimmed}"
     );
-    assert!(
-        acknowledged > trials * 10,
-        "too few writes were acknowledged to prove anything"
-    );
+    assert!(acknowledged > trials * 10, "too few writes were acknowledged to prove anything");
 }

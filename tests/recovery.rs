@@ -19,13 +19,8 @@ fn dir_with_keys(name: &str, n: usize) -> TempDir {
     let dir = TempDir::new(name);
     let server = Server::start(&dir);
     for i in 1..=n {
-        let r = request(
-            &server.addr,
-            "PUT",
-            &format!("/v1/k{i}"),
-            format!("v{i}").as_bytes(),
-        )
-        .unwrap();
+        let r =
+            request(&server.addr, "PUT", &format!("/v1/k{i}"), format!("v{i}").as_bytes()).unwrap();
         assert_eq!(r.status, 201);
     }
     let (status, _) = server.terminate();
@@ -51,43 +46,24 @@ fn torn_tail_is_trimmed_and_next_write_survives() {
     let mut partial = Vec::new();
     wal::encode(&mut partial, 4, Op::Set, b"torn", b"never acknowledged");
     partial.truncate(30);
-    for (name, tail) in [
-        ("partial", partial),
-        ("zeros", vec![0u8; 4096]),
-        ("garbage", b"\x07garbage!".repeat(50)),
-    ] {
+    for (name, tail) in
+        [("partial", partial), ("zeros", vec![0u8; 4096]), ("garbage", b"\x07garbage!".repeat(50))]
+    {
         let dir = dir_with_keys(name, 3);
         let path = wal_file(&dir);
         let good_len = fs::metadata(&path).unwrap().len();
         append(&path, &tail);
         let (code, out, _) = run_walkv(&["check", "--data-dir", dir.to_str().unwrap()], &[], b"");
-        assert_eq!(
-            code,
-            6,
-            "check must report a torn tail: {}",
-            String::from_utf8_lossy(&out)
-        );
+        assert_eq!(code, 6, "check must report a torn tail: {}", String::from_utf8_lossy(&out));
 
         let server = Server::start(&dir);
         let log = server.stderr();
         assert!(
-            log.contains(&format!(
-                "cut at offset {good_len}, dropped {} bytes",
-                tail.len()
-            )),
+            log.contains(&format!("cut at offset {good_len}, dropped {} bytes", tail.len())),
             "{name}: {log}"
         );
-        assert_eq!(
-            fs::metadata(&path).unwrap().len(),
-            good_len,
-            "trimmed before serving"
-        );
-        assert_eq!(
-            request(&server.addr, "PUT", "/v1/after", b"trim")
-                .unwrap()
-                .status,
-            201
-        );
+        assert_eq!(fs::metadata(&path).unwrap().len(), good_len, "trimmed before serving");
+        assert_eq!(request(&server.addr, "PUT", "/v1/after", b"trim").unwrap().status, 201);
         server.kill9();
 
         let server = Server::start(&dir);
@@ -111,54 +87,31 @@ fn mid_log_damage_refuses_start_and_repair_recovers_a_prefix() {
     fs::write(&path, &bytes).unwrap();
     let d = dir.to_str().unwrap();
 
-    let err = Server::try_start(&dir, &[])
-        .err()
-        .expect("startup must refuse a corrupt log");
+    let err = Server::try_start(&dir, &[]).err().expect("startup must refuse a corrupt log");
     assert_eq!(err.0.and_then(|s| s.code()), Some(7), "{}", err.1);
     for needle in [
         path.to_str().unwrap(),
         &format!("offset {record3}"),
         &format!("walkv repair --data-dir {d}"),
     ] {
-        assert!(
-            err.1.contains(needle),
-            "message lacks {needle:?}: {}",
-            err.1
-        );
+        assert!(err.1.contains(needle), "message lacks {needle:?}: {}", err.1);
     }
-    assert_eq!(
-        fs::read(&path).unwrap(),
-        bytes,
-        "a refused startup must not change the log"
-    );
+    assert_eq!(fs::read(&path).unwrap(), bytes, "a refused startup must not change the log");
 
     let (code, out, _) = run_walkv(&["check", "--data-dir", d], &[], b"");
     let out = String::from_utf8_lossy(&out);
     assert_eq!(code, 7, "{out}");
-    assert!(
-        out.contains(&format!("corrupt at offset {record3}")),
-        "{out}"
-    );
+    assert!(out.contains(&format!("corrupt at offset {record3}")), "{out}");
 
     let (code, out, err) = run_walkv(&["repair", "--data-dir", d], &[], b"");
     let out = String::from_utf8_lossy(&out);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.contains(&format!("cut at offset {record3} after 2 valid records")),
-        "{out}"
-    );
-    assert!(
-        out.contains("2 record(s) that still check out") && out.contains("\"k5\""),
-        "{out}"
-    );
+    assert!(out.contains(&format!("cut at offset {record3} after 2 valid records")), "{out}");
+    assert!(out.contains("2 record(s) that still check out") && out.contains("\"k5\""), "{out}");
     let side: Vec<_> = fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("walkv.wal.cut-")
-        })
+        .filter(|e| e.file_name().to_string_lossy().starts_with("walkv.wal.cut-"))
         .collect();
     assert_eq!(side.len(), 1);
     assert_eq!(fs::read(side[0].path()).unwrap(), bytes[record3..]);
@@ -168,12 +121,7 @@ fn mid_log_damage_refuses_start_and_repair_recovers_a_prefix() {
     let server = Server::start(&dir);
     assert_eq!(get(&server.addr, "k2").as_deref(), Some("v2"));
     assert_eq!(get(&server.addr, "k3"), None);
-    assert_eq!(
-        request(&server.addr, "PUT", "/v1/new", b"x")
-            .unwrap()
-            .status,
-        201
-    );
+    assert_eq!(request(&server.addr, "PUT", "/v1/new", b"x").unwrap().status, 201);
 }
 
 /// A file that is not a walkv log (or a newer format) is refused, never overwritten.
@@ -193,19 +141,12 @@ fn foreign_file_is_refused_not_overwritten() {
 fn second_instance_is_refused() {
     let dir = TempDir::new("lock");
     let first = Server::start(&dir);
-    let err = Server::try_start(&dir, &[])
-        .err()
-        .expect("second server must not start");
+    let err = Server::try_start(&dir, &[]).err().expect("second server must not start");
     assert_eq!(err.0.and_then(|s| s.code()), Some(8));
     assert!(err.1.contains("locked by another process"), "{}", err.1);
     let (code, _, stderr) = run_walkv(&["repair", "--data-dir", dir.to_str().unwrap()], &[], b"");
     assert_eq!(code, 8, "repair must not run under a live server: {stderr}");
-    assert_eq!(
-        request(&first.addr, "PUT", "/v1/still", b"mine")
-            .unwrap()
-            .status,
-        201
-    );
+    assert_eq!(request(&first.addr, "PUT", "/v1/still", b"mine").unwrap().status, 201);
 }
 
 /// SIGTERM stops the server with exit 0 after a final sync that covers the last write, even when
@@ -215,25 +156,13 @@ fn sigterm_exits_0_after_final_sync() {
     let dir = TempDir::new("sigterm");
     let server = Server::start_with(&dir, &["--sync-interval", "3600"]);
     for i in 0..25 {
-        assert_eq!(
-            request(&server.addr, "PUT", &format!("/v1/t{i}"), b"x")
-                .unwrap()
-                .status,
-            201
-        );
+        assert_eq!(request(&server.addr, "PUT", &format!("/v1/t{i}"), b"x").unwrap().status, 201);
     }
     let (status, stderr) = server.terminate();
     assert_eq!(status.code(), Some(0), "{stderr}");
-    assert!(
-        stderr.contains("log synced through seq 25; stopped"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("log synced through seq 25; stopped"), "{stderr}");
     let server = Server::start(&dir);
-    assert!(
-        server.stderr().contains("replayed 25 records"),
-        "{}",
-        server.stderr()
-    );
+    assert!(server.stderr().contains("replayed 25 records"), "{}", server.stderr());
     assert_eq!(get(&server.addr, "t24").as_deref(), Some("x"));
 }
 
@@ -277,10 +206,7 @@ fn refused_write_is_507_and_cut_back() {
     let stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
     let mut lines = std::io::BufRead::lines(stderr).map_while(Result::ok);
     let addr = lines
-        .find_map(|l| {
-            l.strip_prefix("walkv: listening on http://")
-                .map(str::to_string)
-        })
+        .find_map(|l| l.strip_prefix("walkv: listening on http://").map(str::to_string))
         .expect("server listens");
 
     let mut acked = Vec::new();
@@ -295,30 +221,21 @@ fn refused_write_is_507_and_cut_back() {
         assert!(i < 20, "the file size limit never took effect");
     }
     let refused = acked.len();
-    assert!(
-        get(&addr, &format!("k{refused}")).is_none(),
-        "a refused write must not be applied"
-    );
+    assert!(get(&addr, &format!("k{refused}")).is_none(), "a refused write must not be applied");
     let len = fs::metadata(wal_file(&dir)).unwrap().len();
     assert_eq!(
         (len - wal::FILE_HEADER_LEN as u64) % (21 + 2 + 10_000),
         0,
         "cut back to a record boundary"
     );
-    assert_eq!(
-        request(&addr, "PUT", "/v1/small", b"fits").unwrap().status,
-        201
-    );
+    assert_eq!(request(&addr, "PUT", "/v1/small", b"fits").unwrap().status, 201);
 
     support::signal(child.0.id(), "KILL");
     support::wait_with_timeout(&mut child.0, std::time::Duration::from_secs(10));
     let server = Server::start(&dir);
     assert!(!server.stderr().contains("trimmed"), "{}", server.stderr());
     for i in acked {
-        assert_eq!(
-            get(&server.addr, &format!("k{i}")).map(|v| v.len()),
-            Some(10_000)
-        );
+        assert_eq!(get(&server.addr, &format!("k{i}")).map(|v| v.len()), Some(10_000));
     }
     assert_eq!(get(&server.addr, "small").as_deref(), Some("fits"));
 }

@@ -64,12 +64,9 @@ impl Server {
             }
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Ok(Server {
-                child: Some(child),
-                addr,
-                data_dir: data_dir.to_path_buf(),
-                stderr,
-            }),
+            Ok(addr) => {
+                Ok(Server { child: Some(child), addr, data_dir: data_dir.to_path_buf(), stderr })
+            }
             Err(_) => {
                 let status = child.wait().ok();
                 std::thread::sleep(Duration::from_millis(50)); // let the reader drain the pipe
@@ -126,14 +123,8 @@ impl Drop for KillOnDrop {
 
 /// Sends a signal to one process we started, by PID.
 pub fn signal(pid: u32, name: &str) {
-    let ok = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status();
-    assert!(
-        ok.map(|s| s.success()).unwrap_or(false),
-        "kill -{name} {pid} failed"
-    );
+    let ok = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+    assert!(ok.map(|s| s.success()).unwrap_or(false), "kill -{name} {pid} failed");
 }
 
 pub fn wait_with_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
@@ -163,18 +154,9 @@ pub fn run_walkv(args: &[&str], envs: &[(&str, &str)], stdin: &[u8]) -> (i32, Ve
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn walkv");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin)
-        .expect("write stdin");
+    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
     let out = child.wait_with_output().expect("wait walkv");
-    (
-        out.status.code().unwrap_or(-1),
-        out.stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// A parsed HTTP response.
@@ -187,10 +169,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -254,10 +233,7 @@ fn parse_reply(raw: &[u8], head_only: bool) -> Option<Reply> {
         .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
         .collect();
     let mut body = raw[end + 4..].to_vec();
-    if let Some(len) = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-    {
+    if let Some(len) = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")) {
         let len: usize = len.1.parse().ok()?;
         if head_only {
             body.clear();
@@ -265,11 +241,7 @@ fn parse_reply(raw: &[u8], head_only: bool) -> Option<Reply> {
             return None;
         }
     }
-    Some(Reply {
-        status,
-        headers,
-        body,
-    })
+    Some(Reply { status, headers, body })
 }
 
 /// Percent-encodes every byte (the most conservative encoding a client could send).
@@ -284,8 +256,5 @@ pub fn json_string(s: &str) -> String {
 
 /// The number from an environment variable, or a default (the knobs for longer runs).
 pub fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
