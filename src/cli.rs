@@ -6,7 +6,7 @@
 //! environment variable, which beats the default. Keys and values are taken as raw bytes, so
 //! they need not be UTF-8.
 
-use crate::server::Config;
+use crate::server::{Config, SyncMode};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
@@ -34,6 +34,9 @@ pub mod exit {
     pub const FAILED: u8 = 8;
     /// `serve`: the listener failed while serving; the log was synced; restart the server.
     pub const LISTENER_FAILED: u8 = 9;
+    /// `serve`: an fsync (or a write that could not be undone) failed, so the log stopped taking
+    /// writes and the server stopped; restart it, and it replays what is really on disk.
+    pub const LOG_FAILED: u8 = 10;
 
     /// The exit code for a command that ended in `error`.
     pub fn for_error(error: &crate::error::Error) -> u8 {
@@ -49,6 +52,7 @@ pub const DEFAULT_BIND: &str = "127.0.0.1";
 pub const DEFAULT_DATA_DIR: &str = "./walkv-data";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_SYNC_SECS: f64 = 5.0;
+pub const DEFAULT_MAX_BATCH: usize = 128;
 
 /// What the command line asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,7 +122,8 @@ pub fn parse(
         _ => ("serve".to_string(), args), // plain `walkv [--port N ...]` serves
     };
     let takes = |flag: &str| match name.as_str() {
-        "serve" => ["--port", "--bind", "--data-dir", "--sync-interval"].contains(&flag),
+        "serve" => ["--port", "--bind", "--data-dir", "--sync", "--sync-interval", "--max-batch"]
+            .contains(&flag),
         "check" | "repair" => flag == "--data-dir",
         _ => flag == "--addr",
     };
@@ -205,7 +210,19 @@ fn serve_config(
             }
         },
     };
-    Ok(Config { bind, port, data_dir, sync_interval })
+    let sync_text = setting(parsed.option("--sync"), env("WALKV_SYNC"), "interval".into());
+    let sync = SyncMode::parse(&sync_text).ok_or_else(|| {
+        UsageError(format!("--sync must be always, interval or never, got {sync_text:?}"))
+    })?;
+    let max_batch = match parsed.option("--max-batch") {
+        None => DEFAULT_MAX_BATCH,
+        Some(text) => {
+            text.parse::<usize>().ok().filter(|n| (1..=65_536).contains(n)).ok_or_else(|| {
+                UsageError(format!("--max-batch must be a number from 1 to 65536, got {text:?}"))
+            })?
+        }
+    };
+    Ok(Config { bind, port, data_dir, sync, sync_interval, max_batch })
 }
 
 /// Separates `--flag VALUE` / `--flag=VALUE` options from positional arguments.
@@ -269,26 +286,37 @@ USAGE:
 EXIT CODES:
     0 ok   1 key not found   2 usage   3 cannot connect   4 rejected by the server (4xx)
     5 server error (5xx)   6 log has a torn tail   7 log is corrupt   8 I/O error or locked
-    9 the listener failed while serving
+    9 the listener failed while serving   10 an fsync failed: the server stopped, restart it
 ";
 
 pub const HELP_SERVE: &str = "\
 walkv serve: run the server
 
 USAGE:
-    walkv [serve] [--port N] [--bind ADDR] [--data-dir DIR] [--sync-interval SECONDS]
+    walkv [serve] [--port N] [--bind ADDR] [--data-dir DIR] [--sync MODE]
+                  [--sync-interval SECONDS] [--max-batch N]
 
 OPTIONS:
     --port N                  TCP port (env PORT; default 8080; 0 picks a free port)
     --bind ADDR               address to listen on (default 127.0.0.1)
     --data-dir DIR            where the log lives (env WALKV_DATA_DIR; default ./walkv-data;
                               created if missing; locked while the server runs)
-    --sync-interval SECONDS   fsync the log this often (default 5). An acknowledged write
-                              survives a killed process at once, and a power cut after the
-                              next sync
+    --sync MODE               when the log is fsynced (env WALKV_SYNC; default interval):
+                              always    before any write is acknowledged (group commit)
+                              interval  every --sync-interval seconds
+                              never     only at shutdown; the OS writes back when it likes
+                              In every mode an acknowledged write survives a killed process.
+    --sync-interval SECONDS   the interval for --sync interval (default 5): a power cut loses
+                              at most the writes acknowledged since the last sync
+    --max-batch N             most requests answered per batch, and so per fsync in always
+                              mode (default 128; 1 turns group commit off)
+
+Any write can ask for its own fsync with ?sync (PUT /v1/k?sync); POST /sync waits until
+everything written before it is synced; GET /status reports last_seq and synced_seq.
 
 SIGINT or SIGTERM: stop, flush and fsync the log, exit 0 (a second signal exits at once, 130).
 Exit 7: the log is corrupt (run `walkv check`, then `walkv repair`). Exit 8: cannot start.
+Exit 10: an fsync failed; the log stopped taking writes (503) and the server stopped.
 ";
 
 pub const HELP_CLIENT: &str = "\
@@ -356,6 +384,16 @@ mod tests {
         assert_eq!(c.bind, "127.0.0.1");
         assert_eq!(c.data_dir, PathBuf::from("./walkv-data"));
         assert_eq!(c.sync_interval, Duration::from_secs(5));
+        assert_eq!((c.sync, c.max_batch), (SyncMode::Interval, DEFAULT_MAX_BATCH));
+        let env_sync = |name: &str| (name == "WALKV_SYNC").then(|| "never".to_string());
+        let Command::Serve(c) = parse(args(&[]), &env_sync).unwrap() else { panic!() };
+        assert_eq!(c.sync, SyncMode::Never);
+        let Command::Serve(c) =
+            parse(args(&["--sync=always", "--max-batch", "1"]), &env_sync).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((c.sync, c.max_batch), (SyncMode::Always, 1));
         let get = parse(args(&["get", "k"]), &env).unwrap();
         assert_eq!(get, Command::Get { addr: "10.0.0.1:1".into(), key: b"k".to_vec() });
         let get = parse(args(&["get", "--addr", "h:2", "k"]), &env).unwrap();
@@ -388,6 +426,8 @@ mod tests {
             (&["--port", "x"], "port must be a number"),
             (&["--port", "70000"], "port must be a number"),
             (&["--sync-interval", "0"], "--sync-interval"),
+            (&["--sync", "sometimes"], "--sync must be always, interval or never"),
+            (&["--max-batch", "0"], "--max-batch must be"),
             (&["--frobnicate"], "unknown option --frobnicate"),
             (&["get", "k", "--port", "1"], "unknown option --port"),
             (&["--data-dir"], "--data-dir needs a value"),

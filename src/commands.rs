@@ -25,6 +25,7 @@ pub fn serve(config: &Config) -> u8 {
     match server::run(config) {
         Ok(Outcome::Stopped { .. }) => exit::OK,
         Ok(Outcome::ListenerFailed(_)) => exit::LISTENER_FAILED,
+        Ok(Outcome::LogFailed) => exit::LOG_FAILED,
         Err(e) => {
             crate::log!("{e}");
             exit::for_error(&e)

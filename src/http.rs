@@ -9,6 +9,12 @@
 //! | `POST /v1/write` `{"key","value"}` | 201 `{"seq":N}`                       | the original Go service's write         |
 //! | `PUT /v1/{key}` (raw body)      | 201 `{"seq":N}` if new, 200 if replaced  | the body is the value, any bytes        |
 //! | `DELETE /v1/{key}`              | 200 `{"deleted":true,"seq":N}` / `{"deleted":false}` | idempotent             |
+//! | `POST /sync`                    | 200 `{"synced_seq":N}`                   | after an fsync covering all earlier writes |
+//! | `GET /status`                   | 200 `{"ready":true,"last_seq":N,"synced_seq":M}` | 503, `"ready":false`, once the log failed |
+//!
+//! Any write may add `?sync` (`PUT /v1/k?sync`): its answer then waits for an fsync that covers
+//! it, whatever the server's `--sync` mode. Responses that must wait carry [`Response::sync`];
+//! the server does the waiting.
 //!
 //! Keys are one percent-decoded path segment, so `/`, `=`, spaces and any byte work when encoded
 //! (`%2F`, `%3D`, `%20`, ...). Values are bytes. JSON can only carry text, so a JSON GET of a value
@@ -47,6 +53,8 @@ pub struct Request<'a> {
 /// What to send back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// True if this answer must not be sent before the log is synced (`?sync`, `POST /sync`).
+    pub sync: bool,
     pub status: u16,
     pub content_type: &'static str,
     /// Extra headers, with values walkv wrote itself (never bytes copied from the request).
@@ -56,7 +64,13 @@ pub struct Response {
 
 impl Response {
     fn json(status: u16, body: String) -> Response {
-        Response { status, content_type: JSON, headers: Vec::new(), body: body.into_bytes() }
+        Response {
+            sync: false,
+            status,
+            content_type: JSON,
+            headers: Vec::new(),
+            body: body.into_bytes(),
+        }
     }
 
     /// `{"error":"<message>"}` with the given status.
@@ -97,6 +111,22 @@ fn store_error(error: &Error) -> Response {
 
 /// Answers one request against the store.
 pub fn handle(store: &mut Store, req: &Request) -> Response {
+    let mut response = route(store, req);
+    let is_write = matches!(req.method, "PUT" | "POST" | "DELETE");
+    if is_write && (200..300).contains(&response.status) && has_param(req.query, "sync") {
+        response.sync = true;
+    }
+    response
+}
+
+fn route(store: &mut Store, req: &Request) -> Response {
+    match (req.method, req.path) {
+        ("GET" | "HEAD", "/status") => return status(store),
+        ("POST", "/sync") => return sync(store),
+        (_, "/status") => return method_not_allowed("GET, HEAD"),
+        (_, "/sync") => return method_not_allowed("POST"),
+        _ => {}
+    }
     let Some(segment) = req.path.strip_prefix("/v1/") else {
         return Response::error(404, "no such endpoint; the API is /v1/{key} and /v1/write");
     };
@@ -114,15 +144,46 @@ pub fn handle(store: &mut Store, req: &Request) -> Response {
         Err(message) => return Response::error(400, &message),
     };
     match req.method {
-        "GET" | "HEAD" => get(store, &key, wants_raw(req.query)),
+        "GET" | "HEAD" => get(store, &key, has_param(req.query, "raw")),
         "PUT" => put(store, &key, req.body),
         "DELETE" => delete(store, &key),
-        _ => {
-            let allow = if segment == "write" { WRITE_METHODS } else { KEY_METHODS };
-            let mut response = Response::error(405, &format!("method not allowed; use {allow}"));
-            response.headers.push(("Allow", allow.to_string()));
+        _ if segment == "write" => method_not_allowed(WRITE_METHODS),
+        _ => method_not_allowed(KEY_METHODS),
+    }
+}
+
+fn method_not_allowed(allow: &str) -> Response {
+    let mut response = Response::error(405, &format!("method not allowed; use {allow}"));
+    response.headers.push(("Allow", allow.to_string()));
+    response
+}
+
+/// `GET /status`: readiness and how far the log is written and synced.
+fn status(store: &Store) -> Response {
+    match store.seqs() {
+        Ok((last, synced)) if !store.log_failed() => Response::json(
+            200,
+            format!("{{\"ready\":true,\"last_seq\":{last},\"synced_seq\":{synced}}}"),
+        ),
+        _ => Response::json(
+            503,
+            "{\"ready\":false,\"error\":\"the log has stopped taking writes; restart the server\"}"
+                .to_string(),
+        ),
+    }
+}
+
+/// `POST /sync`: answered once everything written before it is on stable storage. The server
+/// performs the fsync before sending (the `sync` flag), so `last_seq` is synced by then.
+fn sync(store: &Store) -> Response {
+    match store.seqs() {
+        Ok((last, _)) if !store.log_failed() => {
+            let mut response = Response::json(200, format!("{{\"synced_seq\":{last}}}"));
+            response.sync = true;
             response
         }
+        Ok(_) => store_error(&Error::Failed { reason: "an earlier write or fsync failed".into() }),
+        Err(e) => store_error(&e),
     }
 }
 
@@ -132,7 +193,9 @@ fn get(store: &Store, key: &[u8], raw: bool) -> Response {
     };
     if raw {
         return Response {
+            sync: false,
             status: 200,
+
             content_type: OCTETS,
             headers: Vec::new(),
             body: value.to_vec(),
@@ -208,9 +271,11 @@ fn string_member(members: &[(String, Value)], name: &str) -> Result<String, Stri
     }
 }
 
-/// True if the query string asks for the raw value: `raw` or `raw=<anything>` among its parts.
-fn wants_raw(query: Option<&str>) -> bool {
-    query.is_some_and(|q| q.split('&').any(|p| p == "raw" || p.starts_with("raw=")))
+/// True if the query string holds `name` or `name=<anything>` among its `&`-separated parts.
+fn has_param(query: Option<&str>, name: &str) -> bool {
+    query.is_some_and(|q| {
+        q.split('&').any(|p| p == name || p.strip_prefix(name).is_some_and(|r| r.starts_with('=')))
+    })
 }
 
 /// Percent-decodes a key segment; a key may be any bytes once decoded, but not empty or too long.

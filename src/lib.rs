@@ -21,6 +21,7 @@ pub mod client;
 pub mod commands;
 pub mod crc32c;
 pub mod error;
+pub mod failpoint;
 pub mod http;
 pub mod json;
 pub mod server;

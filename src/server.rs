@@ -1,22 +1,40 @@
 //! The serving loop: the only module that knows tiny_http.
 //!
-//! One thread owns the map and answers requests in order:
+//! One thread owns the map and answers requests in order, a batch at a time:
 //!
 //! ```text
-//!   tiny_http threads          main thread (this loop)                 sync thread
-//!   ----------------           -----------------------                 -----------
-//!   accept, parse headers ---> recv_timeout(100 ms)                    every --sync-interval:
-//!                              check the stop flag                       lock the log
-//!                              read the body (bounded)                   flush + fdatasync
-//!                              http::handle -> Store -> Wal (mutex)      unlock
-//!                              respond
-//!   SIGINT/SIGTERM sets the stop flag; the loop ends, joins the sync thread, syncs once more, exits 0.
+//!   tiny_http threads        main thread (this loop)                    sync thread (interval mode)
+//!   -----------------        -----------------------                    ---------------------------
+//!   accept, parse  ------->  wait for a request (recv_timeout 100 ms)   every --sync-interval:
+//!   headers, queue           take what else is queued (up to            lock the log, flush,
+//!                              --max-batch): the batch                  fdatasync, unlock
+//!                            for each: read body, http::handle
+//!                              (writes: Store -> Wal::append, flushed)
+//!                            fsync once if the mode or a request asks
+//!                            send every answer of the batch
 //! ```
 //!
-//! Why an explicit `recv_timeout` loop and not `incoming_requests()`: that iterator ends silently
-//! on the first accept error (too many open files, say), and tiny_http's accept thread stops for
-//! good after one. Here such an error ends [`run`] with [`Outcome::ListenerFailed`], so the process
-//! exits non-zero and a supervisor can restart it, instead of living on deaf.
+//! # Sync modes and group commit
+//!
+//! [`SyncMode`] decides when the log is fsynced, which is what a write's acknowledgement means
+//! for power loss (a killed process loses nothing in any mode: every record is in the file
+//! before its answer). In `always` mode the batch is the unit of *group commit*: all of its
+//! writes are appended, one fsync covers them, and only then is any answer of the batch sent,
+//! so a read in the batch that saw a batch write is not answered before that write is durable.
+//! Requests queue while an fsync runs, so the busier the server, the more writes share one
+//! fsync. `--max-batch 1` turns batching off (one fsync per write).
+//!
+//! # Failures
+//!
+//! - An accept error: tiny_http's accept thread stops for good after one, so [`run`] ends with
+//!   [`Outcome::ListenerFailed`] and the process exits non-zero for a supervisor to restart it,
+//!   instead of living on deaf. (This is also why the loop is an explicit `recv_timeout` loop:
+//!   `incoming_requests()` ends silently on that error.)
+//! - A failed fsync is fail-stop: Linux may drop the unwritten pages and report the error only
+//!   once, so no later fsync can be trusted. The log refuses further writes (503), every answer
+//!   of the batch becomes a 503, and [`run`] ends with [`Outcome::LogFailed`]; a restart replays
+//!   what is really on disk. A write answered 503 may or may not be in the log after that restart.
+//! - SIGINT/SIGTERM: the loop ends after the batch in hand; the log is flushed and fsynced.
 //!
 //! Every request gets an answer: the body size is checked against [`http::body_limit`] from
 //! `Content-Length` before anything is read (413), and bodies are read through a limit.
@@ -36,15 +54,43 @@ use std::time::{Duration, Instant};
 /// How often the loop wakes to look at the stop flag when no request arrives.
 const TICK: Duration = Duration::from_millis(100);
 
+/// When the log is fsynced, and so what an acknowledged write survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// No write is answered before an fsync that covers it has returned. Survives power loss;
+    /// costs one fsync per batch of writes.
+    Always,
+    /// A background thread fsyncs every `--sync-interval`. A power cut loses at most the writes
+    /// acknowledged since the last sync. The original service's behaviour, and the default.
+    Interval,
+    /// Never fsynced while serving (only at a clean shutdown); the OS writes back when it likes.
+    /// Fastest; a power cut can lose any amount of recent writes.
+    Never,
+}
+
+impl SyncMode {
+    pub fn parse(text: &str) -> Option<SyncMode> {
+        match text {
+            "always" => Some(SyncMode::Always),
+            "interval" => Some(SyncMode::Interval),
+            "never" => Some(SyncMode::Never),
+            _ => None,
+        }
+    }
+}
+
 /// Everything `walkv serve` needs to know.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub bind: String,
     pub port: u16,
     pub data_dir: PathBuf,
-    /// How often the log is fsynced. Cost: one fsync per interval. Risk: a power cut loses the
-    /// writes acknowledged since the last sync (a killed process loses nothing).
+    pub sync: SyncMode,
+    /// How often the log is fsynced in `interval` mode. Cost: one fsync per interval. Risk: a
+    /// power cut loses the writes acknowledged since the last sync.
     pub sync_interval: Duration,
+    /// The most requests taken into one batch (one fsync in `always` mode). 1 disables batching.
+    pub max_batch: usize,
 }
 
 /// How a server that started successfully ended.
@@ -54,6 +100,8 @@ pub enum Outcome {
     Stopped { last_synced_seq: u64 },
     /// tiny_http's accept thread failed and will accept nothing more; the log was synced.
     ListenerFailed(io::Error),
+    /// An fsync (or a write that could not be cut back) failed: the log takes no more writes.
+    LogFailed,
 }
 
 /// Opens the store, serves until told to stop, and syncs the log on the way out.
@@ -66,7 +114,8 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
     let server = tiny_http::Server::http(addr.as_str())
         .map_err(|e| Error::io(format!("listen on {addr}"), io::Error::other(e.to_string())))?;
     let stop = register_stop_signals()?;
-    let (stop_sync, sync_thread) = spawn_sync_thread(store.shared_wal(), config.sync_interval);
+    let sync_thread = (config.sync == SyncMode::Interval)
+        .then(|| spawn_sync_thread(store.shared_wal(), config.sync_interval));
     match server.server_addr().to_ip() {
         Some(bound) => crate::log!("listening on http://{bound}"),
         None => crate::log!("listening on {addr}"),
@@ -74,24 +123,74 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
 
     let mut outcome = None;
     while !stop.load(Ordering::Relaxed) {
-        match server.recv_timeout(TICK) {
-            Ok(Some(request)) => serve(&mut store, request),
-            Ok(None) => {}
+        if store.log_failed() {
+            outcome = Some(Outcome::LogFailed);
+            break;
+        }
+        let batch = match next_batch(&server, config.max_batch) {
+            Ok(batch) => batch,
             Err(e) => {
                 crate::log!("the listener failed and accepts no more connections: {e}");
                 outcome = Some(Outcome::ListenerFailed(e));
                 break;
             }
-        }
+        };
+        answer_batch(&mut store, config.sync, batch);
     }
 
-    drop(stop_sync);
-    if sync_thread.join().is_err() {
-        crate::log!("the sync thread panicked");
+    if let Some((stop_sync, handle)) = sync_thread {
+        drop(stop_sync);
+        if handle.join().is_err() {
+            crate::log!("the sync thread panicked");
+        }
     }
-    let last_synced_seq = store.sync()?;
-    crate::log!("log synced through seq {last_synced_seq}; stopped");
-    Ok(outcome.unwrap_or(Outcome::Stopped { last_synced_seq }))
+    match store.sync() {
+        Ok(seq) => {
+            crate::log!("log synced through seq {seq}; stopped");
+            Ok(outcome.unwrap_or(Outcome::Stopped { last_synced_seq: seq }))
+        }
+        Err(e) => {
+            crate::log!("stopping: {e}. Restart the server: it replays what is on disk");
+            Ok(Outcome::LogFailed)
+        }
+    }
+}
+
+/// Waits up to one tick for a request, then takes whatever else is already queued, up to `max`.
+/// An empty batch means the tick passed quietly.
+fn next_batch(server: &tiny_http::Server, max: usize) -> io::Result<Vec<tiny_http::Request>> {
+    let mut batch = Vec::new();
+    if let Some(first) = server.recv_timeout(TICK)? {
+        batch.push(first);
+        while batch.len() < max {
+            match server.try_recv()? {
+                Some(request) => batch.push(request),
+                None => break,
+            }
+        }
+    }
+    Ok(batch)
+}
+
+/// Handles every request of a batch, fsyncs once if needed, then sends every answer.
+fn answer_batch(store: &mut Store, mode: SyncMode, batch: Vec<tiny_http::Request>) {
+    let mut answers = Vec::with_capacity(batch.len());
+    let mut must_sync = mode == SyncMode::Always;
+    for mut request in batch {
+        let response = handle(store, &mut request);
+        must_sync |= response.sync;
+        answers.push((request, response));
+    }
+    if must_sync && let Err(e) = store.sync() {
+        crate::log!("fsync failed: {e}; answering 503 and stopping");
+        let message = format!("{e}; the server is stopping, restart it");
+        for (_, response) in &mut answers {
+            *response = Response::error(503, &message);
+        }
+    }
+    for (request, response) in answers {
+        respond(request, response);
+    }
 }
 
 fn report_recovery(config: &Config, rec: &crate::wal::Recovery, keys: usize, took: Duration) {
@@ -145,8 +244,8 @@ fn spawn_sync_thread(
     (stop, handle)
 }
 
-/// Answers one request; never drops one unanswered.
-fn serve(store: &mut Store, mut request: tiny_http::Request) {
+/// Works out the answer to one request (not sending it yet).
+fn handle(store: &mut Store, request: &mut tiny_http::Request) -> Response {
     let method = request.method().as_str().to_owned();
     let target = request.url().to_owned();
     let (path, query) = match target.split_once('?') {
@@ -154,10 +253,10 @@ fn serve(store: &mut Store, mut request: tiny_http::Request) {
         None => (target.as_str(), None),
     };
     let limit = http::body_limit(&method, path);
-    let response = if request.body_length().is_some_and(|n| n as u64 > limit) {
+    if request.body_length().is_some_and(|n| n as u64 > limit) {
         http::too_large(limit)
     } else {
-        match read_body(&mut request, limit) {
+        match read_body(request, limit) {
             Ok(Some(body)) => {
                 let headers: Vec<(&str, &str)> = request
                     .headers()
@@ -171,8 +270,7 @@ fn serve(store: &mut Store, mut request: tiny_http::Request) {
             Ok(None) => http::too_large(limit),
             Err(e) => Response::error(400, &format!("could not read the request body: {e}")),
         }
-    };
-    respond(request, response);
+    }
 }
 
 /// Reads the body, at most `limit` bytes; `None` if there was more.

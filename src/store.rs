@@ -17,6 +17,7 @@ use crate::wal::{self, Op, Recovery, Wal};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Name of the lock file inside the data directory.
@@ -25,6 +26,8 @@ pub const LOCK_FILE: &str = "LOCK";
 pub struct Store {
     map: HashMap<Vec<u8>, Vec<u8>>,
     wal: Arc<Mutex<Wal>>,
+    /// True once the log has stopped taking writes (see [`Wal::sync`]); read without locking.
+    log_failed: Arc<AtomicBool>,
     /// Held open for the store's life: closing it releases the lock.
     _lock: File,
 }
@@ -43,7 +46,8 @@ impl Store {
                 map.remove(record.key);
             }
         })?;
-        let store = Store { map, wal: Arc::new(Mutex::new(wal)), _lock: lock };
+        let log_failed = wal.failed_flag();
+        let store = Store { map, wal: Arc::new(Mutex::new(wal)), log_failed, _lock: lock };
         Ok((store, recovery))
     }
 
@@ -84,6 +88,17 @@ impl Store {
     /// Flushes and fsyncs the log; returns the last synced sequence number.
     pub fn sync(&self) -> Result<u64, Error> {
         self.wal()?.sync()
+    }
+
+    /// (last sequence number written, last sequence number synced).
+    pub fn seqs(&self) -> Result<(u64, u64), Error> {
+        let wal = self.wal()?;
+        Ok((wal.last_seq(), wal.synced_seq()))
+    }
+
+    /// True once the log has stopped taking writes; a restart is the way out.
+    pub fn log_failed(&self) -> bool {
+        self.log_failed.load(Ordering::SeqCst)
     }
 
     /// A handle on the log for the periodic sync thread.

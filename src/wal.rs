@@ -86,11 +86,13 @@
 //! - Durability depends on fsync, which this module exposes as [`Wal::sync`]; *when* it runs is
 //!   the server's policy (see the README's durability table).
 
-use crate::crc32c;
 use crate::error::Error;
+use crate::{crc32c, failpoint};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The log's file name inside the data directory.
 pub const FILE_NAME: &str = "walkv.wal";
@@ -403,15 +405,18 @@ pub struct Recovery {
 /// - the file holds a valid header followed by exactly `next_seq - 1` valid records, ending at
 ///   byte `len`, plus at most the record currently being appended;
 /// - `writer`'s buffer is empty between calls;
-/// - once `failed` is set, nothing more is written.
+/// - bytes `..synced_len` (records `..=synced_seq`) are on stable storage;
+/// - once `failed` is set, nothing more is written or synced, and `failed_flag` is true.
 pub struct Wal {
     path: PathBuf,
     writer: BufWriter<File>,
     len: u64,
     next_seq: u64,
-    /// Bytes written to the file (not necessarily synced) / synced to stable storage.
     synced_len: u64,
+    synced_seq: u64,
     failed: Option<String>,
+    /// Mirrors `failed.is_some()` for readers that must not wait for the log's mutex.
+    failed_flag: Arc<AtomicBool>,
 }
 
 impl Wal {
@@ -440,9 +445,9 @@ impl Wal {
         match &scan.tail {
             Tail::Clean => {}
             Tail::Torn { reason } => {
-                // Rule 1: cut and make the cut durable before anything is appended after it.
+                // Rule 1: cut, and make the cut durable (the fsync below) before anything is
+                // appended after it.
                 file.set_len(scan.end).map_err(io_err("truncate"))?;
-                file.sync_all().map_err(io_err("fsync"))?;
                 trimmed = Some((scan.end, scan.file_len - scan.end, reason.clone()));
             }
             Tail::Corrupt { reason, next_valid } => {
@@ -453,6 +458,10 @@ impl Wal {
                 return Err(Error::Corrupt { path: path.to_path_buf(), offset: scan.end, reason });
             }
         }
+        // What was replayed may still be only in the page cache (the last process was killed
+        // before its next sync): make it durable before anything new depends on it.
+        file.sync_all().map_err(io_err("fsync"))?;
+        failpoint::record_sync(scan.end, scan.last_seq);
         file.seek(SeekFrom::Start(scan.end)).map_err(io_err("seek"))?;
         let wal = Wal {
             path: path.to_path_buf(),
@@ -460,7 +469,9 @@ impl Wal {
             len: scan.end,
             next_seq: scan.last_seq + 1,
             synced_len: scan.end,
+            synced_seq: scan.last_seq,
             failed: None,
+            failed_flag: Arc::new(AtomicBool::new(false)),
         };
         let recovery =
             Recovery { records: scan.records, last_seq: scan.last_seq, trimmed, created };
@@ -475,6 +486,22 @@ impl Wal {
     /// Sequence number of the last record appended (0 if none).
     pub fn last_seq(&self) -> u64 {
         self.next_seq - 1
+    }
+
+    /// Sequence number of the last record known to be on stable storage.
+    pub fn synced_seq(&self) -> u64 {
+        self.synced_seq
+    }
+
+    /// A flag that turns true when the log stops taking writes; readable without the mutex.
+    pub fn failed_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.failed_flag)
+    }
+
+    /// Stops the log for good: no more writes or syncs in this process.
+    fn fail(&mut self, reason: String) {
+        self.failed = Some(reason);
+        self.failed_flag.store(true, Ordering::SeqCst);
     }
 
     /// Appends one record and pushes it out of the `BufWriter` into the file, so that the OS has
@@ -495,8 +522,7 @@ impl Wal {
         if let Err(e) = written {
             let error = Error::io(format!("append to {}", self.path.display()), e);
             if let Err(cut) = self.cut_back() {
-                self.failed =
-                    Some(format!("a write failed ({error}) and cutting it back failed ({cut})"));
+                self.fail(format!("a write failed ({error}) and cutting it back failed ({cut})"));
             }
             return Err(error);
         }
@@ -506,6 +532,16 @@ impl Wal {
     }
 
     fn write_record(&mut self, header: &[u8], key: &[u8], value: &[u8]) -> io::Result<()> {
+        if let Some(e) = failpoint::check("write") {
+            return Err(e);
+        }
+        if let Some(e) = failpoint::check("short_write") {
+            // Half of the record reaches the file, then the disk refuses the rest.
+            let record = [header, key, value].concat();
+            self.writer.write_all(&record[..record.len() / 2])?;
+            self.writer.flush()?;
+            return Err(e);
+        }
         self.writer.write_all(header)?;
         self.writer.write_all(key)?;
         self.writer.write_all(value)?;
@@ -535,16 +571,21 @@ impl Wal {
             return Err(Error::Failed { reason: reason.clone() });
         }
         if self.synced_len == self.len {
-            return Ok(self.last_seq());
+            return Ok(self.synced_seq);
         }
-        let result = self.writer.flush().and_then(|_| self.writer.get_ref().sync_data());
+        let result = self.writer.flush().and_then(|_| match failpoint::check("fsync") {
+            Some(injected) => Err(injected),
+            None => self.writer.get_ref().sync_data(),
+        });
         if let Err(e) = result {
             let error = Error::io(format!("fsync {}", self.path.display()), e);
-            self.failed = Some(format!("{error}; acknowledged writes may not be on disk"));
+            self.fail(format!("{error}; acknowledged writes may not be on disk"));
             return Err(error);
         }
         self.synced_len = self.len;
-        Ok(self.last_seq())
+        self.synced_seq = self.last_seq();
+        failpoint::record_sync(self.synced_len, self.synced_seq);
+        Ok(self.synced_seq)
     }
 }
 

@@ -40,10 +40,27 @@ impl Server {
         data_dir: &Path,
         extra: &[&str],
     ) -> Result<Server, (Option<ExitStatus>, String)> {
+        Server::try_start_env(data_dir, extra, &[])
+    }
+
+    /// Starts a server with extra environment variables (failpoints, the sync trace).
+    pub fn start_env(data_dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Server {
+        match Server::try_start_env(data_dir, extra, envs) {
+            Ok(server) => server,
+            Err((status, stderr)) => panic!("server did not start ({status:?}): {stderr}"),
+        }
+    }
+
+    pub fn try_start_env(
+        data_dir: &Path,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<Server, (Option<ExitStatus>, String)> {
         let mut child = Command::new(BIN)
             .args(["serve", "--port", "0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -100,6 +117,29 @@ impl Server {
         std::thread::sleep(Duration::from_millis(50));
         (status, self.stderr())
     }
+}
+
+impl Server {
+    /// Waits for the server to exit by itself; returns its status and the full stderr.
+    pub fn wait_exit(mut self, limit: Duration) -> (ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        let status = wait_with_timeout(&mut child, limit);
+        std::thread::sleep(Duration::from_millis(50));
+        (status, self.stderr())
+    }
+}
+
+/// The complete lines of a sync trace (`WALKV_SYNC_TRACE`): (synced length, synced seq).
+pub fn sync_trace(path: &Path) -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    complete
+        .lines()
+        .map(|l| {
+            let (len, seq) = l.split_once(' ').expect("trace line");
+            (len.parse().expect("length"), seq.parse().expect("seq"))
+        })
+        .collect()
 }
 
 impl Drop for Server {
