@@ -52,14 +52,15 @@ fn writer(
     let mut rng = Rng::new(seed);
     let mut log = WriterLog { acked: HashMap::new(), in_flight: None, acknowledged: 0 };
     let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
+    // Bounded per trial so that long runs (the log is never compacted) stay small.
+    while !stop.load(Ordering::Relaxed) && n < 2_000 {
         let key = key_of(client, rng.below(KEYS_PER_CLIENT));
         let target = format!("/v1/{}", support::encode_all(&key));
         n += 1;
         let (result, state) = if rng.below(10) == 0 {
             (request(&addr, "DELETE", &target, b""), None)
         } else {
-            let pad = if rng.below(8) == 0 { 256 * 1024 } else { rng.below(200) };
+            let pad = if rng.below(16) == 0 { 128 * 1024 } else { rng.below(200) };
             let mut value = format!("seed{seed}-n{n}-").into_bytes();
             value.extend(std::iter::repeat_n(b'v', pad));
             (request(&addr, "PUT", &target, &value), Some(value))

@@ -1,0 +1,284 @@
+//! Simulated power cuts, per sync mode, through the real binary.
+//!
+//! A power cut keeps what was fsynced and an arbitrary part of what was not. Each trial runs
+//! concurrent writers (each owns its keys, so every key has one writer and a known order of
+//! operations), kills the server with SIGKILL at a random moment, then cuts the log to its last
+//! synced length (from the sync trace, see `src/failpoint.rs`) plus a random prefix of the
+//! unsynced bytes, optionally followed by zeros or garbage, and restarts it. Then:
+//!
+//! - the server replays records `1..=R` for some R at least the last synced seq;
+//! - `always`: every acknowledged write is present (R is at least every acknowledged seq);
+//! - every mode: the state is exactly the write order cut at R (a prefix: no holes, no
+//!   reordering, no value that was never written), except that a writer's one unanswered
+//!   request may or may not be in it;
+//! - `interval`: the loss window is measured and reported two ways: the age, at the cut, of the
+//!   oldest acknowledged write that was actually lost, and of the oldest acknowledged write not
+//!   covered by the last completed fsync (what a cut that kept none of the unsynced bytes would
+//!   lose: the worst case). The worst case must stay within the interval plus the fsync time (a
+//!   generous bound here, because these machines are noisy).
+//!
+//! Knobs: `WALKV_POWER_TRIALS` (per mode, default 6), `WALKV_POWER_SEED`.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+use support::{Server, knob, request, sync_trace};
+use walkv::testutil::{Rng, TempDir};
+
+const CLIENTS: usize = 4;
+const KEYS_PER_CLIENT: usize = 8;
+const INTERVAL: f64 = 0.25;
+
+type State = Option<Vec<u8>>;
+
+/// One acknowledged operation.
+struct Op {
+    seq: u64,
+    key: Vec<u8>,
+    state: State,
+    acked_at: Instant,
+}
+
+struct WriterLog {
+    ops: Vec<Op>,
+    /// The request sent without an answer: (key, the state it would leave).
+    in_flight: Option<(Vec<u8>, State)>,
+}
+
+fn key_of(client: usize, j: usize) -> Vec<u8> {
+    format!("c{client}-k{j}").into_bytes()
+}
+
+fn writer(addr: String, client: usize, seed: u64, stop: Arc<AtomicBool>) -> WriterLog {
+    let mut rng = Rng::new(seed);
+    let mut log = WriterLog { ops: Vec::new(), in_flight: None };
+    let mut live: HashMap<Vec<u8>, bool> = HashMap::new();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) && n < 5_000 {
+        n += 1;
+        let key = key_of(client, rng.below(KEYS_PER_CLIENT));
+        let target = format!("/v1/{}", String::from_utf8_lossy(&key));
+        let delete = rng.below(6) == 0 && live.get(&key) == Some(&true);
+        let (result, state) = if delete {
+            (request(&addr, "DELETE", &target, b""), None)
+        } else {
+            let value = format!("s{seed}-n{n}-{}", "x".repeat(rng.below(300))).into_bytes();
+            (request(&addr, "PUT", &target, &value), Some(value))
+        };
+        let reply = match result {
+            Ok(reply) if (200..300).contains(&reply.status) => reply,
+            Ok(reply) => panic!("status {}: {}", reply.status, reply.text()),
+            Err(_) => {
+                log.in_flight = Some((key, state));
+                break;
+            }
+        };
+        let v: serde_json::Value = serde_json::from_slice(&reply.body).expect("JSON");
+        let seq = v["seq"].as_u64().expect("every write here makes a record");
+        live.insert(key.clone(), state.is_some());
+        log.ops.push(Op { seq, key, state, acked_at: Instant::now() });
+    }
+    log
+}
+
+/// Cuts the log to `synced_len` plus a random part of the rest, then maybe adds junk.
+fn simulate_power_cut(wal: &Path, synced_len: u64, rng: &mut Rng) -> String {
+    let mut bytes = std::fs::read(wal).unwrap();
+    let unsynced = bytes.len() as u64 - synced_len;
+    let keep = synced_len + rng.below(unsynced as usize + 1) as u64;
+    bytes.truncate(keep as usize);
+    let junk = match rng.below(3) {
+        0 => "",
+        1 => {
+            bytes.extend(std::iter::repeat_n(0u8, 1 + rng.below(4096)));
+            " + zeros"
+        }
+        _ => {
+            let len = 1 + rng.below(4096);
+            bytes.extend(rng.bytes(len));
+            " + garbage"
+        }
+    };
+    std::fs::write(wal, &bytes).unwrap();
+    format!("kept {keep} of {} bytes ({unsynced} unsynced){junk}", synced_len + unsynced)
+}
+
+fn replayed_last_seq(stderr: &str) -> u64 {
+    let at = stderr.find("last seq ").expect("replay report") + "last seq ".len();
+    stderr[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+#[derive(Default)]
+struct Totals {
+    trials: u64,
+    acknowledged: u64,
+    lost: u64,
+    /// Largest age of an acknowledged write actually lost.
+    max_window: Duration,
+    /// Largest age of an acknowledged write not covered by the last completed fsync.
+    max_unsynced_age: Duration,
+}
+
+/// Runs one trial and checks the recovered state.
+fn trial(mode: &str, seed: u64, rng: &mut Rng) -> Totals {
+    let dir = TempDir::new(&format!("power-{mode}"));
+    let data = dir.join("data");
+    let trace = dir.join("sync.trace");
+    let trace_env = trace.to_str().unwrap().to_string();
+    let interval = INTERVAL.to_string();
+    let args = ["--sync", mode, "--sync-interval", interval.as_str()];
+    let server = Server::start_env(&data, &args, &[("WALKV_SYNC_TRACE", trace_env.as_str())]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (addr, stop) = (server.addr.clone(), Arc::clone(&stop));
+            thread::spawn(move || writer(addr, c, seed * 10 + c as u64, stop))
+        })
+        .collect();
+    // Interval-mode trials run long enough (up to 2 s, eight intervals) that a sync thread that
+    // never ran would show as a loss window far over the bound.
+    let run_ms = if mode == "interval" { 300 + rng.below(1700) } else { 200 + rng.below(600) };
+    thread::sleep(Duration::from_millis(run_ms as u64));
+    let cut_at = Instant::now();
+    server.kill9();
+    stop.store(true, Ordering::Relaxed);
+    let logs: Vec<WriterLog> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+
+    let (synced_len, synced_seq) = *sync_trace(&trace).last().expect("startup sync traced");
+    let how = simulate_power_cut(&data.join(walkv::wal::FILE_NAME), synced_len, rng);
+    let server = Server::start(&data);
+    let recovered = replayed_last_seq(&server.stderr());
+    let context =
+        format!("{mode} seed {seed}: {how}; synced seq {synced_seq}, recovered {recovered}");
+    assert!(recovered >= synced_seq, "synced writes lost: {context}");
+
+    let (mut acknowledged, mut lost) = (0, 0);
+    let (mut oldest_lost, mut oldest_unsynced) = (None::<Instant>, None::<Instant>);
+    let older = |t: Option<Instant>, u: Instant| Some(t.map_or(u, |t| t.min(u)));
+    for (c, log) in logs.iter().enumerate() {
+        for op in &log.ops {
+            acknowledged += 1;
+            if op.seq > recovered {
+                lost += 1;
+                oldest_lost = older(oldest_lost, op.acked_at);
+            }
+            if op.seq > synced_seq {
+                oldest_unsynced = older(oldest_unsynced, op.acked_at);
+            }
+        }
+        for j in 0..KEYS_PER_CLIENT {
+            let key = key_of(c, j);
+            // The write order cut at `recovered`: the last acknowledged op on the key up to it.
+            let expected = log
+                .ops
+                .iter()
+                .rfind(|op| op.key == key && op.seq <= recovered)
+                .and_then(|op| op.state.clone());
+            let reply = request(&server.addr, "GET", &format!("/v1/c{c}-k{j}?raw"), b"").unwrap();
+            let actual = (reply.status == 200).then_some(reply.body);
+            let pending = log.in_flight.as_ref().filter(|(k, _)| *k == key).map(|(_, s)| s);
+            assert!(
+                actual == expected || pending == Some(&actual),
+                "key c{c}-k{j} is not in the state the write order gives at seq {recovered}: {context}"
+            );
+        }
+    }
+    if mode == "always" {
+        assert_eq!(lost, 0, "always mode lost acknowledged writes: {context}");
+    }
+    let age = |t: Option<Instant>| t.map_or(Duration::ZERO, |t| cut_at - t);
+    Totals {
+        trials: 1,
+        acknowledged,
+        lost,
+        max_window: age(oldest_lost),
+        max_unsynced_age: age(oldest_unsynced),
+    }
+}
+
+fn run_mode(mode: &str) -> Totals {
+    let trials = knob("WALKV_POWER_TRIALS", 6);
+    let seed = knob("WALKV_POWER_SEED", 99);
+    let mut rng = Rng::new(seed ^ mode.len() as u64);
+    let mut totals = Totals::default();
+    for t in 0..trials {
+        let one = trial(mode, seed * 1000 + t, &mut rng);
+        totals.trials += 1;
+        totals.acknowledged += one.acknowledged;
+        totals.lost += one.lost;
+        totals.max_window = totals.max_window.max(one.max_window);
+        totals.max_unsynced_age = totals.max_unsynced_age.max(one.max_unsynced_age);
+    }
+    eprintln!(
+        "power cuts, --sync {mode}: {} trials, {} acknowledged writes, {} lost; oldest lost write \
+         acknowledged {:.3} s before the cut; oldest write not covered by the last fsync \
+         {:.3} s",
+        totals.trials,
+        totals.acknowledged,
+        totals.lost,
+        totals.max_window.as_secs_f64(),
+        totals.max_unsynced_age.as_secs_f64()
+    );
+    totals
+}
+
+/// `always`: a power cut loses no acknowledged write.
+#[test]
+fn power_cut_in_always_mode_loses_nothing_acknowledged() {
+    let totals = run_mode("always");
+    assert_eq!(totals.lost, 0);
+    assert!(totals.acknowledged > 0);
+}
+
+/// `interval`: only the newest writes are lost, within the interval plus the fsync time.
+#[test]
+fn power_cut_in_interval_mode_loses_only_the_newest_writes() {
+    let totals = run_mode("interval");
+    // The interval, plus room for the fsync and a busy 2-core machine running other tests.
+    let bound = Duration::from_secs_f64(INTERVAL + 1.0);
+    let worst = totals.max_unsynced_age;
+    assert!(worst <= bound, "an acknowledged write went unsynced for {worst:?}, over {bound:?}");
+}
+
+/// `never`: anything unsynced may be lost, but what survives is still a prefix.
+#[test]
+fn power_cut_in_never_mode_keeps_a_prefix() {
+    run_mode("never");
+}
+
+/// SIGTERM under write load exits 0, and a power cut right after that exit loses nothing.
+#[test]
+fn sigterm_under_load_then_power_cut_loses_nothing() {
+    let dir = TempDir::new("power-sigterm");
+    let data = dir.join("data");
+    let trace = dir.join("sync.trace");
+    let trace_env = trace.to_str().unwrap().to_string();
+    let server = Server::start_env(&data, &[], &[("WALKV_SYNC_TRACE", trace_env.as_str())]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (addr, stop) = (server.addr.clone(), Arc::clone(&stop));
+            thread::spawn(move || writer(addr, c, 500 + c as u64, stop))
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let (status, stderr) = server.terminate();
+    stop.store(true, Ordering::Relaxed);
+    let logs: Vec<WriterLog> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    let wal = data.join(walkv::wal::FILE_NAME);
+    let (synced_len, _) = *sync_trace(&trace).last().unwrap();
+    assert_eq!(synced_len, std::fs::metadata(&wal).unwrap().len(), "the exit sync covers the file");
+    simulate_power_cut(&wal, synced_len, &mut Rng::new(1));
+    let server = Server::start(&data);
+    let recovered = replayed_last_seq(&server.stderr());
+    let acked: Vec<u64> = logs.iter().flat_map(|l| l.ops.iter().map(|op| op.seq)).collect();
+    assert!(!acked.is_empty());
+    assert!(acked.iter().all(|&seq| seq <= recovered), "an acknowledged write was lost");
+}
