@@ -1,17 +1,18 @@
 //! The serving loop: the only module that knows tiny_http.
 //!
-//! One thread owns the map and answers requests in order, a batch at a time:
+//! One thread owns the map and handles requests in order, a batch at a time:
 //!
 //! ```text
 //!   tiny_http threads        main thread (this loop)                    sync thread (interval mode)
 //!   -----------------        -----------------------                    ---------------------------
-//!   accept, parse  ------->  wait for a request (recv_timeout 100 ms)   every --sync-interval:
-//!   headers, queue           take what else is queued (up to            lock the log, flush,
-//!                              --max-batch): the batch                  fdatasync, unlock
+//!   accept, parse  ------->  wait for a request (recv_timeout 100 ms),  every --sync-interval:
+//!   headers, queue             then take what is already queued         lock the log, flush,
+//!                              (up to --max-batch): the batch           fdatasync, unlock
 //!                            for each: read body, http::handle
 //!                              (writes: Store -> Wal::append, flushed)
-//!                            fsync once if the mode or a request asks
-//!                            send every answer of the batch
+//!                              answer at once, or hold the answer if
+//!                              it needs an fsync (all, in always mode)
+//!                            one fsync for the held answers; send them
 //! ```
 //!
 //! # Sync modes and group commit
@@ -22,7 +23,8 @@
 //! writes are appended, one fsync covers them, and only then is any answer of the batch sent,
 //! so a read in the batch that saw a batch write is not answered before that write is durable.
 //! Requests queue while an fsync runs, so the busier the server, the more writes share one
-//! fsync. `--max-batch 1` turns batching off (one fsync per write).
+//! fsync. `--max-batch 1` turns batching off (one fsync per write). In the other modes answers
+//! leave at once, except those that asked to wait for an fsync (`?sync`, `POST /sync`).
 //!
 //! # Failures
 //!
@@ -31,10 +33,12 @@
 //!   instead of living on deaf. (This is also why the loop is an explicit `recv_timeout` loop:
 //!   `incoming_requests()` ends silently on that error.)
 //! - A failed fsync is fail-stop: Linux may drop the unwritten pages and report the error only
-//!   once, so no later fsync can be trusted. The log refuses further writes (503), every answer
-//!   of the batch becomes a 503, and [`run`] ends with [`Outcome::LogFailed`]; a restart replays
-//!   what is really on disk. A write answered 503 may or may not be in the log after that restart.
-//! - SIGINT/SIGTERM: the loop ends after the batch in hand; the log is flushed and fsynced.
+//!   once, so no later fsync can be trusted. The log refuses further writes (503), every held
+//!   answer becomes a 503, and [`run`] ends with [`Outcome::LogFailed`]; a restart replays what
+//!   is really on disk. A write answered 503 may or may not be in the log after that restart.
+//! - SIGINT/SIGTERM: the loop ends after the batch in hand, answers what is already queued (for
+//!   at most half a second), then flushes and fsyncs the log. A connection still waiting after
+//!   that is closed unanswered when the process exits.
 //!
 //! Every request gets an answer: the body size is checked against [`http::body_limit`] from
 //! `Content-Length` before anything is read (413), and bodies are read through a limit.
@@ -127,16 +131,25 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
             outcome = Some(Outcome::LogFailed);
             break;
         }
-        let batch = match next_batch(&server, config.max_batch) {
-            Ok(batch) => batch,
-            Err(e) => {
-                crate::log!("the listener failed and accepts no more connections: {e}");
-                outcome = Some(Outcome::ListenerFailed(e));
-                break;
-            }
+        let served = match server.recv_timeout(TICK) {
+            Ok(Some(first)) => serve_batch(&server, &mut store, config, first),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
         };
-        answer_batch(&mut store, config.sync, batch);
+        if let Err(e) = served {
+            crate::log!("the listener failed and accepts no more connections: {e}");
+            outcome = Some(Outcome::ListenerFailed(e));
+            break;
+        }
     }
+    if outcome.is_none() {
+        drain_queue(&server, &mut store, config);
+    }
+    // Dropping tiny_http's server can free its queue, and tiny_http answers every request still
+    // in it with a bare, non-JSON 500. So it is never dropped: the process exits right after
+    // this function, and the OS closes any connection still waiting, unanswered, which a client
+    // treats like any lost connection (outcome unknown) rather than as a false server error.
+    std::mem::forget(server);
 
     if let Some((stop_sync, handle)) = sync_thread {
         drop(stop_sync);
@@ -156,41 +169,77 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
     }
 }
 
-/// Waits up to one tick for a request, then takes whatever else is already queued, up to `max`.
-/// An empty batch means the tick passed quietly.
-fn next_batch(server: &tiny_http::Server, max: usize) -> io::Result<Vec<tiny_http::Request>> {
-    let mut batch = Vec::new();
-    if let Some(first) = server.recv_timeout(TICK)? {
-        batch.push(first);
-        while batch.len() < max {
-            match server.try_recv()? {
-                Some(request) => batch.push(request),
-                None => break,
+/// A batch stops taking requests once the answers it holds back reach this many bytes, so that
+/// group commit cannot pin much memory (128 answers of 1 MiB values would otherwise be held).
+const MAX_HELD_BYTES: usize = 16 << 20;
+
+/// How long a stopping server goes on answering requests that were already queued.
+const DRAIN_TIME: Duration = Duration::from_millis(500);
+
+/// On a stop signal: serves what is already queued (for at most [`DRAIN_TIME`]), so that requests
+/// that arrived before the signal are answered rather than cut off.
+fn drain_queue(server: &tiny_http::Server, store: &mut Store, config: &Config) {
+    let deadline = Instant::now() + DRAIN_TIME;
+    while Instant::now() < deadline && !store.log_failed() {
+        match server.try_recv() {
+            Ok(Some(first)) => {
+                if serve_batch(server, store, config, first).is_err() {
+                    return;
+                }
             }
+            Ok(None) | Err(_) => return,
         }
     }
-    Ok(batch)
 }
 
-/// Handles every request of a batch, fsyncs once if needed, then sends every answer.
-fn answer_batch(store: &mut Store, mode: SyncMode, batch: Vec<tiny_http::Request>) {
-    let mut answers = Vec::with_capacity(batch.len());
-    let mut must_sync = mode == SyncMode::Always;
-    for mut request in batch {
+/// Serves one batch: `first`, then whatever else is already queued, up to `max_batch` requests
+/// or [`MAX_HELD_BYTES`] of held answers.
+///
+/// An answer is held back if it may only leave after an fsync: every answer in `always` mode
+/// (a read may have seen a write of this batch), otherwise only those that ask for it (`?sync`,
+/// `POST /sync`). Everything else is answered at once. After the batch, one fsync covers all the
+/// held answers, which are then sent. A listener error ends the batch after everything taken has
+/// been answered, and is returned.
+fn serve_batch(
+    server: &tiny_http::Server,
+    store: &mut Store,
+    config: &Config,
+    first: tiny_http::Request,
+) -> io::Result<()> {
+    let mut held = Vec::new();
+    let (mut held_bytes, mut taken) = (0, 0);
+    let mut next = Some(first);
+    let mut listener_error = None;
+    while let Some(mut request) = next.take() {
+        taken += 1;
         let response = handle(store, &mut request);
-        must_sync |= response.sync;
-        answers.push((request, response));
+        if config.sync == SyncMode::Always || response.sync {
+            held_bytes += response.body.len();
+            held.push((request, response));
+        } else {
+            respond(request, response);
+        }
+        if taken >= config.max_batch || held_bytes >= MAX_HELD_BYTES {
+            break;
+        }
+        match server.try_recv() {
+            Ok(queued) => next = queued,
+            Err(e) => listener_error = Some(e),
+        }
     }
-    if must_sync && let Err(e) = store.sync() {
+    if !held.is_empty()
+        && let Err(e) = store.sync()
+    {
         crate::log!("fsync failed: {e}; answering 503 and stopping");
         let message = format!("{e}; the server is stopping, restart it");
-        for (_, response) in &mut answers {
+        for (_, response) in &mut held {
             *response = Response::error(503, &message);
         }
     }
-    for (request, response) in answers {
+    for (request, response) in held {
         respond(request, response);
     }
+    listener_error.map_or(Ok(()), Err)
 }
 
 fn report_recovery(config: &Config, rec: &crate::wal::Recovery, keys: usize, took: Duration) {
