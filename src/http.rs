@@ -440,6 +440,33 @@ mod tests {
         assert_eq!(call(&mut s, "PUT", "/v1/big", &big).status, 413);
     }
 
+    /// `/status` reports readiness and sequence numbers; once the log has failed it says not
+    /// ready (503), writes and `POST /sync` get 503, and reads go on.
+    #[test]
+    fn status_and_a_failed_log() {
+        let (_dir, mut s) = store("status");
+        assert_eq!(call(&mut s, "PUT", "/v1/k", b"v").status, 201);
+        let r = call(&mut s, "GET", "/status", b"");
+        assert_eq!(
+            (r.status, text(&r)),
+            (200, r#"{"ready":true,"last_seq":1,"synced_seq":0}"#.into())
+        );
+        let r = call(&mut s, "POST", "/sync", b"");
+        assert_eq!((r.status, r.sync, text(&r)), (200, true, r#"{"synced_seq":1}"#.into()));
+        assert!(call(&mut s, "PUT", "/v1/k?sync", b"w").sync);
+        assert!(!call(&mut s, "PUT", "/v1/k?syncx", b"w").sync);
+        assert!(!call(&mut s, "GET", "/v1/k?sync", b"").sync, "only writes wait for an fsync");
+
+        s.fail_log_for_test();
+        let r = call(&mut s, "GET", "/status", b"");
+        assert_eq!(r.status, 503);
+        assert!(text(&r).contains(r#""ready":false"#), "{}", text(&r));
+        assert_eq!(call(&mut s, "PUT", "/v1/k2", b"v").status, 503);
+        assert_eq!(call(&mut s, "POST", "/v1/write", br#"{"key":"a","value":"b"}"#).status, 503);
+        assert_eq!(call(&mut s, "POST", "/sync", b"").status, 503);
+        assert_eq!(call(&mut s, "GET", "/v1/k?raw", b"").body, b"w");
+    }
+
     /// Random request lines and bodies never panic the router.
     #[test]
     fn random_requests_never_panic() {

@@ -96,6 +96,12 @@ impl Store {
         Ok((wal.last_seq(), wal.synced_seq()))
     }
 
+    /// Fails the log as a failed fsync would, for tests of what follows.
+    #[cfg(test)]
+    pub(crate) fn fail_log_for_test(&self) {
+        lock_wal(&self.wal).expect("log mutex").fail_for_test();
+    }
+
     /// True once the log has stopped taking writes; a restart is the way out.
     pub fn log_failed(&self) -> bool {
         self.log_failed.load(Ordering::SeqCst)

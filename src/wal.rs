@@ -498,6 +498,12 @@ impl Wal {
         Arc::clone(&self.failed_flag)
     }
 
+    /// Fails the log as a failed fsync would, for tests of what follows.
+    #[cfg(test)]
+    pub(crate) fn fail_for_test(&mut self) {
+        self.fail("failed by a test".to_string());
+    }
+
     /// Stops the log for good: no more writes or syncs in this process.
     fn fail(&mut self, reason: String) {
         self.failed = Some(reason);

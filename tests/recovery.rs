@@ -239,3 +239,65 @@ fn refused_write_is_507_and_cut_back() {
     }
     assert_eq!(get(&server.addr, "small").as_deref(), Some("fits"));
 }
+
+/// Unmounts (lazily) when dropped, so a failing test does not leave a mount behind.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A real full disk (a 256 KiB tmpfs): writes get 507 and are not applied, reads go on, and once
+/// space is freed writes succeed again; after kill -9 the log replays without repair. Needs
+/// permission to mount; skipped with a message where that is refused, but never under CI.
+#[test]
+fn full_disk_is_507_and_writes_resume_when_space_is_freed() {
+    let dir = TempDir::new("enospc");
+    let mnt = dir.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(std::env::var_os("CI").is_none(), "CI must be able to mount a tmpfs");
+        eprintln!("skipped: mounting a tmpfs is not permitted here");
+        return;
+    }
+    let _mount = Mount(mnt.clone());
+    let filler = mnt.join("filler");
+    fs::write(&filler, vec![0u8; 64 * 1024]).unwrap();
+    let data = mnt.join("data");
+    let server = Server::start(&data);
+    let a = server.addr.clone();
+
+    let mut acked = Vec::new();
+    for i in 0.. {
+        let r = request(&a, "PUT", &format!("/v1/k{i}"), &[b'x'; 8_000]).unwrap();
+        if r.status == 507 {
+            assert!(r.text().contains("No space left"), "{}", r.text());
+            break;
+        }
+        assert_eq!(r.status, 201, "{}", r.text());
+        acked.push(i);
+        assert!(i < 100, "the disk never filled up");
+    }
+    let refused = acked.len();
+    assert!(get(&a, &format!("k{refused}")).is_none(), "a refused write must not be applied");
+    assert_eq!(get(&a, "k0").map(|v| v.len()), Some(8_000), "reads go on");
+    fs::remove_file(&filler).unwrap();
+    assert_eq!(request(&a, "PUT", "/v1/after", b"room again").unwrap().status, 201);
+
+    server.kill9();
+    let server = Server::start(&data);
+    assert!(!server.stderr().contains("trimmed"), "{}", server.stderr());
+    assert_eq!(acked.len(), refused);
+    for i in acked {
+        assert_eq!(get(&server.addr, &format!("k{i}")).map(|v| v.len()), Some(8_000));
+    }
+    assert_eq!(get(&server.addr, "after").as_deref(), Some("room again"));
+    drop(server);
+}
