@@ -6,6 +6,7 @@
 //! environment variable, which beats the default. Keys and values are taken as raw bytes, so
 //! they need not be UTF-8.
 
+use crate::auth::TokenSource;
 use crate::server::{Config, SyncMode};
 use std::ffi::OsString;
 use std::fmt;
@@ -60,16 +61,19 @@ pub enum Command {
     Serve(Config),
     Get {
         addr: String,
+        token: TokenSource,
         key: Vec<u8>,
     },
     /// `value: None` means "read it from standard input" (`-`).
     Set {
         addr: String,
+        token: TokenSource,
         key: Vec<u8>,
         value: Option<Vec<u8>>,
     },
     Delete {
         addr: String,
+        token: TokenSource,
         key: Vec<u8>,
     },
     Check {
@@ -121,11 +125,14 @@ pub fn parse(
         Some("--version" | "-V") => return Ok(Command::Version),
         _ => ("serve".to_string(), args), // plain `walkv [--port N ...]` serves
     };
-    let takes = |flag: &str| match name.as_str() {
-        "serve" => ["--port", "--bind", "--data-dir", "--sync", "--sync-interval", "--max-batch"]
-            .contains(&flag),
-        "check" | "repair" => flag == "--data-dir",
-        _ => flag == "--addr",
+    // Which options each command knows: Some(true) takes a value, Some(false) is a switch.
+    let takes = |flag: &str| match (name.as_str(), flag) {
+        ("serve", "--insecure-open") => Some(false),
+        ("serve", "--port" | "--bind" | "--data-dir" | "--sync" | "--sync-interval")
+        | ("serve", "--max-batch" | "--auth-token-file")
+        | ("check" | "repair", "--data-dir")
+        | ("get" | "set" | "delete", "--addr" | "--auth-token-file") => Some(true),
+        _ => None,
     };
     let parsed = split_options(rest, &takes)?;
     if parsed.help {
@@ -140,6 +147,11 @@ pub fn parse(
         }
     };
     let addr = || setting(parsed.option("--addr"), env("WALKV_ADDR"), DEFAULT_ADDR.to_string());
+    let token = || match (parsed.option("--auth-token-file"), env("WALKV_AUTH_TOKEN")) {
+        (Some(path), _) => TokenSource::File(PathBuf::from(path)),
+        (None, Some(token)) => TokenSource::Env(token),
+        (None, None) => TokenSource::None,
+    };
     let data_dir = || {
         PathBuf::from(setting(
             parsed.option("--data-dir"),
@@ -150,20 +162,22 @@ pub fn parse(
     match name.as_str() {
         "serve" => {
             want(0, "no positional arguments for serve")?;
-            Ok(Command::Serve(serve_config(&parsed, env, data_dir())?))
+            let mut config = serve_config(&parsed, env, data_dir())?;
+            config.token = token();
+            Ok(Command::Serve(config))
         }
         "get" => {
             want(1, "`walkv get KEY`")?;
-            Ok(Command::Get { addr: addr(), key: key_bytes(&pos[0])? })
+            Ok(Command::Get { addr: addr(), token: token(), key: key_bytes(&pos[0])? })
         }
         "delete" => {
             want(1, "`walkv delete KEY`")?;
-            Ok(Command::Delete { addr: addr(), key: key_bytes(&pos[0])? })
+            Ok(Command::Delete { addr: addr(), token: token(), key: key_bytes(&pos[0])? })
         }
         "set" => {
             want(2, "`walkv set KEY VALUE` (VALUE `-` reads standard input)")?;
             let value = (pos[1] != "-").then(|| pos[1].clone().into_encoded_bytes());
-            Ok(Command::Set { addr: addr(), key: key_bytes(&pos[0])?, value })
+            Ok(Command::Set { addr: addr(), token: token(), key: key_bytes(&pos[0])?, value })
         }
         "check" => {
             want(0, "no positional arguments for check")?;
@@ -222,11 +236,16 @@ fn serve_config(
             })?
         }
     };
-    Ok(Config { bind, port, data_dir, sync, sync_interval, max_batch })
+    let insecure_open = parsed.option("--insecure-open").is_some();
+    let token = TokenSource::None; // filled in by the caller, which knows the client options too
+    Ok(Config { bind, port, data_dir, sync, sync_interval, max_batch, token, insecure_open })
 }
 
 /// Separates `--flag VALUE` / `--flag=VALUE` options from positional arguments.
-fn split_options(args: Vec<OsString>, takes: &dyn Fn(&str) -> bool) -> Result<Parsed, UsageError> {
+fn split_options(
+    args: Vec<OsString>,
+    takes: &dyn Fn(&str) -> Option<bool>,
+) -> Result<Parsed, UsageError> {
     let mut parsed = Parsed { options: Vec::new(), positionals: Vec::new(), help: false };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -245,12 +264,14 @@ fn split_options(args: Vec<OsString>, takes: &dyn Fn(&str) -> bool) -> Result<Pa
                     Some((f, v)) => (f, Some(v.to_string())),
                     None => (text, None),
                 };
-                if !takes(flag) {
-                    return Err(UsageError(format!("unknown option {flag}")));
-                }
-                let value = match inline {
-                    Some(v) => v,
-                    None => args
+                let value = match (takes(flag), inline) {
+                    (None, _) => return Err(UsageError(format!("unknown option {flag}"))),
+                    (Some(false), Some(_)) => {
+                        return Err(UsageError(format!("{flag} takes no value")));
+                    }
+                    (Some(false), None) => String::new(),
+                    (Some(true), Some(v)) => v,
+                    (Some(true), None) => args
                         .next()
                         .and_then(|v| v.into_string().ok())
                         .ok_or_else(|| UsageError(format!("{flag} needs a value")))?,
@@ -295,10 +316,15 @@ walkv serve: run the server
 USAGE:
     walkv [serve] [--port N] [--bind ADDR] [--data-dir DIR] [--sync MODE]
                   [--sync-interval SECONDS] [--max-batch N]
+                  [--auth-token-file PATH] [--insecure-open]
 
 OPTIONS:
     --port N                  TCP port (env PORT; default 8080; 0 picks a free port)
-    --bind ADDR               address to listen on (default 127.0.0.1)
+    --bind ADDR               address to listen on (default 127.0.0.1). An address that is
+                              not loopback needs a token, or --insecure-open
+    --auth-token-file PATH    every request must carry `Authorization: Bearer <token>`, the
+                              first line of PATH (env WALKV_AUTH_TOKEN gives the token itself)
+    --insecure-open           accept serving a non-loopback address without a token
     --data-dir DIR            where the log lives (env WALKV_DATA_DIR; default ./walkv-data;
                               created if missing; locked while the server runs)
     --sync MODE               when the log is fsynced (env WALKV_SYNC; default interval):
@@ -315,6 +341,7 @@ Any write can ask for its own fsync with ?sync (PUT /v1/k?sync); POST /sync wait
 everything written before it is synced; GET /status reports last_seq and synced_seq.
 
 SIGINT or SIGTERM: stop, flush and fsync the log, exit 0 (a second signal exits at once, 130).
+Exit 2: bad options, an unreadable token, or an open address without a token.
 Exit 7: the log is corrupt (run `walkv check`, then `walkv repair`). Exit 8: cannot start.
 Exit 10: an fsync failed; the log stopped taking writes (503) and the server stopped.
 ";
@@ -328,7 +355,8 @@ USAGE:
     walkv delete KEY [--addr ADDR]
 
 OPTIONS:
-    --addr ADDR    server address (env WALKV_ADDR; default 127.0.0.1:8080)
+    --addr ADDR               server address (env WALKV_ADDR; default 127.0.0.1:8080)
+    --auth-token-file PATH    send this token (env WALKV_AUTH_TOKEN gives the token itself)
 
 Use `--` before a KEY that starts with `-`. Keys and values may be any bytes.
 EXIT CODES: 0 ok, 1 not found (get), 2 usage, 3 cannot connect, 4 rejected, 5 server error.
@@ -395,9 +423,26 @@ mod tests {
         };
         assert_eq!((c.sync, c.max_batch), (SyncMode::Always, 1));
         let get = parse(args(&["get", "k"]), &env).unwrap();
-        assert_eq!(get, Command::Get { addr: "10.0.0.1:1".into(), key: b"k".to_vec() });
+        assert_eq!(
+            get,
+            Command::Get {
+                addr: "10.0.0.1:1".into(),
+                token: TokenSource::None,
+                key: b"k".to_vec()
+            }
+        );
         let get = parse(args(&["get", "--addr", "h:2", "k"]), &env).unwrap();
-        assert_eq!(get, Command::Get { addr: "h:2".into(), key: b"k".to_vec() });
+        let Command::Get { token, .. } = parse(args(&["get", "k"]), &|n: &str| {
+            (n == "WALKV_AUTH_TOKEN").then(|| "from-env".to_string())
+        })
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(token, TokenSource::Env("from-env".into()));
+        assert_eq!(
+            get,
+            Command::Get { addr: "h:2".into(), token: TokenSource::None, key: b"k".to_vec() }
+        );
     }
 
     /// Client commands: `-` means stdin, `--` allows keys that look like flags.
@@ -406,14 +451,31 @@ mod tests {
         let set = parse(args(&["set", "k", "-"]), &no_env).unwrap();
         assert_eq!(
             set,
-            Command::Set { addr: DEFAULT_ADDR.into(), key: b"k".to_vec(), value: None }
+            Command::Set {
+                addr: DEFAULT_ADDR.into(),
+                token: TokenSource::None,
+                key: b"k".to_vec(),
+                value: None
+            }
         );
         let del = parse(args(&["delete", "--", "-k"]), &no_env).unwrap();
-        assert_eq!(del, Command::Delete { addr: DEFAULT_ADDR.into(), key: b"-k".to_vec() });
+        assert_eq!(
+            del,
+            Command::Delete {
+                addr: DEFAULT_ADDR.into(),
+                token: TokenSource::None,
+                key: b"-k".to_vec()
+            }
+        );
         let set = parse(args(&["set", "k", "v=1 2", "--addr=x:1"]), &no_env).unwrap();
         assert_eq!(
             set,
-            Command::Set { addr: "x:1".into(), key: b"k".to_vec(), value: Some(b"v=1 2".to_vec()) }
+            Command::Set {
+                addr: "x:1".into(),
+                token: TokenSource::None,
+                key: b"k".to_vec(),
+                value: Some(b"v=1 2".to_vec())
+            }
         );
     }
 
@@ -428,6 +490,8 @@ mod tests {
             (&["--sync-interval", "0"], "--sync-interval"),
             (&["--sync", "sometimes"], "--sync must be always, interval or never"),
             (&["--max-batch", "0"], "--max-batch must be"),
+            (&["--insecure-open=yes"], "--insecure-open takes no value"),
+            (&["get", "k", "--insecure-open"], "unknown option --insecure-open"),
             (&["--frobnicate"], "unknown option --frobnicate"),
             (&["get", "k", "--port", "1"], "unknown option --port"),
             (&["--data-dir"], "--data-dir needs a value"),

@@ -47,11 +47,19 @@ impl fmt::Display for ClientError {
     }
 }
 
-/// Sends one request and returns the parsed response.
-pub fn request(addr: &str, method: &str, target: &str, body: &[u8]) -> Result<Reply, ClientError> {
+/// Sends one request (with `Authorization: <authorization>` if given) and returns the parsed
+/// response.
+pub fn request(
+    addr: &str,
+    authorization: Option<&str>,
+    method: &str,
+    target: &str,
+    body: &[u8],
+) -> Result<Reply, ClientError> {
     let mut stream = connect(addr)?;
+    let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
     let head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     let mut message = head.into_bytes();

@@ -3,6 +3,7 @@
 //! Messages go to standard error prefixed with `walkv:`; standard output carries only data (the
 //! value bytes of `get`, the report of `check` and `repair`), so `walkv get k > file` is exact.
 
+use crate::auth::{self, TokenSource};
 use crate::cli::exit;
 use crate::client::{self, ClientError, Reply};
 use crate::error::Error;
@@ -20,9 +21,21 @@ macro_rules! say {
     }};
 }
 
-/// `walkv serve`.
+/// `walkv serve`. A token that cannot be loaded, or an open address without a token, is refused
+/// before anything is opened (exit 2).
 pub fn serve(config: &Config) -> u8 {
-    match server::run(config) {
+    let auth = match config.token.load() {
+        Ok(auth) => auth,
+        Err(e) => {
+            crate::log!("{e}");
+            return exit::USAGE;
+        }
+    };
+    if let Err(e) = auth::check_bind(&config.bind, &auth, config.insecure_open) {
+        crate::log!("{e}");
+        return exit::USAGE;
+    }
+    match server::run(config, &auth) {
         Ok(Outcome::Stopped { .. }) => exit::OK,
         Ok(Outcome::ListenerFailed(_)) => exit::LISTENER_FAILED,
         Ok(Outcome::LogFailed) => exit::LOG_FAILED,
@@ -33,10 +46,22 @@ pub fn serve(config: &Config) -> u8 {
     }
 }
 
+/// The `Authorization` header a client command sends, or the exit code if the token is bad.
+fn auth_header(token: &TokenSource) -> Result<Option<String>, u8> {
+    token.load().map(|auth| auth.header_value()).map_err(|e| {
+        crate::log!("{e}");
+        exit::USAGE
+    })
+}
+
 /// `walkv get KEY`: the value's exact bytes on standard output.
-pub fn get(addr: &str, key: &[u8]) -> u8 {
+pub fn get(addr: &str, token: &TokenSource, key: &[u8]) -> u8 {
+    let auth = match auth_header(token) {
+        Ok(auth) => auth,
+        Err(code) => return code,
+    };
     let target = format!("/v1/{}?raw", client::encode_key(key));
-    finish(client::request(addr, "GET", &target, b""), |reply| {
+    finish(client::request(addr, auth.as_deref(), "GET", &target, b""), |reply| {
         let mut out = std::io::stdout().lock();
         match out.write_all(&reply.body).and_then(|_| out.flush()) {
             Ok(()) => exit::OK,
@@ -49,7 +74,11 @@ pub fn get(addr: &str, key: &[u8]) -> u8 {
 }
 
 /// `walkv set KEY VALUE` (`value: None` reads standard input).
-pub fn set(addr: &str, key: &[u8], value: Option<&[u8]>) -> u8 {
+pub fn set(addr: &str, token: &TokenSource, key: &[u8], value: Option<&[u8]>) -> u8 {
+    let auth = match auth_header(token) {
+        Ok(auth) => auth,
+        Err(code) => return code,
+    };
     let stdin_value;
     let value = match value {
         Some(v) => v,
@@ -64,13 +93,17 @@ pub fn set(addr: &str, key: &[u8], value: Option<&[u8]>) -> u8 {
         }
     };
     let target = format!("/v1/{}", client::encode_key(key));
-    finish(client::request(addr, "PUT", &target, value), |_| exit::OK)
+    finish(client::request(addr, auth.as_deref(), "PUT", &target, value), |_| exit::OK)
 }
 
 /// `walkv delete KEY`.
-pub fn delete(addr: &str, key: &[u8]) -> u8 {
+pub fn delete(addr: &str, token: &TokenSource, key: &[u8]) -> u8 {
+    let auth = match auth_header(token) {
+        Ok(auth) => auth,
+        Err(code) => return code,
+    };
     let target = format!("/v1/{}", client::encode_key(key));
-    finish(client::request(addr, "DELETE", &target, b""), |_| exit::OK)
+    finish(client::request(addr, auth.as_deref(), "DELETE", &target, b""), |_| exit::OK)
 }
 
 /// Maps a client result to an exit code, running `on_success` for a 2xx.

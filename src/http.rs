@@ -23,6 +23,7 @@
 //! Every error is JSON, `{"error":"..."}`, saying exactly what was wrong. Status codes for store
 //! errors are chosen in one place, [`error_status`].
 
+use crate::auth::Auth;
 use crate::error::Error;
 use crate::json::{self, Value};
 use crate::store::Store;
@@ -109,8 +110,14 @@ fn store_error(error: &Error) -> Response {
     Response::error(error_status(error), &error.to_string())
 }
 
-/// Answers one request against the store.
-pub fn handle(store: &mut Store, req: &Request) -> Response {
+/// Answers one request against the store. With a token configured, a request without it gets
+/// 401 and touches nothing.
+pub fn handle(store: &mut Store, req: &Request, auth: &Auth) -> Response {
+    if !auth.allows(req.headers) {
+        let mut response = Response::error(401, "missing or wrong bearer token");
+        response.headers.push(("WWW-Authenticate", "Bearer realm=\"walkv\"".to_string()));
+        return response;
+    }
     let mut response = route(store, req);
     let is_write = matches!(req.method, "PUT" | "POST" | "DELETE");
     if is_write && (200..300).contains(&response.status) && has_param(req.query, "sync") {
@@ -333,7 +340,7 @@ mod tests {
             Some((p, q)) => (p, Some(q)),
             None => (target, None),
         };
-        handle(store, &Request { method, path, query, headers: &[], body })
+        handle(store, &Request { method, path, query, headers: &[], body }, &Auth::none())
     }
 
     fn text(r: &Response) -> String {
@@ -465,6 +472,36 @@ mod tests {
         assert_eq!(call(&mut s, "POST", "/v1/write", br#"{"key":"a","value":"b"}"#).status, 503);
         assert_eq!(call(&mut s, "POST", "/sync", b"").status, 503);
         assert_eq!(call(&mut s, "GET", "/v1/k?raw", b"").body, b"w");
+    }
+
+    /// With a token, every endpoint needs `Authorization: Bearer <token>`; without it: 401, a
+    /// JSON error, `WWW-Authenticate`, and nothing read or written.
+    #[test]
+    fn token_guards_every_endpoint() {
+        let (_dir, mut s) = store("auth");
+        let auth = Auth::from_token("t0ken").unwrap();
+        let good = [("Authorization", "Bearer t0ken")];
+        let wrong = [("Authorization", "Bearer t0keN")];
+        for (method, path, body) in [
+            ("PUT", "/v1/k", &b"v"[..]),
+            ("GET", "/v1/k", b""),
+            ("DELETE", "/v1/k", b""),
+            ("POST", "/v1/write", br#"{"key":"k","value":"v"}"#),
+            ("GET", "/status", b""),
+            ("POST", "/sync", b""),
+            ("GET", "/nowhere", b""),
+        ] {
+            for headers in [&wrong[..], &[]] {
+                let req = Request { method, path, query: None, headers, body };
+                let r = handle(&mut s, &req, &auth);
+                assert_eq!(r.status, 401, "{method} {path}");
+                assert!(text(&r).starts_with("{\"error\":"));
+                assert_eq!(r.headers[0].0, "WWW-Authenticate");
+            }
+        }
+        assert!(s.is_empty(), "nothing was written without the token");
+        let req = Request { method: "PUT", path: "/v1/k", query: None, headers: &good, body: b"v" };
+        assert_eq!(handle(&mut s, &req, &auth).status, 201);
     }
 
     /// Random request lines and bodies never panic the router.

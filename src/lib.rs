@@ -16,6 +16,7 @@ macro_rules! log {
     }};
 }
 
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod commands;

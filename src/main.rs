@@ -16,9 +16,11 @@ fn main() -> ExitCode {
     };
     let code = match &command {
         Command::Serve(config) => commands::serve(config),
-        Command::Get { addr, key } => commands::get(addr, key),
-        Command::Set { addr, key, value } => commands::set(addr, key, value.as_deref()),
-        Command::Delete { addr, key } => commands::delete(addr, key),
+        Command::Get { addr, token, key } => commands::get(addr, token, key),
+        Command::Set { addr, token, key, value } => {
+            commands::set(addr, token, key, value.as_deref())
+        }
+        Command::Delete { addr, token, key } => commands::delete(addr, token, key),
         Command::Check { data_dir } => commands::check(data_dir),
         Command::Repair { data_dir } => commands::repair(data_dir),
         Command::Help(text) => print(text),

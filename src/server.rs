@@ -43,6 +43,7 @@
 //! Every request gets an answer: the body size is checked against [`http::body_limit`] from
 //! `Content-Length` before anything is read (413), and bodies are read through a limit.
 
+use crate::auth::{Auth, TokenSource};
 use crate::error::Error;
 use crate::http::{self, Response};
 use crate::store::{Store, lock_wal};
@@ -95,6 +96,10 @@ pub struct Config {
     pub sync_interval: Duration,
     /// The most requests taken into one batch (one fsync in `always` mode). 1 disables batching.
     pub max_batch: usize,
+    /// The shared secret requests must carry, if any (see [`crate::auth`]).
+    pub token: TokenSource,
+    /// Listen on a non-loopback address without a token: the operator accepts an open server.
+    pub insecure_open: bool,
 }
 
 /// How a server that started successfully ended.
@@ -108,8 +113,9 @@ pub enum Outcome {
     LogFailed,
 }
 
-/// Opens the store, serves until told to stop, and syncs the log on the way out.
-pub fn run(config: &Config) -> Result<Outcome, Error> {
+/// Opens the store, serves until told to stop, and syncs the log on the way out. `auth` is the
+/// loaded `config.token`, already checked against the bind address ([`crate::auth::check_bind`]).
+pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     let started = Instant::now();
     let (mut store, recovery) = Store::open(&config.data_dir)?;
     report_recovery(config, &recovery, store.len(), started.elapsed());
@@ -132,7 +138,7 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
             break;
         }
         let served = match server.recv_timeout(TICK) {
-            Ok(Some(first)) => serve_batch(&server, &mut store, config, first),
+            Ok(Some(first)) => serve_batch(&server, &mut store, config, auth, first),
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };
@@ -143,7 +149,7 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
         }
     }
     if outcome.is_none() {
-        drain_queue(&server, &mut store, config);
+        drain_queue(&server, &mut store, config, auth);
     }
     // Dropping tiny_http's server can free its queue, and tiny_http answers every request still
     // in it with a bare, non-JSON 500. So it is never dropped: the process exits right after
@@ -178,12 +184,12 @@ const DRAIN_TIME: Duration = Duration::from_millis(500);
 
 /// On a stop signal: serves what is already queued (for at most [`DRAIN_TIME`]), so that requests
 /// that arrived before the signal are answered rather than cut off.
-fn drain_queue(server: &tiny_http::Server, store: &mut Store, config: &Config) {
+fn drain_queue(server: &tiny_http::Server, store: &mut Store, config: &Config, auth: &Auth) {
     let deadline = Instant::now() + DRAIN_TIME;
     while Instant::now() < deadline && !store.log_failed() {
         match server.try_recv() {
             Ok(Some(first)) => {
-                if serve_batch(server, store, config, first).is_err() {
+                if serve_batch(server, store, config, auth, first).is_err() {
                     return;
                 }
             }
@@ -204,6 +210,7 @@ fn serve_batch(
     server: &tiny_http::Server,
     store: &mut Store,
     config: &Config,
+    auth: &Auth,
     first: tiny_http::Request,
 ) -> io::Result<()> {
     let mut held = Vec::new();
@@ -212,7 +219,7 @@ fn serve_batch(
     let mut listener_error = None;
     while let Some(mut request) = next.take() {
         taken += 1;
-        let response = handle(store, &mut request);
+        let response = handle(store, auth, &mut request);
         if config.sync == SyncMode::Always || response.sync {
             held_bytes += response.body.len();
             held.push((request, response));
@@ -294,7 +301,7 @@ fn spawn_sync_thread(
 }
 
 /// Works out the answer to one request (not sending it yet).
-fn handle(store: &mut Store, request: &mut tiny_http::Request) -> Response {
+fn handle(store: &mut Store, auth: &Auth, request: &mut tiny_http::Request) -> Response {
     let method = request.method().as_str().to_owned();
     let target = request.url().to_owned();
     let (path, query) = match target.split_once('?') {
@@ -302,24 +309,30 @@ fn handle(store: &mut Store, request: &mut tiny_http::Request) -> Response {
         None => (target.as_str(), None),
     };
     let limit = http::body_limit(&method, path);
-    if request.body_length().is_some_and(|n| n as u64 > limit) {
+    if !auth.allows(&header_pairs(request)) {
+        // Refused before a byte of the body is read; the router builds the 401.
+        let headers = header_pairs(request);
+        let req = http::Request { method: &method, path, query, headers: &headers, body: b"" };
+        http::handle(store, &req, auth)
+    } else if request.body_length().is_some_and(|n| n as u64 > limit) {
         http::too_large(limit)
     } else {
         match read_body(request, limit) {
             Ok(Some(body)) => {
-                let headers: Vec<(&str, &str)> = request
-                    .headers()
-                    .iter()
-                    .map(|h| (h.field.as_str().as_str(), h.value.as_str()))
-                    .collect();
+                let headers = header_pairs(request);
                 let req =
                     http::Request { method: &method, path, query, headers: &headers, body: &body };
-                http::handle(store, &req)
+                http::handle(store, &req, auth)
             }
             Ok(None) => http::too_large(limit),
             Err(e) => Response::error(400, &format!("could not read the request body: {e}")),
         }
     }
+}
+
+/// The request's headers as (name, value) pairs, borrowed.
+fn header_pairs(request: &tiny_http::Request) -> Vec<(&str, &str)> {
+    request.headers().iter().map(|h| (h.field.as_str().as_str(), h.value.as_str())).collect()
 }
 
 /// Reads the body, at most `limit` bytes; `None` if there was more.
