@@ -38,6 +38,9 @@ pub mod exit {
     /// `serve`: an fsync (or a write that could not be undone) failed, so the log stopped taking
     /// writes and the server stopped; restart it, and it replays what is really on disk.
     pub const LOG_FAILED: u8 = 10;
+    /// `serve`: a thread panicked (for example tiny_http's listener when file descriptors ran
+    /// out); the log was synced; restart the server.
+    pub const PANICKED: u8 = 11;
 
     /// The exit code for a command that ended in `error`.
     pub fn for_error(error: &crate::error::Error) -> u8 {
@@ -308,6 +311,7 @@ EXIT CODES:
     0 ok   1 key not found   2 usage   3 cannot connect   4 rejected by the server (4xx)
     5 server error (5xx)   6 log has a torn tail   7 log is corrupt   8 I/O error or locked
     9 the listener failed while serving   10 an fsync failed: the server stopped, restart it
+    11 a thread panicked (e.g. out of file descriptors): the server stopped, restart it
 ";
 
 pub const HELP_SERVE: &str = "\

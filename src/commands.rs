@@ -39,6 +39,7 @@ pub fn serve(config: &Config) -> u8 {
         Ok(Outcome::Stopped { .. }) => exit::OK,
         Ok(Outcome::ListenerFailed(_)) => exit::LISTENER_FAILED,
         Ok(Outcome::LogFailed) => exit::LOG_FAILED,
+        Ok(Outcome::ThreadPanicked) => exit::PANICKED,
         Err(e) => {
             crate::log!("{e}");
             exit::for_error(&e)

@@ -32,6 +32,8 @@
 //!   [`Outcome::ListenerFailed`] and the process exits non-zero for a supervisor to restart it,
 //!   instead of living on deaf. (This is also why the loop is an explicit `recv_timeout` loop:
 //!   `incoming_requests()` ends silently on that error.)
+//! - A panic in any thread (tiny_http's accept thread panics when file descriptors run out) is
+//!   fail-stop too: [`run`] ends with [`Outcome::ThreadPanicked`] within a tick.
 //! - A failed fsync is fail-stop: Linux may drop the unwritten pages and report the error only
 //!   once, so no later fsync can be trusted. The log refuses further writes (503), every held
 //!   answer becomes a 503, and [`run`] ends with [`Outcome::LogFailed`]; a restart replays what
@@ -58,6 +60,9 @@ use std::time::{Duration, Instant};
 
 /// How often the loop wakes to look at the stop flag when no request arrives.
 const TICK: Duration = Duration::from_millis(100);
+
+/// Set by the panic hook when any thread of the process panics.
+static PANICKED: AtomicBool = AtomicBool::new(false);
 
 /// When the log is fsynced, and so what an acknowledged write survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +116,9 @@ pub enum Outcome {
     ListenerFailed(io::Error),
     /// An fsync (or a write that could not be cut back) failed: the log takes no more writes.
     LogFailed,
+    /// A thread panicked; the log was synced. tiny_http's accept thread panics when file
+    /// descriptors run out (an `unwrap` on `try_clone`), after which nothing is accepted again.
+    ThreadPanicked,
 }
 
 /// Opens the store, serves until told to stop, and syncs the log on the way out. `auth` is the
@@ -124,6 +132,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     let server = tiny_http::Server::http(addr.as_str())
         .map_err(|e| Error::io(format!("listen on {addr}"), io::Error::other(e.to_string())))?;
     let stop = register_stop_signals()?;
+    install_panic_hook();
     let sync_thread = (config.sync == SyncMode::Interval)
         .then(|| spawn_sync_thread(store.shared_wal(), config.sync_interval));
     match server.server_addr().to_ip() {
@@ -135,6 +144,11 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     while !stop.load(Ordering::Relaxed) {
         if store.log_failed() {
             outcome = Some(Outcome::LogFailed);
+            break;
+        }
+        if PANICKED.load(Ordering::SeqCst) {
+            crate::log!("a thread panicked (see above); stopping so that a restart can recover");
+            outcome = Some(Outcome::ThreadPanicked);
             break;
         }
         let served = match server.recv_timeout(TICK) {
@@ -268,6 +282,17 @@ fn report_recovery(config: &Config, rec: &crate::wal::Recovery, keys: usize, too
         path.display(),
         took.as_secs_f64() * 1000.0
     );
+}
+
+/// Makes any panic, in any thread, stop the server (after the default report on stderr). A
+/// panicking tiny_http accept thread would otherwise leave a process that looks alive and
+/// accepts nothing; a server that exits can be restarted by its supervisor.
+fn install_panic_hook() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICKED.store(true, Ordering::SeqCst);
+        report(info);
+    }));
 }
 
 /// SIGINT and SIGTERM set the returned flag; a second one while stopping exits at once (130).
