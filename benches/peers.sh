@@ -12,15 +12,15 @@
 #
 # HTTP servers (walkv, webdis) are loaded with wrk; Redis with redis-benchmark (RESP, no
 # pipelining). Values are 100 bytes. A run is invalid, and reported as such rather than as a
-# number, if wrk saw a non-2xx answer or a socket error.
+# number, if wrk saw a non-2xx answer or a socket error, or if connections were starved.
 #
-# KNOWN GAP (first version, issue 4 is open): wrk cannot see a connection that is never
-# answered. Checked on 2026-11-24: against a listener that accepts and never answers, wrk -c4
-# reports 0 requests and no socket error. Little's law (throughput x mean latency = requests in
-# flight, which should be close to the connection count) is printed as "in flight" for each
-# walkv/webdis result, but not enforced: it also drops when wrk itself is the bottleneck on the
-# shared cores (walkv PUT at 50 connections: 55,854 req/s x 473 us = 26 in flight). Enforcing
-# "every connection served" needs a load generator that counts answers per connection.
+# wrk cannot see a starved connection: against a listener that accepts and never answers, wrk
+# reports 0 requests and no socket error (checked 2026-11-24). Little's law does not help either
+# on 2 shared cores, because wrk itself becomes the bottleneck. So the harness looks at the
+# server's side of every connection: twice during each run it lists the established connections
+# on the server's port (`ss`), and a connection whose receive queue holds unread bytes both times
+# is starved: its requests arrived and nobody reads them. More than a tenth of the connections
+# starved, or more than one, makes the run invalid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -95,30 +95,42 @@ request = function()
 end
 EOF
 
+# Lists the server-side connections on port $1 that hold unread bytes (local address:port peer).
+unread() {
+    ss -tnH state established "( sport = :$1 )" | awk '$1 > 0 { print $4, $5 }' | sort
+}
+
 # Prints "RPS" or "invalid: REASON" for one wrk run.  args: connections url [lua prefix]
 run_wrk() {
-    local c=$1 url=$2 script=${3:-} prefix=${4:-} threads=2 out
+    local c=$1 url=$2 script=${3:-} prefix=${4:-} threads=2 port out starved
     [ "$c" -lt 2 ] && threads=1
+    port=${url##*:}; port=${port%%/*}
+    (
+        sleep "$(python3 -c "print($SECS / 3)")"; unread "$port" >"$TMP/unread1"
+        sleep "$(python3 -c "print($SECS / 3)")"; unread "$port" >"$TMP/unread2"
+    ) &
+    local sampler=$!
     if [ -n "$script" ]; then
         out=$(PREFIX=$prefix wrk -t"$threads" -c"$c" -d"${SECS}s" --latency -s "$script" "$url" 2>&1)
     else
         out=$(wrk -t"$threads" -c"$c" -d"${SECS}s" --latency "$url" 2>&1)
     fi
-    python3 - "$c" <<EOF
+    wait "$sampler"
+    starved=$(comm -12 "$TMP/unread1" "$TMP/unread2" | wc -l)
+    python3 - "$c" "$starved" <<EOF
 import re, sys
 out = """$out"""
-c = int(sys.argv[1])
+c, starved = int(sys.argv[1]), int(sys.argv[2])
+if starved > max(1, c // 10):
+    print(f"invalid: {starved} of {c} connections starved (unread requests on the server side)")
+    sys.exit()
 m = re.search(r"Requests/sec:\s+([\d.]+)", out)
 if not m:
     print("invalid: no result"); sys.exit()
 rps = float(m.group(1))
 if "Non-2xx" in out or "Socket errors" in out:
     print("invalid: " + "; ".join(l.strip() for l in out.splitlines() if "Non-2xx" in l or "Socket errors" in l)); sys.exit()
-lat = re.search(r"Latency\s+([\d.]+)(us|ms|s)", out)
-scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0}[lat.group(2)]
-busy = rps * float(lat.group(1)) * scale
 print(f"{rps:.0f}")
-print(f"in flight {busy:.1f} of {c}", file=sys.stderr)
 EOF
 }
 
