@@ -36,7 +36,7 @@ pub fn serve(config: &Config) -> u8 {
         return exit::USAGE;
     }
     match server::run(config, &auth) {
-        Ok(Outcome::Stopped { .. }) => exit::OK,
+        Ok(Outcome::Stopped) => exit::OK,
         Ok(Outcome::ListenerFailed(_)) => exit::LISTENER_FAILED,
         Ok(Outcome::LogFailed) => exit::LOG_FAILED,
         Ok(Outcome::ThreadPanicked) => exit::PANICKED,

@@ -93,10 +93,15 @@ mod enabled {
 
     pub fn check(point: &str) -> Option<io::Error> {
         let mut state = state().lock().unwrap_or_else(|p| p.into_inner());
-        let call = {
-            let n = state.calls.entry(point.to_string()).or_insert(0);
-            *n += 1;
-            *n
+        let call = match state.calls.get_mut(point) {
+            Some(n) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                state.calls.insert(point.to_string(), 1);
+                1
+            }
         };
         let rules = state.rules.get(point)?;
         let rule = rules.iter().find(|r| (r.first..=r.last).contains(&call))?;

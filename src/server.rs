@@ -111,7 +111,7 @@ pub struct Config {
 #[derive(Debug)]
 pub enum Outcome {
     /// Stopped by SIGINT or SIGTERM after a final flush and fsync.
-    Stopped { last_synced_seq: u64 },
+    Stopped,
     /// tiny_http's accept thread failed and will accept nothing more; the log was synced.
     ListenerFailed(io::Error),
     /// An fsync (or a write that could not be cut back) failed: the log takes no more writes.
@@ -180,7 +180,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     match store.sync() {
         Ok(seq) => {
             crate::log!("log synced through seq {seq}; stopped");
-            Ok(outcome.unwrap_or(Outcome::Stopped { last_synced_seq: seq }))
+            Ok(outcome.unwrap_or(Outcome::Stopped))
         }
         Err(e) => {
             crate::log!("stopping: {e}. Restart the server: it replays what is on disk");
@@ -334,7 +334,7 @@ fn handle(store: &mut Store, auth: &Auth, request: &mut tiny_http::Request) -> R
         None => (target.as_str(), None),
     };
     let limit = http::body_limit(&method, path);
-    if !auth.allows(&header_pairs(request)) {
+    if auth.is_required() && !auth.allows(&header_pairs(request)) {
         // Refused before a byte of the body is read; the router builds the 401.
         let headers = header_pairs(request);
         let req = http::Request { method: &method, path, query, headers: &headers, body: b"" };

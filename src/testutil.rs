@@ -7,6 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// The number in environment variable `name`, or `default`: the knobs that lengthen test runs
+/// and choose their seeds.
+pub fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 /// A fresh, empty directory under the system's temp dir, removed when dropped.
 pub struct TempDir(PathBuf);
 
@@ -48,12 +54,6 @@ pub struct Rng(u64);
 impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
-    }
-
-    /// A seed from the environment variable `name` if set, else `default`; tests print it so a
-    /// failure can be replayed.
-    pub fn seed_from_env(name: &str, default: u64) -> u64 {
-        std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
     }
 
     pub fn next_u64(&mut self) -> u64 {

@@ -478,11 +478,6 @@ impl Wal {
         Ok((wal, recovery))
     }
 
-    /// The file this log lives in.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Sequence number of the last record appended (0 if none).
     pub fn last_seq(&self) -> u64 {
         self.next_seq - 1
@@ -919,8 +914,8 @@ mod tests {
     /// Random garbage of any length never panics the decoder or the scanner.
     #[test]
     fn random_garbage_never_panics() {
-        let seed = Rng::seed_from_env("WALKV_FUZZ_SEED", 1);
-        let rounds = Rng::seed_from_env("WALKV_FUZZ_ROUNDS", 2000);
+        let seed = crate::testutil::knob("WALKV_FUZZ_SEED", 1);
+        let rounds = crate::testutil::knob("WALKV_FUZZ_ROUNDS", 2000);
         let mut rng = Rng::new(seed);
         let (_dir, path) = temp_path("garbage");
         let (base, _, _) = sample_log(4);

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
-use support::{Server, knob, request};
-use walkv::testutil::Rng;
+use support::{Server, request};
+use walkv::testutil::{Rng, knob};
 
 const CLIENTS: usize = 4;
 const KEYS_PER_CLIENT: usize = 12;

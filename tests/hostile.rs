@@ -2,11 +2,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{BIN, KillOnDrop, request, wait_with_timeout};
+use support::request;
 use walkv::testutil::TempDir;
 
 /// Running out of file descriptors (a real EMFILE under `ulimit -n`): tiny_http's accept thread
@@ -17,20 +15,8 @@ use walkv::testutil::TempDir;
 #[test]
 fn running_out_of_descriptors_exits_instead_of_going_deaf() {
     let dir = TempDir::new("emfile");
-    let script = format!("ulimit -n 48; exec {BIN} serve --port 0 --data-dir {}", dir.display());
-    let mut child = KillOnDrop(
-        Command::new("bash")
-            .args(["-c", &script])
-            .env_remove("WALKV_SYNC")
-            .env_remove("WALKV_AUTH_TOKEN")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines().map_while(Result::ok);
-    let addr = lines
-        .find_map(|l| l.strip_prefix("walkv: listening on http://").map(str::to_string))
-        .expect("server listens");
+    let server = support::Server::start_in_shell("ulimit -n 48", &dir);
+    let addr = server.addr.clone();
     assert_eq!(request(&addr, "PUT", "/v1/before", b"kept").unwrap().status, 201);
 
     // Hold connections open until the server cannot accept any more.
@@ -40,15 +26,11 @@ fn running_out_of_descriptors_exits_instead_of_going_deaf() {
             Ok(stream) => held.push(stream),
             Err(_) => break,
         }
-        if child.0.try_wait().unwrap().is_some() {
-            break;
-        }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let status = wait_with_timeout(&mut child.0, Duration::from_secs(20));
-    let rest: Vec<String> = lines.collect();
-    assert!(matches!(status.code(), Some(9 | 11)), "{status:?}: {rest:?}");
-    assert!(rest.iter().any(|l| l.contains("log synced through seq 1")), "{rest:?}");
+    let (status, stderr) = server.wait_exit(Duration::from_secs(20));
+    assert!(matches!(status.code(), Some(9 | 11)), "{status:?}: {stderr}");
+    assert!(stderr.contains("log synced through seq 1"), "{stderr}");
     drop(held);
 
     let server = support::Server::start(&dir);

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
-use support::{Server, knob, request, sync_trace};
-use walkv::testutil::{Rng, TempDir};
+use support::{Server, request, sync_trace};
+use walkv::testutil::{Rng, TempDir, knob};
 
 const CLIENTS: usize = 4;
 const KEYS_PER_CLIENT: usize = 8;

@@ -183,6 +183,22 @@ fn check_clean_and_missing() {
     assert!(err.contains("there is no log"), "{err}");
 }
 
+/// Writes `value_len`-byte values to `k0`, `k1`, ... until the server answers 507; returns the
+/// acknowledged indexes and the 507's body. Panics if `limit` writes all succeed.
+fn write_until_507(addr: &str, value_len: usize, limit: usize) -> (Vec<usize>, String) {
+    let value = vec![b'x'; value_len];
+    let mut acked = Vec::new();
+    for i in 0..limit {
+        let r = request(addr, "PUT", &format!("/v1/k{i}"), &value).unwrap();
+        if r.status == 507 {
+            return (acked, r.text());
+        }
+        assert_eq!(r.status, 201, "{}", r.text());
+        acked.push(i);
+    }
+    panic!("{limit} writes of {value_len} bytes and the disk never refused one");
+}
+
 /// A write the file system refuses (here a real EFBIG from `ulimit -f`) gets 507 with a JSON
 /// error and is not applied; the log is cut back to its last complete record, so smaller writes
 /// still succeed, nothing acknowledged is lost, and a restart needs no trimming or repair.
@@ -191,47 +207,18 @@ fn refused_write_is_507_and_cut_back() {
     let dir = TempDir::new("efbig");
     // bash counts `ulimit -f` in 1024-byte blocks: the log may grow to 64 KiB. SIGXFSZ is
     // ignored (and stays ignored across exec) so the write fails with EFBIG instead of killing.
-    let script = format!(
-        "trap '' XFSZ; ulimit -f 64; exec {} serve --port 0 --data-dir {}",
-        support::BIN,
-        dir.display()
-    );
-    let mut child = support::KillOnDrop(
-        std::process::Command::new("bash")
-            .args(["-c", &script])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
-    let mut lines = std::io::BufRead::lines(stderr).map_while(Result::ok);
-    let addr = lines
-        .find_map(|l| l.strip_prefix("walkv: listening on http://").map(str::to_string))
-        .expect("server listens");
-
-    let mut acked = Vec::new();
-    for i in 0.. {
-        let r = request(&addr, "PUT", &format!("/v1/k{i}"), &[b'x'; 10_000]).unwrap();
-        if r.status == 507 {
-            assert!(r.text().contains("\"error\""), "{}", r.text());
-            break;
-        }
-        assert_eq!(r.status, 201);
-        acked.push(i);
-        assert!(i < 20, "the file size limit never took effect");
-    }
+    let server = Server::start_in_shell("trap '' XFSZ; ulimit -f 64", &dir);
+    let addr = server.addr.clone();
+    let (acked, error) = write_until_507(&addr, 10_000, 20);
+    assert!(error.contains("\"error\""), "{error}");
     let refused = acked.len();
     assert!(get(&addr, &format!("k{refused}")).is_none(), "a refused write must not be applied");
     let len = fs::metadata(wal_file(&dir)).unwrap().len();
-    assert_eq!(
-        (len - wal::FILE_HEADER_LEN as u64) % (21 + 2 + 10_000),
-        0,
-        "cut back to a record boundary"
-    );
+    let record = (21 + 2 + 10_000) as u64;
+    assert_eq!((len - wal::FILE_HEADER_LEN as u64) % record, 0, "cut back to a record boundary");
     assert_eq!(request(&addr, "PUT", "/v1/small", b"fits").unwrap().status, 201);
 
-    support::signal(child.0.id(), "KILL");
-    support::wait_with_timeout(&mut child.0, std::time::Duration::from_secs(10));
+    server.kill9();
     let server = Server::start(&dir);
     assert!(!server.stderr().contains("trimmed"), "{}", server.stderr());
     for i in acked {
@@ -274,17 +261,8 @@ fn full_disk_is_507_and_writes_resume_when_space_is_freed() {
     let server = Server::start(&data);
     let a = server.addr.clone();
 
-    let mut acked = Vec::new();
-    for i in 0.. {
-        let r = request(&a, "PUT", &format!("/v1/k{i}"), &[b'x'; 8_000]).unwrap();
-        if r.status == 507 {
-            assert!(r.text().contains("No space left"), "{}", r.text());
-            break;
-        }
-        assert_eq!(r.status, 201, "{}", r.text());
-        acked.push(i);
-        assert!(i < 100, "the disk never filled up");
-    }
+    let (acked, error) = write_until_507(&a, 8_000, 100);
+    assert!(error.contains("No space left"), "{error}");
     let refused = acked.len();
     assert!(get(&a, &format!("k{refused}")).is_none(), "a refused write must not be applied");
     assert_eq!(get(&a, "k0").map(|v| v.len()), Some(8_000), "reads go on");
@@ -294,7 +272,6 @@ fn full_disk_is_507_and_writes_resume_when_space_is_freed() {
     server.kill9();
     let server = Server::start(&data);
     assert!(!server.stderr().contains("trimmed"), "{}", server.stderr());
-    assert_eq!(acked.len(), refused);
     for i in acked {
         assert_eq!(get(&server.addr, &format!("k{i}")).map(|v| v.len()), Some(8_000));
     }

@@ -56,10 +56,31 @@ impl Server {
         extra: &[&str],
         envs: &[(&str, &str)],
     ) -> Result<Server, (Option<ExitStatus>, String)> {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--port", "0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
+        let mut command = Command::new(BIN);
+        command.args(["serve", "--port", "0", "--data-dir"]).arg(data_dir).args(extra);
+        Server::spawn(command, data_dir, envs)
+    }
+
+    /// Starts a server from a bash script that runs `setup` (a `ulimit`, a `trap`) and then
+    /// `exec`s walkv, so the server's PID is the child's and the limits are really its own.
+    pub fn start_in_shell(setup: &str, data_dir: &Path) -> Server {
+        let script =
+            format!("{setup}; exec {BIN} serve --port 0 --data-dir '{}'", data_dir.display());
+        let mut command = Command::new("bash");
+        command.args(["-c", &script]);
+        match Server::spawn(command, data_dir, &[]) {
+            Ok(server) => server,
+            Err((status, stderr)) => panic!("server did not start ({status:?}): {stderr}"),
+        }
+    }
+
+    /// Spawns `command` (which runs walkv serve) and waits until it listens.
+    fn spawn(
+        mut command: Command,
+        data_dir: &Path,
+        envs: &[(&str, &str)],
+    ) -> Result<Server, (Option<ExitStatus>, String)> {
+        let mut child = command
             .env_remove("WALKV_SYNC")
             .env_remove("WALKV_AUTH_TOKEN")
             .envs(envs.iter().copied())
@@ -296,9 +317,4 @@ pub fn encode_all(key: &[u8]) -> String {
 /// A JSON string literal for `s`, using the oracle.
 pub fn json_string(s: &str) -> String {
     serde_json::to_string(s).expect("serialize")
-}
-
-/// The number from an environment variable, or a default (the knobs for longer runs).
-pub fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
