@@ -199,6 +199,24 @@ fn write_until_507(addr: &str, value_len: usize, limit: usize) -> (Vec<usize>, S
     panic!("{limit} writes of {value_len} bytes and the disk never refused one");
 }
 
+/// Kills the server with SIGKILL, restarts it on `dir`, and checks that the log needed no
+/// trimming, that every acknowledged `k<i>` holds `value_len` bytes, and that `last` is there.
+fn assert_all_survive_kill_9(
+    server: Server,
+    dir: &Path,
+    acked: &[usize],
+    value_len: usize,
+    last: (&str, &str),
+) {
+    server.kill9();
+    let server = Server::start(dir);
+    assert!(!server.stderr().contains("trimmed"), "{}", server.stderr());
+    for i in acked {
+        assert_eq!(get(&server.addr, &format!("k{i}")).map(|v| v.len()), Some(value_len));
+    }
+    assert_eq!(get(&server.addr, last.0).as_deref(), Some(last.1));
+}
+
 /// A write the file system refuses (here a real EFBIG from `ulimit -f`) gets 507 with a JSON
 /// error and is not applied; the log is cut back to its last complete record, so smaller writes
 /// still succeed, nothing acknowledged is lost, and a restart needs no trimming or repair.
@@ -218,13 +236,7 @@ fn refused_write_is_507_and_cut_back() {
     assert_eq!((len - wal::FILE_HEADER_LEN as u64) % record, 0, "cut back to a record boundary");
     assert_eq!(request(&addr, "PUT", "/v1/small", b"fits").unwrap().status, 201);
 
-    server.kill9();
-    let server = Server::start(&dir);
-    assert!(!server.stderr().contains("trimmed"), "{}", server.stderr());
-    for i in acked {
-        assert_eq!(get(&server.addr, &format!("k{i}")).map(|v| v.len()), Some(10_000));
-    }
-    assert_eq!(get(&server.addr, "small").as_deref(), Some("fits"));
+    assert_all_survive_kill_9(server, &dir, &acked, 10_000, ("small", "fits"));
 }
 
 /// Unmounts (lazily) when dropped, so a failing test does not leave a mount behind.
@@ -269,12 +281,5 @@ fn full_disk_is_507_and_writes_resume_when_space_is_freed() {
     fs::remove_file(&filler).unwrap();
     assert_eq!(request(&a, "PUT", "/v1/after", b"room again").unwrap().status, 201);
 
-    server.kill9();
-    let server = Server::start(&data);
-    assert!(!server.stderr().contains("trimmed"), "{}", server.stderr());
-    for i in acked {
-        assert_eq!(get(&server.addr, &format!("k{i}")).map(|v| v.len()), Some(8_000));
-    }
-    assert_eq!(get(&server.addr, "after").as_deref(), Some("room again"));
-    drop(server);
+    assert_all_survive_kill_9(server, &data, &acked, 8_000, ("after", "room again"));
 }

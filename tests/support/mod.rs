@@ -14,6 +14,21 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_walkv");
 
+/// Every environment variable walkv reads, so a developer's own settings cannot change a test.
+const WALKV_ENV: [&str; 5] =
+    ["PORT", "WALKV_ADDR", "WALKV_DATA_DIR", "WALKV_SYNC", "WALKV_AUTH_TOKEN"];
+
+/// Runs walkv with none of its environment variables set unless a test sets them.
+trait Hermetic {
+    fn env_clear_walkv(&mut self) -> &mut Self;
+}
+
+impl Hermetic for Command {
+    fn env_clear_walkv(&mut self) -> &mut Self {
+        WALKV_ENV.iter().fold(self, |cmd, name| cmd.env_remove(name))
+    }
+}
+
 /// A running `walkv serve`.
 pub struct Server {
     child: Option<Child>,
@@ -81,8 +96,7 @@ impl Server {
         envs: &[(&str, &str)],
     ) -> Result<Server, (Option<ExitStatus>, String)> {
         let mut child = command
-            .env_remove("WALKV_SYNC")
-            .env_remove("WALKV_AUTH_TOKEN")
+            .env_clear_walkv()
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -208,11 +222,7 @@ pub fn wait_with_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
 pub fn run_walkv(args: &[&str], envs: &[(&str, &str)], stdin: &[u8]) -> (i32, Vec<u8>, String) {
     let mut child = Command::new(BIN)
         .args(args)
-        .env_remove("WALKV_ADDR")
-        .env_remove("WALKV_DATA_DIR")
-        .env_remove("PORT")
-        .env_remove("WALKV_SYNC")
-        .env_remove("WALKV_AUTH_TOKEN")
+        .env_clear_walkv()
         .envs(envs.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
