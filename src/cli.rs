@@ -7,6 +7,7 @@
 //! they need not be UTF-8.
 
 use crate::auth::TokenSource;
+use crate::intake::Limits;
 use crate::server::{Config, SyncMode};
 use std::ffi::OsString;
 use std::fmt;
@@ -38,8 +39,8 @@ pub mod exit {
     /// `serve`: an fsync (or a write that could not be undone) failed, so the log stopped taking
     /// writes and the server stopped; restart it, and it replays what is really on disk.
     pub const LOG_FAILED: u8 = 10;
-    /// `serve`: a thread panicked (for example tiny_http's listener when file descriptors ran
-    /// out); the log was synced; restart the server.
+    /// `serve`: the accept or sync thread panicked (a bug); the log was synced; restart the
+    /// server.
     pub const PANICKED: u8 = 11;
 
     /// The exit code for a command that ended in `error`.
@@ -132,7 +133,8 @@ pub fn parse(
     let takes = |flag: &str| match (name.as_str(), flag) {
         ("serve", "--insecure-open") => Some(false),
         ("serve", "--port" | "--bind" | "--data-dir" | "--sync" | "--sync-interval")
-        | ("serve", "--max-batch" | "--auth-token-file")
+        | ("serve", "--max-batch" | "--auth-token-file" | "--max-connections")
+        | ("serve", "--idle-timeout" | "--header-timeout" | "--body-timeout")
         | ("check" | "repair", "--data-dir")
         | ("get" | "set" | "delete", "--addr" | "--auth-token-file") => Some(true),
         _ => None,
@@ -216,17 +218,7 @@ fn serve_config(
         UsageError(format!("port must be a number from 0 to 65535, got {port_text:?}"))
     })?;
     let bind = parsed.option("--bind").unwrap_or(DEFAULT_BIND).to_string();
-    let sync_interval = match parsed.option("--sync-interval") {
-        None => Duration::from_secs_f64(DEFAULT_SYNC_SECS),
-        Some(text) => match text.parse::<f64>() {
-            Ok(s) if s > 0.0 && s <= 86_400.0 => Duration::from_secs_f64(s),
-            _ => {
-                return Err(UsageError(format!(
-                    "--sync-interval must be a number of seconds above 0 and at most 86400, got {text:?}"
-                )));
-            }
-        },
-    };
+    let sync_interval = seconds(parsed, "--sync-interval", DEFAULT_SYNC_SECS)?;
     let sync_text = setting(parsed.option("--sync"), env("WALKV_SYNC"), "interval".into());
     let sync = SyncMode::parse(&sync_text).ok_or_else(|| {
         UsageError(format!("--sync must be always, interval or never, got {sync_text:?}"))
@@ -239,9 +231,51 @@ fn serve_config(
             })?
         }
     };
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_connections: match parsed.option("--max-connections") {
+            None => defaults.max_connections,
+            Some(text) => {
+                text.parse::<usize>().ok().filter(|n| (1..=1_000_000).contains(n)).ok_or_else(
+                    || {
+                        UsageError(format!(
+                            "--max-connections must be a number from 1 to 1000000, got {text:?}"
+                        ))
+                    },
+                )?
+            }
+        },
+        idle_timeout: seconds(parsed, "--idle-timeout", defaults.idle_timeout.as_secs_f64())?,
+        header_timeout: seconds(parsed, "--header-timeout", defaults.header_timeout.as_secs_f64())?,
+        body_timeout: seconds(parsed, "--body-timeout", defaults.body_timeout.as_secs_f64())?,
+        write_timeout: defaults.write_timeout,
+    };
     let insecure_open = parsed.option("--insecure-open").is_some();
     let token = TokenSource::None; // filled in by the caller, which knows the client options too
-    Ok(Config { bind, port, data_dir, sync, sync_interval, max_batch, token, insecure_open })
+    Ok(Config {
+        bind,
+        port,
+        data_dir,
+        sync,
+        sync_interval,
+        max_batch,
+        token,
+        insecure_open,
+        limits,
+    })
+}
+
+/// A `--flag SECONDS` option: above 0, at most a day, fractions allowed.
+fn seconds(parsed: &Parsed, flag: &str, default: f64) -> Result<Duration, UsageError> {
+    match parsed.option(flag) {
+        None => Ok(Duration::from_secs_f64(default)),
+        Some(text) => match text.parse::<f64>() {
+            Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+            _ => Err(UsageError(format!(
+                "{flag} must be a number of seconds above 0 and at most 86400, got {text:?}"
+            ))),
+        },
+    }
 }
 
 /// Separates `--flag VALUE` / `--flag=VALUE` options from positional arguments.
@@ -311,7 +345,7 @@ EXIT CODES:
     0 ok   1 key not found   2 usage   3 cannot connect   4 rejected by the server (4xx)
     5 server error (5xx)   6 log has a torn tail   7 log is corrupt   8 I/O error or locked
     9 the listener failed while serving   10 an fsync failed: the server stopped, restart it
-    11 a thread panicked (e.g. out of file descriptors): the server stopped, restart it
+    11 a server thread panicked (a bug): the server stopped, restart it
 ";
 
 pub const HELP_SERVE: &str = "\
@@ -320,7 +354,8 @@ walkv serve: run the server
 USAGE:
     walkv [serve] [--port N] [--bind ADDR] [--data-dir DIR] [--sync MODE]
                   [--sync-interval SECONDS] [--max-batch N]
-                  [--auth-token-file PATH] [--insecure-open]
+                  [--auth-token-file PATH] [--insecure-open] [--max-connections N]
+                  [--idle-timeout S] [--header-timeout S] [--body-timeout S]
 
 OPTIONS:
     --port N                  TCP port (env PORT; default 8080; 0 picks a free port)
@@ -340,6 +375,10 @@ OPTIONS:
                               at most the writes acknowledged since the last sync
     --max-batch N             most requests answered per batch, and so per fsync in always
                               mode (default 128; 1 turns group commit off)
+    --max-connections N       open connections at most (default 1024); one more gets 503
+    --idle-timeout SECONDS    close a connection idle between requests (default 60)
+    --header-timeout SECONDS  a request header must arrive within this (default 10; 408)
+    --body-timeout SECONDS    longest pause inside a request body (default 30; 408)
 
 Any write can ask for its own fsync with ?sync (PUT /v1/k?sync); POST /sync waits until
 everything written before it is synced; GET /status reports last_seq and synced_seq.

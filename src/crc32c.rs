@@ -1,6 +1,6 @@
 //! CRC-32C (Castagnoli), the checksum every WAL record carries.
 //!
-//! Hand-written because the runtime dependency budget is `tiny_http` and `signal-hook` only. It is
+//! Hand-written because the runtime dependency budget is `signal-hook` only. It is
 //! the same function as iSCSI (RFC 3720 §B.4), ext4 metadata, LevelDB and RocksDB use: reflected
 //! polynomial `0x82F63B78`, initial value `!0`, final XOR `!0`.
 //!

@@ -95,6 +95,13 @@ pub fn too_large(limit: u64) -> Response {
     Response::error(413, &format!("request body is over the limit of {limit} bytes"))
 }
 
+/// The 401 answer for a request without the right bearer token.
+pub fn unauthorized() -> Response {
+    let mut response = Response::error(401, "missing or wrong bearer token");
+    response.headers.push(("WWW-Authenticate", "Bearer realm=\"walkv\"".to_string()));
+    response
+}
+
 /// Maps a store error to its HTTP status: the one place this is decided.
 pub fn error_status(error: &Error) -> u16 {
     match error {
@@ -114,9 +121,7 @@ fn store_error(error: &Error) -> Response {
 /// 401 and touches nothing.
 pub fn handle(store: &mut Store, req: &Request, auth: &Auth) -> Response {
     if !auth.allows(req.headers) {
-        let mut response = Response::error(401, "missing or wrong bearer token");
-        response.headers.push(("WWW-Authenticate", "Bearer realm=\"walkv\"".to_string()));
-        return response;
+        return unauthorized();
     }
     let mut response = route(store, req);
     let is_write = matches!(req.method, "PUT" | "POST" | "DELETE");

@@ -2,7 +2,8 @@
 //!
 //! Memory holds the data; a write-ahead log on disk makes every acknowledged write survive a
 //! crash. Start reading at [`wal`] (the log format and recovery), then [`store`] (the map and the
-//! order of operations on a write), then [`http`] (the API) and [`server`] (the serving loop).
+//! order of operations on a write), then [`http`] (the API), [`server`] (the serving loop) and [`intake`] (sockets and HTTP
+//! framing, kept away from the loop).
 #![forbid(unsafe_code)]
 
 /// Writes one line to standard error, prefixed with `walkv: `. Unlike `eprintln!`, it ignores
@@ -24,6 +25,7 @@ pub mod crc32c;
 pub mod error;
 pub mod failpoint;
 pub mod http;
+pub mod intake;
 pub mod json;
 pub mod server;
 pub mod store;

@@ -1,18 +1,20 @@
-//! The serving loop: the only module that knows tiny_http.
+//! The serving loop: the main thread, which alone owns the map and the log.
 //!
-//! One thread owns the map and handles requests in order, a batch at a time:
+//! It handles requests in order, a batch at a time. Sockets are [`crate::intake`]'s business: the
+//! loop only ever receives complete requests and hands back answers, so no client can make it
+//! wait.
 //!
 //! ```text
-//!   tiny_http threads        main thread (this loop)                    sync thread (interval mode)
-//!   -----------------        -----------------------                    ---------------------------
-//!   accept, parse  ------->  wait for a request (recv_timeout 100 ms),  every --sync-interval:
-//!   headers, queue             then take what is already queued         lock the log, flush,
+//!   intake threads           main thread (this loop)                    sync thread (interval mode)
+//!   --------------           -----------------------                    ---------------------------
+//!   accept, read whole ----> wait for a request (100 ms tick),          every --sync-interval:
+//!   requests, queue them       then take what is already queued         lock the log, flush,
 //!                              (up to --max-batch): the batch           fdatasync, unlock
-//!                            for each: read body, http::handle
+//!                            for each: http::handle
 //!                              (writes: Store -> Wal::append, flushed)
 //!                              answer at once, or hold the answer if
-//!                              it needs an fsync (all, in always mode)
-//!                            one fsync for the held answers; send them
+//!   write answers      <---    it needs an fsync (all, in always mode)
+//!   in request order         one fsync for the held answers; send them
 //! ```
 //!
 //! # Sync modes and group commit
@@ -28,12 +30,12 @@
 //!
 //! # Failures
 //!
-//! - An accept error: tiny_http's accept thread stops for good after one, so [`run`] ends with
-//!   [`Outcome::ListenerFailed`] and the process exits non-zero for a supervisor to restart it,
-//!   instead of living on deaf. (This is also why the loop is an explicit `recv_timeout` loop:
-//!   `incoming_requests()` ends silently on that error.)
-//! - A panic in any thread (tiny_http's accept thread panics when file descriptors run out) is
-//!   fail-stop too: [`run`] ends with [`Outcome::ThreadPanicked`] within a tick.
+//! - The listening socket fails in a way retrying cannot fix (running out of descriptors is not
+//!   that: the intake waits and retries): [`run`] ends with [`Outcome::ListenerFailed`] and the
+//!   process exits non-zero for a supervisor to restart it, instead of living on deaf.
+//! - A panic in the accept or sync thread is fail-stop too: [`run`] ends with
+//!   [`Outcome::ThreadPanicked`] within a tick. (A connection thread's panic closes only its
+//!   connection; those threads share nothing a panic could leave half-done.)
 //! - A failed fsync is fail-stop: Linux may drop the unwritten pages and report the error only
 //!   once, so no later fsync can be trusted. The log refuses further writes (503), every held
 //!   answer becomes a 503, and [`run`] ends with [`Outcome::LogFailed`]; a restart replays what
@@ -41,16 +43,15 @@
 //! - SIGINT/SIGTERM: the loop ends after the batch in hand, answers what is already queued (for
 //!   at most half a second), then flushes and fsyncs the log. A connection still waiting after
 //!   that is closed unanswered when the process exits.
-//!
-//! Every request gets an answer: the body size is checked against [`http::body_limit`] from
-//! `Content-Length` before anything is read (413), and bodies are read through a limit.
 
 use crate::auth::{Auth, TokenSource};
 use crate::error::Error;
 use crate::http::{self, Response};
+use crate::intake::{Event, Intake, Job, Limits};
 use crate::store::{Store, lock_wal};
 use crate::wal::Wal;
-use std::io::{self, Read};
+use std::io;
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -105,6 +106,8 @@ pub struct Config {
     pub token: TokenSource,
     /// Listen on a non-loopback address without a token: the operator accepts an open server.
     pub insecure_open: bool,
+    /// Connection count, timeouts (see [`crate::intake`]).
+    pub limits: Limits,
 }
 
 /// How a server that started successfully ended.
@@ -112,12 +115,11 @@ pub struct Config {
 pub enum Outcome {
     /// Stopped by SIGINT or SIGTERM after a final flush and fsync.
     Stopped,
-    /// tiny_http's accept thread failed and will accept nothing more; the log was synced.
+    /// The listening socket failed and will accept nothing more; the log was synced.
     ListenerFailed(io::Error),
     /// An fsync (or a write that could not be cut back) failed: the log takes no more writes.
     LogFailed,
-    /// A thread panicked; the log was synced. tiny_http's accept thread panics when file
-    /// descriptors run out (an `unwrap` on `try_clone`), after which nothing is accepted again.
+    /// The accept or the sync thread panicked; the log was synced.
     ThreadPanicked,
 }
 
@@ -129,16 +131,17 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     report_recovery(config, &recovery, store.len(), started.elapsed());
 
     let addr = format!("{}:{}", config.bind, config.port);
-    let server = tiny_http::Server::http(addr.as_str())
-        .map_err(|e| Error::io(format!("listen on {addr}"), io::Error::other(e.to_string())))?;
+    let listener =
+        TcpListener::bind(addr.as_str()).map_err(|e| Error::io(format!("listen on {addr}"), e))?;
+    let bound = listener.local_addr().map_err(|e| Error::io(format!("listen on {addr}"), e))?;
     let stop = register_stop_signals()?;
     install_panic_hook();
+    let auth = Arc::new(auth.clone());
+    let intake = Intake::start(listener, config.limits.clone(), Arc::clone(&auth))
+        .map_err(|e| Error::io("start the accept thread", e))?;
     let sync_thread = (config.sync == SyncMode::Interval)
         .then(|| spawn_sync_thread(store.shared_wal(), config.sync_interval));
-    match server.server_addr().to_ip() {
-        Some(bound) => crate::log!("listening on http://{bound}"),
-        None => crate::log!("listening on {addr}"),
-    }
+    crate::log!("listening on http://{bound}");
 
     let mut outcome = None;
     while !stop.load(Ordering::Relaxed) {
@@ -151,25 +154,18 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
             outcome = Some(Outcome::ThreadPanicked);
             break;
         }
-        let served = match server.recv_timeout(TICK) {
-            Ok(Some(first)) => serve_batch(&server, &mut store, config, auth, first),
-            Ok(None) => Ok(()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = served {
+        if let Some(event) = intake.recv_timeout(TICK)
+            && let Err(e) = serve_batch(&intake, &mut store, config, &auth, event)
+        {
             crate::log!("the listener failed and accepts no more connections: {e}");
             outcome = Some(Outcome::ListenerFailed(e));
             break;
         }
     }
     if outcome.is_none() {
-        drain_queue(&server, &mut store, config, auth);
+        drain_queue(&intake, &mut store, config, &auth);
     }
-    // Dropping tiny_http's server can free its queue, and tiny_http answers every request still
-    // in it with a bare, non-JSON 500. So it is never dropped: the process exits right after
-    // this function, and the OS closes any connection still waiting, unanswered, which a client
-    // treats like any lost connection (outcome unknown) rather than as a false server error.
-    std::mem::forget(server);
+    intake.finish_writing(DRAIN_TIME);
 
     if let Some((stop_sync, handle)) = sync_thread {
         drop(stop_sync);
@@ -198,16 +194,16 @@ const DRAIN_TIME: Duration = Duration::from_millis(500);
 
 /// On a stop signal: serves what is already queued (for at most [`DRAIN_TIME`]), so that requests
 /// that arrived before the signal are answered rather than cut off.
-fn drain_queue(server: &tiny_http::Server, store: &mut Store, config: &Config, auth: &Auth) {
+fn drain_queue(intake: &Intake, store: &mut Store, config: &Config, auth: &Auth) {
     let deadline = Instant::now() + DRAIN_TIME;
     while Instant::now() < deadline && !store.log_failed() {
-        match server.try_recv() {
-            Ok(Some(first)) => {
-                if serve_batch(server, store, config, auth, first).is_err() {
+        match intake.try_recv() {
+            Some(first) => {
+                if serve_batch(intake, store, config, auth, first).is_err() {
                     return;
                 }
             }
-            Ok(None) | Err(_) => return,
+            None => return,
         }
     }
 }
@@ -218,35 +214,40 @@ fn drain_queue(server: &tiny_http::Server, store: &mut Store, config: &Config, a
 /// An answer is held back if it may only leave after an fsync: every answer in `always` mode
 /// (a read may have seen a write of this batch), otherwise only those that ask for it (`?sync`,
 /// `POST /sync`). Everything else is answered at once. After the batch, one fsync covers all the
-/// held answers, which are then sent. A listener error ends the batch after everything taken has
-/// been answered, and is returned.
+/// held answers, which are then sent. A listener failure ends the batch after everything taken
+/// has been answered, and is returned.
 fn serve_batch(
-    server: &tiny_http::Server,
+    intake: &Intake,
     store: &mut Store,
     config: &Config,
     auth: &Auth,
-    first: tiny_http::Request,
+    first: Event,
 ) -> io::Result<()> {
     let mut held = Vec::new();
     let (mut held_bytes, mut taken) = (0, 0);
     let mut next = Some(first);
     let mut listener_error = None;
-    while let Some(mut request) = next.take() {
-        taken += 1;
-        let response = handle(store, auth, &mut request);
-        if config.sync == SyncMode::Always || response.sync {
-            held_bytes += response.body.len();
-            held.push((request, response));
-        } else {
-            respond(request, response);
+    while let Some(event) = next.take() {
+        match event {
+            Event::Request(job) => {
+                taken += 1;
+                let response = handle(store, auth, &job);
+                if config.sync == SyncMode::Always || response.sync {
+                    held_bytes += response.body.len();
+                    held.push((job, response));
+                } else {
+                    job.respond(response);
+                }
+            }
+            Event::ListenerFailed(e) => {
+                listener_error = Some(e);
+                break;
+            }
         }
         if taken >= config.max_batch || held_bytes >= MAX_HELD_BYTES {
             break;
         }
-        match server.try_recv() {
-            Ok(queued) => next = queued,
-            Err(e) => listener_error = Some(e),
-        }
+        next = intake.try_recv();
     }
     if !held.is_empty()
         && let Err(e) = store.sync()
@@ -257,8 +258,8 @@ fn serve_batch(
             *response = Response::error(503, &message);
         }
     }
-    for (request, response) in held {
-        respond(request, response);
+    for (job, response) in held {
+        job.respond(response);
     }
     listener_error.map_or(Ok(()), Err)
 }
@@ -284,13 +285,16 @@ fn report_recovery(config: &Config, rec: &crate::wal::Recovery, keys: usize, too
     );
 }
 
-/// Makes any panic, in any thread, stop the server (after the default report on stderr). A
-/// panicking tiny_http accept thread would otherwise leave a process that looks alive and
-/// accepts nothing; a server that exits can be restarted by its supervisor.
+/// Makes a panic in any thread but a connection thread stop the server (after the default report
+/// on stderr). A dead accept or sync thread would otherwise leave a process that looks alive and
+/// accepts nothing, or never syncs; a server that exits can be restarted by its supervisor.
 fn install_panic_hook() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        PANICKED.store(true, Ordering::SeqCst);
+        // A connection thread's panic closes only that connection (see crate::intake).
+        if thread::current().name() != Some(crate::intake::CONNECTION_THREAD) {
+            PANICKED.store(true, Ordering::SeqCst);
+        }
         report(info);
     }));
 }
@@ -325,62 +329,12 @@ fn spawn_sync_thread(
     (stop, handle)
 }
 
-/// Works out the answer to one request (not sending it yet).
-fn handle(store: &mut Store, auth: &Auth, request: &mut tiny_http::Request) -> Response {
-    let method = request.method().as_str().to_owned();
-    let target = request.url().to_owned();
-    let (path, query) = match target.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (target.as_str(), None),
-    };
-    let limit = http::body_limit(&method, path);
-    if auth.is_required() && !auth.allows(&header_pairs(request)) {
-        // Refused before a byte of the body is read; the router builds the 401.
-        let headers = header_pairs(request);
-        let req = http::Request { method: &method, path, query, headers: &headers, body: b"" };
-        http::handle(store, &req, auth)
-    } else if request.body_length().is_some_and(|n| n as u64 > limit) {
-        http::too_large(limit)
-    } else {
-        match read_body(request, limit) {
-            Ok(Some(body)) => {
-                let headers = header_pairs(request);
-                let req =
-                    http::Request { method: &method, path, query, headers: &headers, body: &body };
-                http::handle(store, &req, auth)
-            }
-            Ok(None) => http::too_large(limit),
-            Err(e) => Response::error(400, &format!("could not read the request body: {e}")),
-        }
-    }
-}
-
-/// The request's headers as (name, value) pairs, borrowed.
-fn header_pairs(request: &tiny_http::Request) -> Vec<(&str, &str)> {
-    request.headers().iter().map(|h| (h.field.as_str().as_str(), h.value.as_str())).collect()
-}
-
-/// Reads the body, at most `limit` bytes; `None` if there was more.
-fn read_body(request: &mut tiny_http::Request, limit: u64) -> io::Result<Option<Vec<u8>>> {
-    let mut body = Vec::with_capacity(request.body_length().unwrap_or(0));
-    request.as_reader().take(limit + 1).read_to_end(&mut body)?;
-    Ok((body.len() as u64 <= limit).then_some(body))
-}
-
-fn respond(request: tiny_http::Request, response: Response) {
-    let mut out = tiny_http::Response::from_data(response.body)
-        .with_status_code(response.status)
-        // Always send Content-Length, never chunked: simpler clients, exact HEAD answers.
-        .with_chunked_threshold(usize::MAX);
-    let headers = std::iter::once(("Content-Type", response.content_type.to_string()))
-        .chain(response.headers);
-    for (name, value) in headers {
-        match tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            Ok(header) => out.add_header(header),
-            Err(()) => crate::log!("dropped an invalid response header {name}"),
-        }
-    }
-    if let Err(e) = request.respond(out) {
-        crate::log!("could not send a response: {e}");
-    }
+/// Works out the answer to one request (not sending it yet). The intake has already checked
+/// the token and the body size; the router checks the token again, which costs nothing.
+fn handle(store: &mut Store, auth: &Auth, job: &Job) -> Response {
+    let (path, query) = job.path_and_query();
+    let headers = job.header_pairs();
+    let request =
+        http::Request { method: &job.method, path, query, headers: &headers, body: &job.body };
+    http::handle(store, &request, auth)
 }

@@ -79,8 +79,16 @@ impl Server {
     /// Starts a server from a bash script that runs `setup` (a `ulimit`, a `trap`) and then
     /// `exec`s walkv, so the server's PID is the child's and the limits are really its own.
     pub fn start_in_shell(setup: &str, data_dir: &Path) -> Server {
-        let script =
-            format!("{setup}; exec {BIN} serve --port 0 --data-dir '{}'", data_dir.display());
+        Server::start_in_shell_with(setup, data_dir, &[])
+    }
+
+    /// [`Server::start_in_shell`] with extra `walkv serve` arguments (plain words, no quoting).
+    pub fn start_in_shell_with(setup: &str, data_dir: &Path, extra: &[&str]) -> Server {
+        let script = format!(
+            "{setup}; exec {BIN} serve --port 0 --data-dir '{}' {}",
+            data_dir.display(),
+            extra.join(" ")
+        );
         let mut command = Command::new("bash");
         command.args(["-c", &script]);
         match Server::spawn(command, data_dir, &[]) {

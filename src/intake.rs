@@ -1,0 +1,1228 @@
+//! The HTTP intake: sockets in, whole requests out, answers back in order. Standard library
+//! only; the only module that touches a socket on the server side.
+//!
+//! ```text
+//!   accept thread            one thread per connection               main thread (server.rs)
+//!   -------------            -------------------------               -----------------------
+//!   accept, backing off  --> read and check the header, the body     recv a Job, handle it
+//!   when out of fds;         (timeouts, limits, auth, 413 early) --> against the map and log,
+//!   refuse over the cap      submit whole requests as Jobs            job.respond(answer)
+//!                            write the answers back in order     <--
+//! ```
+//!
+//! The invariant: **the main thread never waits for a client.** Everything that can be slow or
+//! hostile (a trickled header, a slow upload, a client that does not read its answer) happens on
+//! that client's own thread, under a timeout, before the request becomes a [`Job`] or after its
+//! answer leaves the main thread. The main thread only ever sees complete requests, so one slow
+//! client can delay nobody else, and the map and log keep a single owner, as the design asks.
+//!
+//! # Limits (all in [`Limits`], all in the README's "Security and limits")
+//! - At most `max_connections` open connections; one over the cap gets a 503 and is closed.
+//! - A request's header (request line and header fields) must arrive within `header_timeout` of
+//!   its first byte and be at most [`MAX_HEAD_BYTES`] with at most [`MAX_HEADERS`] fields
+//!   (431 otherwise); a connection waiting for its next request is closed after `idle_timeout`.
+//! - A body is refused with 413 from its `Content-Length` before any of it is read; bodies that
+//!   are read may pause at most `body_timeout` between bytes (408 then). Memory for bodies is
+//!   reserved from one shared budget of [`BODY_BUDGET`] bytes before they are read, so a crowd of
+//!   uploads waits for room instead of exhausting memory.
+//! - An answer that cannot be written within `write_timeout` closes the connection.
+//! - A bearer token, when configured, is checked from the header before any body byte is read.
+//!
+//! # HTTP handled
+//! HTTP/1.0 and 1.1; keep-alive (1.1 by default, 1.0 on request); pipelining (up to
+//! [`MAX_PIPELINE`] requests that have already arrived are handed over together, so they can share
+//! a batch and an fsync, and are answered in order); `Content-Length` and chunked bodies;
+//! `Expect: 100-continue`; HEAD answers without a body. A request with both `Content-Length` and
+//! `Transfer-Encoding`, or two different lengths, is refused (400): such requests are how
+//! request smuggling between proxies works. After an error that leaves a body unread, the answer
+//! says `Connection: close`, the write side is shut, and what the client still sends is read and
+//! dropped for a moment (a "lingering close"), so that the client reads the error instead of a
+//! connection reset.
+//!
+//! # Failures
+//! Running out of file descriptors (or memory for a socket) makes the accept thread wait
+//! [`ACCEPT_BACKOFF`] and try again: connections queue in the kernel meanwhile and are accepted
+//! once descriptors are free. An error that means the listening socket itself is unusable is
+//! reported as [`Event::ListenerFailed`]. A panic in a connection thread (a bug) is caught and
+//! closes that connection only; connection threads hold nothing shared that a panic could leave
+//! half-changed.
+
+use crate::auth::Auth;
+use crate::http::{self, Response};
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Largest request head (request line and header fields). A maximal key, percent-encoded, is
+/// 12 KiB of request line; 32 KiB leaves room for ordinary headers.
+pub const MAX_HEAD_BYTES: usize = 32 << 10;
+/// Most header fields in one request.
+pub const MAX_HEADERS: usize = 100;
+/// Most requests of one connection handed to the main thread before their answers are written.
+pub const MAX_PIPELINE: usize = 16;
+/// Bytes of request bodies that may be held in memory at once, across all connections.
+pub const BODY_BUDGET: u64 = 64 << 20;
+/// How long the accept thread waits before trying again when descriptors or memory ran out.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// The name of connection threads (the panic hook tells them apart by it).
+pub const CONNECTION_THREAD: &str = "walkv-conn";
+/// How long a lingering close reads and drops what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
+/// Stack of a connection thread: it parses and copies bytes, nothing deep.
+const CONNECTION_STACK: usize = 128 << 10;
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 16 << 10;
+/// The first read of a request, into the stack: room for a typical request.
+const FIRST_READ: usize = 2048;
+/// A connection's buffer is shrunk back after a request that made it larger than this.
+const KEEP_BUFFER: usize = 64 << 10;
+
+/// The intake's bounds. Every one is a `walkv serve` flag or a constant above.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub max_connections: usize,
+    /// From the first byte of a request to the end of its header.
+    pub header_timeout: Duration,
+    /// The longest pause between bytes of a body.
+    pub body_timeout: Duration,
+    /// How long a connection may wait, idle, for its next request.
+    pub idle_timeout: Duration,
+    /// The longest pause while writing an answer.
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the intake hands the main thread.
+pub enum Event {
+    Request(Job),
+    /// The listening socket failed in a way retrying cannot fix; nothing more will be accepted.
+    ListenerFailed(io::Error),
+}
+
+/// One complete request, waiting for its answer.
+pub struct Job {
+    pub method: String,
+    /// The request target as sent: path and query, still percent-encoded.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Returned to the body budget when the job is dropped.
+    _reserved: Reservation,
+    id: u64,
+    answers: Sender<(u64, Response)>,
+    unwritten: Arc<AtomicUsize>,
+}
+
+impl Job {
+    /// The path and the query string (without `?`), split.
+    pub fn path_and_query(&self) -> (&str, Option<&str>) {
+        match self.target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (&self.target, None),
+        }
+    }
+
+    /// The headers as borrowed pairs, as [`http::Request`] wants them.
+    pub fn header_pairs(&self) -> Vec<(&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()
+    }
+
+    /// Hands the answer to the connection's thread, which writes it. If the connection is gone
+    /// already, the answer is dropped: nobody is left to read it.
+    pub fn respond(self, response: Response) {
+        self.unwritten.fetch_add(1, Ordering::SeqCst);
+        if self.answers.send((self.id, response)).is_err() {
+            self.unwritten.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The running intake: the receiving end of its events.
+pub struct Intake {
+    events: Receiver<Event>,
+    /// Answers handed to connection threads and not yet written (or given up on).
+    unwritten: Arc<AtomicUsize>,
+}
+
+impl Intake {
+    /// Starts accepting on `listener`. `auth` is checked on each connection's thread, before
+    /// bodies are read.
+    pub fn start(listener: TcpListener, limits: Limits, auth: Arc<Auth>) -> io::Result<Intake> {
+        let (events, receiver) = mpsc::channel();
+        let unwritten = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new(Shared {
+            limits,
+            auth,
+            open: AtomicUsize::new(0),
+            budget: Budget::new(BODY_BUDGET),
+            unwritten: Arc::clone(&unwritten),
+        });
+        thread::Builder::new()
+            .name("walkv-accept".into())
+            .spawn(move || accept_loop(&listener, &shared, &events))?;
+        Ok(Intake { events: receiver, unwritten })
+    }
+
+    /// Before the process exits: waits (at most `limit`) until every answer already given to
+    /// [`Job::respond`] has been written, so that a stopping server still delivers them.
+    pub fn finish_writing(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.unwritten.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    /// The next event if one is already waiting.
+    pub fn try_recv(&self) -> Option<Event> {
+        self.events.try_recv().ok()
+    }
+}
+
+/// What the accept thread shares with the connection threads.
+struct Shared {
+    limits: Limits,
+    auth: Arc<Auth>,
+    /// Connections open now.
+    open: AtomicUsize,
+    budget: Arc<Budget>,
+    unwritten: Arc<AtomicUsize>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accepting
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, events: &Sender<Event>) {
+    let mut starved_since: Option<Instant> = None;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if let Some(since) = starved_since.take() {
+                    crate::log!("accepting again after {:.1} s", since.elapsed().as_secs_f64());
+                }
+                admit(stream, shared, events);
+            }
+            Err(e) if is_out_of_resources(&e) => {
+                if starved_since.is_none() {
+                    crate::log!(
+                        "cannot accept connections: {e}; retrying every {} ms (raise `ulimit -n` \
+                         or --max-connections below it)",
+                        ACCEPT_BACKOFF.as_millis()
+                    );
+                    starved_since = Some(Instant::now());
+                }
+                thread::sleep(ACCEPT_BACKOFF);
+            }
+            Err(e) if is_listener_broken(&e) => {
+                let _ = events.send(Event::ListenerFailed(e));
+                return;
+            }
+            // A connection that failed before we took it (reset, aborted, a network error):
+            // Linux reports those through accept; the listener is fine.
+            Err(_) => thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+/// EMFILE, ENFILE, ENOBUFS, ENOMEM: the process or the system is out of something that frees up.
+fn is_out_of_resources(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
+}
+
+/// EBADF, EINVAL, ENOTSOCK, EFAULT: the listening socket itself is unusable.
+fn is_listener_broken(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(9 | 22 | 88 | 14))
+}
+
+/// Starts a thread for `stream`, or refuses it with 503 when `max_connections` are open.
+fn admit(stream: TcpStream, shared: &Arc<Shared>, events: &Sender<Event>) {
+    let open = OpenConnection::count(shared);
+    if open.at_start > shared.limits.max_connections {
+        let message = format!(
+            "too many connections (the limit is {}); try again later",
+            shared.limits.max_connections
+        );
+        refuse(stream, &Response::error(503, &message));
+        return;
+    }
+    let (shared, events) = (Arc::clone(shared), events.clone());
+    let spawned = thread::Builder::new()
+        .name(CONNECTION_THREAD.into())
+        .stack_size(CONNECTION_STACK)
+        .spawn(move || {
+            let _open = open;
+            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Connection::new(stream, &shared, events).serve()
+            }));
+            if served.is_err() {
+                crate::log!("a connection thread panicked (see above); closed that connection");
+            }
+        });
+    if let Err(e) = spawned {
+        crate::log!("cannot start a thread for a new connection: {e}; closed it");
+    }
+}
+
+/// Counts a connection as open from accept until dropped.
+struct OpenConnection {
+    shared: Arc<Shared>,
+    at_start: usize,
+}
+
+impl OpenConnection {
+    fn count(shared: &Arc<Shared>) -> OpenConnection {
+        let at_start = shared.open.fetch_add(1, Ordering::SeqCst) + 1;
+        OpenConnection { shared: Arc::clone(shared), at_start }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.shared.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Answers `response` and closes, without reading the request (the accept thread must not wait).
+fn refuse(mut stream: TcpStream, response: &Response) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+    let mut out = Vec::new();
+    write_answer(&mut out, response, false, true);
+    let _ = stream.write_all(&out);
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+// ---------------------------------------------------------------------------------------------
+// One connection
+
+/// Why a connection ends. `Refused` still sends an answer first.
+enum End {
+    /// The client closed, went idle too long, or the socket failed: nothing to say.
+    Quietly,
+    /// Answer this (with `Connection: close`), then close.
+    Refused(Response),
+}
+
+type Step<T> = Result<T, End>;
+
+struct Connection {
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    events: Sender<Event>,
+    /// Bytes read and not yet consumed.
+    buf: Vec<u8>,
+    /// The read timeout currently set on the socket (set again only when it changes).
+    timeout: Option<Duration>,
+    answers: Receiver<(u64, Response)>,
+    answer_to: Sender<(u64, Response)>,
+    /// Requests handed over and not yet answered, oldest first.
+    waiting: VecDeque<Waiting>,
+    next_id: u64,
+}
+
+/// What writing an answer needs to remember about its request.
+struct Waiting {
+    id: u64,
+    head_only: bool,
+    close: bool,
+}
+
+/// A parsed request head.
+#[derive(Debug, PartialEq)]
+struct Head {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    keep_alive: bool,
+    framing: Framing,
+    expect_continue: bool,
+}
+
+#[derive(Debug, PartialEq, Clone, Copy)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+impl Connection {
+    fn new(stream: TcpStream, shared: &Arc<Shared>, events: Sender<Event>) -> Connection {
+        let (answer_to, answers) = mpsc::channel();
+        Connection {
+            stream,
+            shared: Arc::clone(shared),
+            events,
+            buf: Vec::new(),
+            timeout: None,
+            answers,
+            answer_to,
+            waiting: VecDeque::new(),
+            next_id: 0,
+        }
+    }
+
+    fn serve(mut self) {
+        // Small answers leave at once rather than waiting for an ACK (Nagle's algorithm).
+        let _ = self.stream.set_nodelay(true);
+        let _ = self.stream.set_write_timeout(Some(self.shared.limits.write_timeout));
+        let end = loop {
+            match self.next_request() {
+                Ok(true) => {}
+                Ok(false) => break End::Quietly,
+                Err(end) => break end,
+            }
+        };
+        let flushed = self.write_answers();
+        if let (End::Refused(response), Ok(())) = (end, flushed) {
+            let mut out = Vec::new();
+            write_answer(&mut out, &response, false, true);
+            if self.stream.write_all(&out).is_ok() {
+                self.linger_close();
+            }
+        }
+    }
+
+    /// Reads one request and hands it over. `Ok(false)`: the connection is done, cleanly.
+    fn next_request(&mut self) -> Step<bool> {
+        let Some(head) = self.read_head()? else {
+            return Ok(false);
+        };
+        let limits = &self.shared.limits;
+        let (path, _) = head.target.split_once('?').unwrap_or((&head.target, ""));
+        let has_body = head.framing != Framing::None;
+        let headers: Vec<(&str, &str)> =
+            head.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        if !self.shared.auth.allows(&headers) {
+            let answer = http::unauthorized();
+            if has_body {
+                return Err(End::Refused(answer));
+            }
+            self.hand_over_answer(answer, &head)?;
+            return Ok(head.keep_alive);
+        }
+        let limit = http::body_limit(&head.method, path);
+        if let Framing::Length(n) = head.framing
+            && n > limit
+        {
+            return Err(End::Refused(http::too_large(limit)));
+        }
+        let reserve = match head.framing {
+            Framing::Length(n) => n,
+            Framing::Chunked => limit,
+            Framing::None => 0,
+        };
+        let reserved =
+            self.shared.budget.reserve(reserve, limits.body_timeout).ok_or_else(|| {
+                End::Refused(Response::error(
+                    503,
+                    "too many request bodies in flight; try again later",
+                ))
+            })?;
+        if head.expect_continue && has_body {
+            self.write_answers()?;
+            self.write_raw(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        }
+        let body = match head.framing {
+            Framing::None => Vec::new(),
+            Framing::Length(n) => self.read_body(n)?,
+            Framing::Chunked => self.read_chunked(limit)?,
+        };
+        let keep_alive = head.keep_alive;
+        self.hand_over(head, body, reserved)?;
+        if !keep_alive {
+            return Ok(false);
+        }
+        if self.buf.capacity() > KEEP_BUFFER && self.buf.len() <= KEEP_BUFFER {
+            self.buf.shrink_to(KEEP_BUFFER);
+        }
+        Ok(true)
+    }
+
+    /// Passes the request to the main thread. Answers are written when no further request is
+    /// already waiting in the buffer, or when [`MAX_PIPELINE`] are outstanding.
+    fn hand_over(&mut self, head: Head, body: Vec<u8>, reserved: Reservation) -> Step<()> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.waiting.push_back(Waiting {
+            id,
+            head_only: head.method == "HEAD",
+            close: !head.keep_alive,
+        });
+        let job = Job {
+            method: head.method,
+            target: head.target,
+            headers: head.headers,
+            body,
+            _reserved: reserved,
+            id,
+            answers: self.answer_to.clone(),
+            unwritten: Arc::clone(&self.shared.unwritten),
+        };
+        if self.events.send(Event::Request(job)).is_err() {
+            return Err(End::Quietly); // the server is stopping
+        }
+        if self.buf.is_empty() || self.waiting.len() >= MAX_PIPELINE {
+            self.write_answers()?;
+        }
+        Ok(())
+    }
+
+    /// Queues an answer the connection gives itself (a 401 without a body), in order.
+    fn hand_over_answer(&mut self, response: Response, head: &Head) -> Step<()> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.waiting.push_back(Waiting {
+            id,
+            head_only: head.method == "HEAD",
+            close: !head.keep_alive,
+        });
+        self.shared.unwritten.fetch_add(1, Ordering::SeqCst);
+        let _ = self.answer_to.send((id, response));
+        if self.buf.is_empty() {
+            self.write_answers()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the answers to every request handed over, and writes them in request order.
+    fn write_answers(&mut self) -> Step<()> {
+        if self.waiting.is_empty() {
+            return Ok(());
+        }
+        let mut ready = Vec::with_capacity(self.waiting.len());
+        while ready.len() < self.waiting.len() {
+            match self.answers.recv() {
+                Ok(answer) => ready.push(answer),
+                Err(_) => return Err(End::Quietly), // unreachable: we hold a sender
+            }
+        }
+        let count = ready.len();
+        let mut out = Vec::new();
+        for waiting in self.waiting.drain(..) {
+            if let Some(at) = ready.iter().position(|(id, _)| *id == waiting.id) {
+                let (_, response) = ready.swap_remove(at);
+                write_answer(&mut out, &response, waiting.head_only, waiting.close);
+            }
+        }
+        let written = self.write_raw(&out);
+        self.shared.unwritten.fetch_sub(count, Ordering::SeqCst);
+        written
+    }
+
+    fn write_raw(&mut self, bytes: &[u8]) -> Step<()> {
+        self.stream.write_all(bytes).map_err(|_| End::Quietly)
+    }
+
+    /// Reads until a whole head is in the buffer, then parses and removes it. `None`: the client
+    /// closed (or stayed idle past `idle_timeout`) between requests.
+    fn read_head(&mut self) -> Step<Option<Head>> {
+        let mut scanned = 0;
+        let mut started: Option<Instant> = None;
+        loop {
+            skip_empty_lines(&mut self.buf);
+            if let Some(end) = find_head_end(&self.buf, scanned) {
+                let head = parse_head(&self.buf[..end]).map_err(End::Refused)?;
+                self.buf.drain(..end);
+                return Ok(Some(head));
+            }
+            if self.buf.len() > MAX_HEAD_BYTES {
+                return Err(End::Refused(Response::error(
+                    431,
+                    &format!("request header is over the limit of {MAX_HEAD_BYTES} bytes"),
+                )));
+            }
+            scanned = self.buf.len().saturating_sub(2);
+            // Never wait on the socket while answers are owed: a pipelining client may be
+            // waiting for them before it sends more.
+            self.write_answers()?;
+            if started.is_none() && self.buf.is_empty() {
+                if !self.wait_for_next_request()? {
+                    return Ok(None);
+                }
+                started = Some(Instant::now());
+                continue;
+            }
+            let header_timeout = self.shared.limits.header_timeout;
+            let wait =
+                started.map_or(header_timeout, |at| header_timeout.saturating_sub(at.elapsed()));
+            match self.read_more(wait) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {
+                    started.get_or_insert_with(Instant::now);
+                }
+                Err(e) if is_timeout(&e) => {
+                    return Err(End::Refused(Response::error(
+                        408,
+                        &format!(
+                            "the request header did not arrive within {} s",
+                            header_timeout.as_secs_f64()
+                        ),
+                    )));
+                }
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// Waits up to `idle_timeout` for the first bytes of the next request, holding no buffer
+    /// meanwhile (an idle connection costs its thread's stack and nothing on the heap). A
+    /// request that fits in [`FIRST_READ`] bytes, as most do, needs no further read. `false`:
+    /// the client closed, stayed idle too long, or the socket failed.
+    fn wait_for_next_request(&mut self) -> Step<bool> {
+        self.buf = Vec::new();
+        self.set_read_timeout(self.shared.limits.idle_timeout);
+        let mut first = [0u8; FIRST_READ];
+        loop {
+            match self.stream.read(&mut first) {
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    self.buf.extend_from_slice(&first[..n]);
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Ok(false),
+            }
+        }
+    }
+
+    /// Reads a `Content-Length` body of `n` bytes (already checked against the limit).
+    fn read_body(&mut self, n: u64) -> Step<Vec<u8>> {
+        let n = usize::try_from(n).map_err(|_| End::Quietly)?;
+        let from_buf = n.min(self.buf.len());
+        let mut body = Vec::with_capacity(n);
+        body.extend(self.buf.drain(..from_buf));
+        if body.len() < n {
+            self.write_answers()?;
+            self.set_read_timeout(self.shared.limits.body_timeout);
+            body.resize(n, 0);
+            let mut filled = from_buf;
+            while filled < n {
+                match self.stream.read(&mut body[filled..]) {
+                    Ok(0) => return Err(End::Quietly),
+                    Ok(got) => filled += got,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if is_timeout(&e) => return Err(self.body_timed_out()),
+                    Err(_) => return Err(End::Quietly),
+                }
+            }
+        }
+        Ok(body)
+    }
+
+    /// Reads a chunked body, at most `limit` bytes of data, and the trailer after it.
+    fn read_chunked(&mut self, limit: u64) -> Step<Vec<u8>> {
+        let mut body = Vec::new();
+        let mut decoder = Chunked::default();
+        loop {
+            match decoder.decode(&mut self.buf, &mut body, limit) {
+                Ok(true) => return Ok(body),
+                Ok(false) => {}
+                Err(response) => return Err(End::Refused(response)),
+            }
+            self.write_answers()?;
+            match self.read_more(self.shared.limits.body_timeout) {
+                Ok(0) => return Err(End::Quietly),
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => return Err(self.body_timed_out()),
+                Err(_) => return Err(End::Quietly),
+            }
+        }
+    }
+
+    fn body_timed_out(&self) -> End {
+        let secs = self.shared.limits.body_timeout.as_secs_f64();
+        End::Refused(Response::error(408, &format!("the request body stalled for {secs} s")))
+    }
+
+    /// Appends what the socket has (waiting at most `wait`); the count read, 0 at end of stream.
+    fn read_more(&mut self, wait: Duration) -> io::Result<usize> {
+        self.set_read_timeout(wait);
+        let old = self.buf.len();
+        self.buf.resize(old + READ_CHUNK, 0);
+        let read = loop {
+            match self.stream.read(&mut self.buf[old..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        self.buf.truncate(old + *read.as_ref().unwrap_or(&0));
+        read
+    }
+
+    fn set_read_timeout(&mut self, wait: Duration) {
+        // A zero timeout means "none" to the OS; the smallest real one stands in for it.
+        let wait = Some(wait.max(Duration::from_millis(1)));
+        if self.timeout != wait {
+            let _ = self.stream.set_read_timeout(wait);
+            self.timeout = wait;
+        }
+    }
+
+    /// After an error: stop writing, then read and drop what the client still sends for a
+    /// moment, so that closing does not reset the connection before the client read the answer.
+    fn linger_close(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        let until = Instant::now() + LINGER;
+        let mut sink = [0u8; 4096];
+        let mut dropped = 0usize;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            let _ = self.stream.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            match self.stream.read(&mut sink) {
+                Ok(n) if n > 0 && dropped < (1 << 20) => dropped += n,
+                _ => return,
+            }
+        }
+    }
+}
+
+impl Drop for Connection {
+    /// Answers that arrived for a connection that is going away count as given up on.
+    fn drop(&mut self) {
+        let dropped = self.answers.try_iter().count();
+        self.shared.unwritten.fetch_sub(dropped, Ordering::SeqCst);
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing (pure functions, tested without sockets)
+
+/// Removes blank lines before a request line (RFC 9112 §2.2 asks servers to ignore them).
+fn skip_empty_lines(buf: &mut Vec<u8>) {
+    let blank = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    if blank > 0 {
+        buf.drain(..blank);
+    }
+}
+
+/// The length of the head (through its blank line) if it is all in `buf`. `from`: bytes before
+/// this were already searched (an optimisation for heads that arrive in pieces).
+fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(at) = buf.get(i..)?.iter().position(|&b| b == b'\n') {
+        let nl = i + at;
+        match buf.get(nl + 1..)? {
+            [b'\n', ..] => return Some(nl + 2),
+            [b'\r', b'\n', ..] => return Some(nl + 3),
+            [b'\r'] | [] => return None,
+            _ => i = nl + 1,
+        }
+    }
+    None
+}
+
+fn bad_request(message: &str) -> Response {
+    Response::error(400, message)
+}
+
+/// Parses a whole head (request line, header fields, blank line).
+fn parse_head(bytes: &[u8]) -> Result<Head, Response> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| bad_request("the request header is not UTF-8"))?;
+    let mut lines = text.split('\n').map(|line| line.strip_suffix('\r').unwrap_or(line));
+    let request_line = lines.next().unwrap_or_default();
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad_request("the request line must be `METHOD TARGET HTTP/1.1`"));
+    };
+    if method.is_empty() || !method.bytes().all(is_token_byte) {
+        return Err(bad_request("the method is not a valid HTTP token"));
+    }
+    let http11 = match version {
+        "HTTP/1.1" => true,
+        "HTTP/1.0" => false,
+        v if v.starts_with("HTTP/") => {
+            return Err(Response::error(505, "only HTTP/1.0 and HTTP/1.1 are supported"));
+        }
+        _ => return Err(bad_request("the request line must end with HTTP/1.1 or HTTP/1.0")),
+    };
+    let target = origin_form(target)?;
+    let mut headers = Vec::new();
+    for line in lines.take_while(|line| !line.is_empty()) {
+        if headers.len() == MAX_HEADERS {
+            return Err(Response::error(431, &format!("more than {MAX_HEADERS} header fields")));
+        }
+        headers.push(parse_field(line)?);
+    }
+    let framing = framing(&headers)?;
+    let connection = header_tokens(&headers, "connection");
+    let keep_alive = if http11 {
+        !connection.iter().any(|t| t == "close")
+    } else {
+        connection.iter().any(|t| t == "keep-alive")
+    };
+    let expect = header_tokens(&headers, "expect");
+    if expect.iter().any(|t| t != "100-continue") {
+        return Err(Response::error(417, "the only expectation understood is 100-continue"));
+    }
+    let expect_continue = http11 && !expect.is_empty();
+    Ok(Head { method: method.to_string(), target, headers, keep_alive, framing, expect_continue })
+}
+
+/// The request target in origin form (`/path?query`). An absolute-form target
+/// (`http://host/path`, which RFC 9112 requires servers to accept) is reduced to its path.
+fn origin_form(target: &str) -> Result<String, Response> {
+    let path = match target.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => {
+            rest.find('/').map_or("/", |at| &rest[at..])
+        }
+        _ => target,
+    };
+    if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad_request("the request target must be a path starting with /"));
+    }
+    Ok(path.to_string())
+}
+
+/// One `Name: value` line. Names are lowercased (they are case-insensitive); values trimmed.
+fn parse_field(line: &str) -> Result<(String, String), Response> {
+    if line.starts_with([' ', '\t']) {
+        return Err(bad_request("folded header lines are not accepted"));
+    }
+    let Some((name, value)) = line.split_once(':') else {
+        return Err(bad_request("a header line has no colon"));
+    };
+    if name.is_empty() || !name.bytes().all(is_token_byte) {
+        return Err(bad_request("a header name is not a valid HTTP token"));
+    }
+    let value = value.trim_matches([' ', '\t']);
+    if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+        return Err(bad_request("a header value holds a control character"));
+    }
+    Ok((name.to_ascii_lowercase(), value.to_string()))
+}
+
+/// The comma-separated, lowercased tokens of every field called `name`.
+fn header_tokens(headers: &[(String, String)], name: &str) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|(n, _)| n == name)
+        .flat_map(|(_, v)| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// How the body is delimited. Ambiguous framing is refused (the basis of request smuggling).
+fn framing(headers: &[(String, String)]) -> Result<Framing, Response> {
+    let codings = header_tokens(headers, "transfer-encoding");
+    let lengths: Vec<&str> =
+        headers.iter().filter(|(n, _)| n == "content-length").map(|(_, v)| v.as_str()).collect();
+    if !codings.is_empty() {
+        if !lengths.is_empty() {
+            return Err(bad_request("both Transfer-Encoding and Content-Length were sent"));
+        }
+        if codings != ["chunked"] {
+            return Err(Response::error(501, "the only transfer coding accepted is chunked"));
+        }
+        return Ok(Framing::Chunked);
+    }
+    let mut length = None;
+    for text in lengths.iter().flat_map(|v| v.split(',')).map(str::trim) {
+        let n = parse_decimal(text).ok_or_else(|| bad_request("Content-Length is not a number"))?;
+        if length.is_some_and(|m| m != n) {
+            return Err(bad_request("two different Content-Length values were sent"));
+        }
+        length = Some(n);
+    }
+    Ok(match length {
+        None | Some(0) => Framing::None,
+        Some(n) => Framing::Length(n),
+    })
+}
+
+/// Digits only (no sign, no spaces), and no overflow.
+fn parse_decimal(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// RFC 9110 `tchar`.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Decodes `Transfer-Encoding: chunked` as bytes arrive, consuming them from the buffer.
+#[derive(Default)]
+struct Chunked {
+    /// Data bytes still to come in the current chunk.
+    in_chunk: u64,
+    /// After a chunk's data: its CRLF is still to come.
+    data_end: bool,
+    /// After the last (empty) chunk: trailer fields until a blank line.
+    trailers: bool,
+    /// Trailer bytes seen, bounded like a head.
+    trailer_bytes: usize,
+}
+
+impl Chunked {
+    /// Moves what `buf` holds into `body`. `Ok(true)`: the body is complete.
+    fn decode(
+        &mut self,
+        buf: &mut Vec<u8>,
+        body: &mut Vec<u8>,
+        limit: u64,
+    ) -> Result<bool, Response> {
+        let mut used = 0;
+        let done = loop {
+            let rest = &buf[used..];
+            if self.in_chunk > 0 {
+                let take = rest.len().min(usize::try_from(self.in_chunk).unwrap_or(usize::MAX));
+                if take == 0 {
+                    break false;
+                }
+                body.extend_from_slice(&rest[..take]);
+                self.in_chunk -= take as u64;
+                used += take;
+                continue;
+            }
+            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                if rest.len() > MAX_HEAD_BYTES {
+                    return Err(bad_request("a chunk-size line is too long"));
+                }
+                break false;
+            };
+            let line = &rest[..nl];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            used += nl + 1;
+            if self.data_end {
+                if !line.is_empty() {
+                    return Err(bad_request("chunk data is longer than its size"));
+                }
+                self.data_end = false;
+            } else if self.trailers {
+                self.trailer_bytes += nl + 1;
+                if self.trailer_bytes > MAX_HEAD_BYTES {
+                    return Err(Response::error(431, "the chunked trailer is too long"));
+                }
+                if line.is_empty() {
+                    break true;
+                }
+            } else {
+                let size = chunk_size(line)?;
+                if size > limit.saturating_sub(body.len() as u64) {
+                    return Err(http::too_large(limit));
+                }
+                if size == 0 {
+                    self.trailers = true;
+                } else {
+                    self.in_chunk = size;
+                    self.data_end = true;
+                }
+            }
+        };
+        buf.drain(..used);
+        Ok(done)
+    }
+}
+
+/// The hex size at the start of a chunk-size line (extensions after `;` are ignored).
+fn chunk_size(line: &[u8]) -> Result<u64, Response> {
+    let digits = line.split(|&b| b == b';').next().unwrap_or_default();
+    let digits = std::str::from_utf8(digits).unwrap_or("").trim_matches([' ', '\t']);
+    if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad_request("a chunk size is not a hex number"));
+    }
+    u64::from_str_radix(digits, 16).map_err(|_| bad_request("a chunk size is not a hex number"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers
+
+/// Appends the answer's bytes. Always `Content-Length`, never chunked: simpler clients, exact
+/// HEAD answers. `close` adds `Connection: close`.
+fn write_answer(out: &mut Vec<u8>, response: &Response, head_only: bool, close: bool) {
+    use std::fmt::Write as _;
+    let mut head = String::with_capacity(128);
+    let _ = write!(
+        head,
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+        response.status,
+        reason(response.status),
+        response.content_type,
+        response.body.len()
+    );
+    for (name, value) in &response.headers {
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    out.extend_from_slice(head.as_bytes());
+    if !head_only {
+        out.extend_from_slice(&response.body);
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        417 => "Expectation Failed",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        507 => "Insufficient Storage",
+        _ => "",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The body budget
+
+/// Bytes of request bodies allowed in memory at once. A connection reserves a body's size before
+/// reading it and waits (up to its body timeout) while the budget is spent.
+struct Budget {
+    left: Mutex<u64>,
+    freed: Condvar,
+}
+
+/// A reservation from the budget, given back when dropped.
+pub struct Reservation {
+    budget: Option<Arc<Budget>>,
+    bytes: u64,
+}
+
+impl Budget {
+    fn new(bytes: u64) -> Arc<Budget> {
+        Arc::new(Budget { left: Mutex::new(bytes), freed: Condvar::new() })
+    }
+
+    /// Takes `bytes` from the budget, waiting at most `wait` for them. `None` if they never
+    /// became free.
+    fn reserve(self: &Arc<Budget>, bytes: u64, wait: Duration) -> Option<Reservation> {
+        if bytes == 0 {
+            return Some(Reservation { budget: None, bytes: 0 });
+        }
+        let deadline = Instant::now() + wait;
+        let mut left = self.left.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while *left < bytes {
+            let remaining = deadline.checked_duration_since(Instant::now())?;
+            left = match self.freed.wait_timeout(left, remaining) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        *left -= bytes;
+        Some(Reservation { budget: Some(Arc::clone(self)), bytes })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            let mut left = budget.left.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            *left += self.bytes;
+            budget.freed.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{Rng, knob};
+
+    fn head(text: &str) -> Result<Head, Response> {
+        let bytes = text.as_bytes();
+        let end = find_head_end(bytes, 0).expect("a whole head");
+        parse_head(&bytes[..end])
+    }
+
+    fn status_of(result: Result<Head, Response>) -> u16 {
+        result.err().map_or(0, |r| r.status)
+    }
+
+    #[test]
+    fn finds_the_end_of_a_head_with_crlf_or_lf() {
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nrest", 0), Some(18));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\nrest", 0), Some(16));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n", 0), None);
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r", 0), None);
+        // Searching again from where the last search stopped finds the same end.
+        let full = b"GET / HTTP/1.1\r\nA: b\r\n\r\n";
+        for from in 0..full.len() - 2 {
+            assert_eq!(find_head_end(full, from), Some(full.len()), "from {from}");
+        }
+    }
+
+    #[test]
+    fn parses_a_request_head() {
+        let h = head("PUT /v1/k?sync HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nX-A:  b \r\n\r\n")
+            .unwrap();
+        assert_eq!((h.method.as_str(), h.target.as_str()), ("PUT", "/v1/k?sync"));
+        assert_eq!(h.framing, Framing::Length(5));
+        assert!(h.keep_alive && !h.expect_continue);
+        assert_eq!(h.headers[2], ("x-a".to_string(), "b".to_string()));
+        let h =
+            head("GET http://example.com/v1/a HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap();
+        assert_eq!(h.target, "/v1/a");
+        assert!(h.keep_alive);
+        assert!(!head("GET / HTTP/1.0\r\n\r\n").unwrap().keep_alive);
+        assert!(!head("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap().keep_alive);
+        let h =
+            head("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n")
+                .unwrap();
+        assert_eq!((h.framing, h.expect_continue), (Framing::Chunked, true));
+    }
+
+    #[test]
+    fn refuses_bad_heads_with_the_right_status() {
+        let cases = [
+            ("GET /\r\n\r\n", 400),
+            ("GET / HTTP/2.0\r\n\r\n", 505),
+            ("GET / FTP/1.0\r\n\r\n", 400),
+            ("G(T / HTTP/1.1\r\n\r\n", 400),
+            ("GET nopath HTTP/1.1\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nNoColon\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+            ("GET / HTTP/1.1\r\nA: b\x01c\r\n\r\n", 400),
+            ("PUT / HTTP/1.1\r\nExpect: teapot\r\n\r\n", 417),
+        ];
+        for (text, status) in cases {
+            assert_eq!(status_of(head(text)), status, "{text:?}");
+        }
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("H{i}: v\r\n")).collect();
+        assert_eq!(status_of(head(&format!("GET / HTTP/1.1\r\n{many}\r\n"))), 431);
+        let same = head("GET / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n");
+        assert_eq!(same.unwrap().framing, Framing::Length(3));
+    }
+
+    /// Feeds `pieces` one at a time; the body and what is left after it (later pieces included).
+    fn decode_all(pieces: &[&[u8]], limit: u64) -> Result<(Vec<u8>, Vec<u8>), u16> {
+        let mut decoder = Chunked::default();
+        let (mut buf, mut body) = (Vec::new(), Vec::new());
+        for (i, piece) in pieces.iter().enumerate() {
+            buf.extend_from_slice(piece);
+            if decoder.decode(&mut buf, &mut body, limit).map_err(|r| r.status)? {
+                buf.extend(pieces[i + 1..].concat());
+                return Ok((body, buf));
+            }
+        }
+        Err(0)
+    }
+
+    #[test]
+    fn decodes_chunked_bodies_in_any_pieces() {
+        let wire = b"5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nTrailer: x\r\n\r\nNEXT";
+        for cut in 0..wire.len() {
+            let (body, rest) = decode_all(&[&wire[..cut], &wire[cut..]], 100).unwrap();
+            assert_eq!(body, b"hello world");
+            assert_eq!(rest, b"NEXT");
+        }
+        let one_at_a_time: Vec<&[u8]> = wire.chunks(1).collect();
+        assert_eq!(decode_all(&one_at_a_time, 100).unwrap().0, b"hello world");
+        assert_eq!(decode_all(&[b"b\r\nhello world\r\n0\r\n\r\n"], 10), Err(413));
+        assert_eq!(decode_all(&[b"zz\r\n"], 10), Err(400));
+        assert_eq!(decode_all(&[b"2\r\nabc\r\n"], 10), Err(400));
+        assert_eq!(decode_all(&[b"ffffffffffffffffff\r\n"], 10), Err(400));
+    }
+
+    #[test]
+    fn answers_are_well_formed() {
+        let mut out = Vec::new();
+        let mut r = Response::error(404, "key not found");
+        r.headers.push(("Allow", "GET".into()));
+        write_answer(&mut out, &r, false, true);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 25\r\n\
+             Allow: GET\r\nConnection: close\r\n\r\n{\"error\":\"key not found\"}"
+        );
+        let mut out = Vec::new();
+        write_answer(&mut out, &r, true, false);
+        assert!(out.ends_with(b"Allow: GET\r\n\r\n"), "HEAD: no body, length kept");
+    }
+
+    #[test]
+    fn the_budget_blocks_until_bytes_are_given_back() {
+        let budget = Budget::new(100);
+        let a = budget.reserve(60, Duration::ZERO).unwrap();
+        assert!(budget.reserve(60, Duration::from_millis(20)).is_none());
+        let waiter = {
+            let budget = Arc::clone(&budget);
+            thread::spawn(move || budget.reserve(60, Duration::from_secs(10)).is_some())
+        };
+        thread::sleep(Duration::from_millis(20));
+        drop(a);
+        assert!(waiter.join().unwrap());
+        assert_eq!(*budget.left.lock().unwrap(), 100, "every reservation was given back");
+    }
+
+    /// Random and mutated heads and chunked bodies: never a panic, and a refusal is always an
+    /// error status. `WALKV_FUZZ_ITERS` runs longer.
+    #[test]
+    fn random_and_mutated_input_never_panics() {
+        let iters = knob("WALKV_FUZZ_ITERS", 20_000);
+        let seeds: [&[u8]; 4] = [
+            b"GET /v1/k HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"PUT /v1/k?sync HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+            b"POST /v1/write HTTP/1.0\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n",
+            b"4\r\nabcd\r\n0\r\nX: y\r\n\r\n",
+        ];
+        let alphabet = b"\r\n :;,0123456789abcdefHTP/1.GETchunkedContent-Length\x00\xff\t";
+        let mut rng = Rng::new(knob("WALKV_FUZZ_SEED", 1));
+        for _ in 0..iters {
+            let mut input = seeds[rng.below(seeds.len())].to_vec();
+            for _ in 0..=rng.below(8) {
+                let at = rng.below(input.len() + 1);
+                let byte = alphabet[rng.below(alphabet.len())];
+                match rng.below(3) {
+                    0 if at < input.len() => input[at] = byte,
+                    1 if at < input.len() => {
+                        input.remove(at);
+                    }
+                    _ => input.insert(at, byte),
+                }
+            }
+            if let Some(end) = find_head_end(&input, 0)
+                && let Err(r) = parse_head(&input[..end])
+            {
+                assert!(r.status >= 400, "{input:?}");
+            }
+            let mut buf = input.clone();
+            let _ = Chunked::default().decode(&mut buf, &mut Vec::new(), 1 << 20);
+        }
+    }
+}
