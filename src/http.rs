@@ -509,14 +509,14 @@ mod tests {
         assert_eq!(handle(&mut s, &req, &auth).status, 201);
     }
 
-    /// Random request lines and bodies never panic the router.
+    /// Random request lines and bodies never panic the router (`WALKV_FUZZ_ITERS` / 4 of them).
     #[test]
     fn random_requests_never_panic() {
         let (_dir, mut s) = store("fuzz");
-        let mut rng = crate::testutil::Rng::new(11);
+        let mut rng = crate::testutil::Rng::new(crate::testutil::knob("WALKV_FUZZ_SEED", 11));
         let pieces = ["/v1/", "write", "%", "%2F", "/", "?raw", "a", "\u{e9}", "%zz", "?"];
         let methods = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", ""];
-        for _ in 0..5000 {
+        for _ in 0..crate::testutil::knob("WALKV_FUZZ_ITERS", 20_000) / 4 {
             let target: String =
                 (0..rng.below(6)).map(|_| pieces[rng.below(pieces.len())]).collect();
             let len = rng.below(40);

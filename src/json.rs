@@ -469,11 +469,12 @@ mod tests {
 
     /// Random single-byte edits, insertions and truncations of valid documents never panic, and
     /// whatever our parser accepts serde_json accepts too (and vice versa, with the same value).
+    /// `WALKV_FUZZ_ITERS` and `WALKV_FUZZ_SEED` run longer or differently.
     #[test]
     fn mutated_documents_never_panic_and_agree_with_serde_json() {
-        let mut rng = Rng::new(9);
+        let mut rng = Rng::new(crate::testutil::knob("WALKV_FUZZ_SEED", 9));
         let alphabet = b"{}[]\",:\\u0123456789abcdefnrtl-+.eE \t\n\xff\xc3\xa9";
-        for _ in 0..20_000 {
+        for _ in 0..crate::testutil::knob("WALKV_FUZZ_ITERS", 20_000) {
             let v = random_value(&mut rng, 0);
             let mut bytes = serde_json::to_vec(&v).unwrap();
             for _ in 0..1 + rng.below(3) {
