@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # walkv against Redis and webdis, side by side on this machine, in one run.
 #
-#   bash benches/peers.sh            (knobs: ROUNDS=3, SECS=5)
+#   bash benches/peers.sh            (knobs: ROUNDS=3, SECS=5, RECORDS=1000000)
+#
+# Throughput here; recovery time, memory with RECORDS keys, idle memory and startup time in
+# benches/recovery.py, which this script runs at the end.
 #
 # Builds the release binary; installs wrk, redis-server, redis-tools and webdis from Debian if
 # they are missing; starts walkv (--sync interval, and a second one with --sync always), Redis
@@ -159,7 +162,9 @@ for round in $(seq "$ROUNDS"); do
         for peer in walkv webdis redis; do
             cmd=${!peer}
             [ -z "$cmd" ] && continue
-            RESULTS["$name|$peer"]+="$($cmd) "
+            result=$($cmd)
+            [[ $result == invalid* ]] && echo "round $round, $name, $peer: $result" >&2
+            RESULTS["$name|$peer"]+="$result "
         done
     done
     echo "round $round of $ROUNDS done" >&2
@@ -185,3 +190,6 @@ print(f"{name:<16} {show(m[0]):>10} {show(m[1]):>10} {show(m[2]):>10} {ratio(m[0
 EOF
 done
 echo "binary: $(stat -c %s "$BIN") bytes (release profile, stripped)"
+echo
+# Recovery of 1M records, RSS with 1M keys, idle RSS, startup: against Redis (see the script).
+ROUNDS=$ROUNDS python3 benches/recovery.py "$BIN"

@@ -306,11 +306,17 @@ fn thousands_of_idle_connections_and_the_connection_cap() {
     println!("{count} idle connections: {} KiB of RSS each", rss / count as u64);
     assert!(rss < 128 << 10, "RSS {rss} KiB with {count} idle connections");
     drop(idle);
+    drop(server);
 
     let dir = TempDir::new("hostile-cap");
     let server = start(&dir, &["--max-connections", "10"]);
+    let before = threads(server.pid());
     let held: Vec<TcpStream> = (0..10).map(|_| TcpStream::connect(&server.addr).unwrap()).collect();
-    thread::sleep(Duration::from_millis(200));
+    // Wait until the server has a thread for each (the count is taken at accept).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while threads(server.pid()) < before + 10 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
     let raw = support::send_raw(&server.addr, b"GET /v1/normal HTTP/1.1\r\n\r\n").unwrap();
     assert_eq!(status_of(&raw), "503", "{}", String::from_utf8_lossy(&raw));
     assert!(String::from_utf8_lossy(&raw).contains("too many connections"));
@@ -419,6 +425,9 @@ fn mutated_requests_never_crash_the_server_or_its_log() {
         assert_eq!(r.status, 201, "after {bytes:?}");
         acked.push(key);
     }
+    let (rss, peak) = rss_kib(server.pid());
+    println!("fuzzed requests: server RSS {rss} KiB, peak {peak} KiB");
+    assert!(peak < 64 << 10, "peak RSS {peak} KiB");
     server.kill9();
     let (code, _, stderr) =
         support::run_walkv(&["check", "--data-dir", &dir.to_string_lossy()], &[], b"");

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Recovery time, memory and startup: walkv against Redis, in one run (issue 4).
+
+    python3 benches/recovery.py BIN      (run by benches/peers.sh; knobs RECORDS=1000000, ROUNDS=3)
+
+1. Starts walkv (--sync interval) and Redis (AOF, appendfsync everysec, no RDB, no AOF rewrite,
+   so that it must replay the raw AOF) on free loopback ports with data in a temp directory.
+2. Loads RECORDS keys with 100-byte values into each: pipelined `PUT /v1/key:N` over HTTP for
+   walkv, pipelined `SET key:N` over RESP for Redis. Both answer every request; the loader counts
+   the answers and checks their status.
+3. RSS with RECORDS keys (VmRSS of each server, after the load).
+4. Stops both (SIGTERM: walkv fsyncs its log, Redis fsyncs its AOF) and restarts each ROUNDS
+   times, interleaved, timing spawn -> first successful request (walkv: GET /status; Redis:
+   PING answered PONG, not LOADING). That is recovery of RECORDS records from each one's log.
+5. Idle RSS and startup time on an empty data directory, ROUNDS times each, interleaved.
+Medians and ratios are printed; everything started is stopped by PID.
+"""
+import os, signal, socket, statistics, subprocess, sys, tempfile, time
+
+BIN = sys.argv[1]
+RECORDS = int(os.environ.get("RECORDS", 1_000_000))
+ROUNDS = int(os.environ.get("ROUNDS", 3))
+VALUE = b"v" * 100
+TMP = tempfile.mkdtemp(prefix="walkv-recovery-")
+STARTED = []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def ask(port, payload, want):
+    """Sends payload, returns True if the answer starts with want."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(payload)
+            return s.recv(64).startswith(want)
+    except OSError:
+        return False
+
+
+def start(kind, data, port):
+    """Spawns a server; returns (process, seconds until it answered)."""
+    os.makedirs(data, exist_ok=True)
+    if kind == "walkv":
+        argv = [BIN, "serve", "--port", str(port), "--data-dir", data]
+        probe, want = b"GET /status HTTP/1.1\r\nConnection: close\r\n\r\n", b"HTTP/1.1 200"
+    else:
+        argv = ["redis-server", "--port", str(port), "--dir", data, "--appendonly", "yes",
+                "--appendfsync", "everysec", "--save", "", "--auto-aof-rewrite-percentage", "0",
+                "--daemonize", "no", "--logfile", os.path.join(data, "redis.log")]
+        probe, want = b"PING\r\n", b"+PONG"
+    began = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    STARTED.append(proc)
+    while not ask(port, probe, want):
+        if proc.poll() is not None:
+            sys.exit(f"{kind} exited with {proc.returncode} while starting")
+        time.sleep(0.0005)
+    return proc, time.monotonic() - began
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+
+
+def load(kind, port):
+    """Pipelines RECORDS writes in batches and counts the answers."""
+    batch = 2000
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        reader = s.makefile("rb")
+        for first in range(0, RECORDS, batch):
+            keys = range(first, min(first + batch, RECORDS))
+            if kind == "walkv":
+                out = b"".join(b"PUT /v1/key:%d HTTP/1.1\r\nContent-Length: 100\r\n\r\n" % i + VALUE
+                               for i in keys)
+            else:
+                out = b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\nkey:%d\r\n$100\r\n" % (len(b"key:%d" % i), i)
+                               + VALUE + b"\r\n" for i in keys)
+            s.sendall(out)
+            for _ in keys:
+                if kind == "walkv":
+                    status = reader.readline()
+                    if not status.startswith(b"HTTP/1.1 201"):
+                        sys.exit(f"walkv answered {status!r}")
+                    length = 0
+                    while (line := reader.readline()) not in (b"\r\n", b""):
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":")[1])
+                    reader.read(length)
+                elif reader.readline() != b"+OK\r\n":
+                    sys.exit("redis refused a SET")
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def main():
+    ports = {"walkv": free_port(), "redis": free_port()}
+    rows = []
+    procs = {}
+    for kind in ("walkv", "redis"):
+        procs[kind], _ = start(kind, os.path.join(TMP, kind), ports[kind])
+        began = time.monotonic()
+        load(kind, ports[kind])
+        print(f"loaded {RECORDS} records into {kind} in {time.monotonic() - began:.1f} s",
+              file=sys.stderr)
+    rss = {k: rss_kib(p.pid) / 1024 for k, p in procs.items()}
+    for p in procs.values():
+        stop(p)
+    sizes = {"walkv": os.path.getsize(os.path.join(TMP, "walkv", "walkv.wal")),
+             "redis": sum(os.path.getsize(os.path.join(r, f))
+                          for r, _, fs in os.walk(os.path.join(TMP, "redis")) for f in fs
+                          if "appendonly" in r)}
+    recovery = {"walkv": [], "redis": []}
+    for _ in range(ROUNDS):
+        for kind in ("walkv", "redis"):
+            proc, took = start(kind, os.path.join(TMP, kind), ports[kind])
+            recovery[kind].append(took)
+            stop(proc)
+    idle_rss, startup = {"walkv": [], "redis": []}, {"walkv": [], "redis": []}
+    for round_ in range(ROUNDS):
+        for kind in ("walkv", "redis"):
+            proc, took = start(kind, os.path.join(TMP, f"empty-{kind}-{round_}"), ports[kind])
+            startup[kind].append(took)
+            time.sleep(0.2)
+            idle_rss[kind].append(rss_kib(proc.pid) / 1024)
+            stop(proc)
+    rows.append((f"recovery of {RECORDS} records (s)", median(recovery["walkv"]),
+                 median(recovery["redis"]), "lower"))
+    rows.append((f"RSS with {RECORDS} keys (MiB)", rss["walkv"], rss["redis"], "lower"))
+    rows.append(("log size on disk (MiB)", sizes["walkv"] / 2**20, sizes["redis"] / 2**20, "lower"))
+    rows.append(("idle RSS, empty (MiB)", median(idle_rss["walkv"]), median(idle_rss["redis"]), "lower"))
+    rows.append(("startup, empty dir (ms)", median(startup["walkv"]) * 1000,
+                 median(startup["redis"]) * 1000, "lower"))
+    print(f"recovery and memory, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
+          f"{ROUNDS} rounds, medians")
+    print(f"{'measure':<36} {'walkv':>10} {'redis':>10} {'walkv/redis':>12}")
+    for name, w, r, _ in rows:
+        print(f"{name:<36} {w:>10.2f} {r:>10.2f} {w / r:>11.2f}x")
+
+
+try:
+    main()
+finally:
+    for p in STARTED:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    subprocess.run(["rm", "-rf", TMP])
