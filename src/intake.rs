@@ -460,13 +460,7 @@ impl Connection {
     /// Passes the request to the main thread. Answers are written when no further request is
     /// already waiting in the buffer, or when [`MAX_PIPELINE`] are outstanding.
     fn hand_over(&mut self, head: Head, body: Vec<u8>, reserved: Reservation) -> Step<()> {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.waiting.push_back(Waiting {
-            id,
-            head_only: head.method == "HEAD",
-            close: !head.keep_alive,
-        });
+        let id = self.await_answer(&head);
         let job = Job {
             method: head.method,
             target: head.target,
@@ -488,19 +482,22 @@ impl Connection {
 
     /// Queues an answer the connection gives itself (a 401 without a body), in order.
     fn hand_over_answer(&mut self, response: Response, head: &Head) -> Step<()> {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.waiting.push_back(Waiting {
-            id,
-            head_only: head.method == "HEAD",
-            close: !head.keep_alive,
-        });
+        let id = self.await_answer(head);
         self.shared.unwritten.fetch_add(1, Ordering::SeqCst);
         let _ = self.answer_to.send((id, response));
         if self.buf.is_empty() {
             self.write_answers()?;
         }
         Ok(())
+    }
+
+    /// Queues the request's place in the answer order; its id.
+    fn await_answer(&mut self, head: &Head) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (head_only, close) = (head.method == "HEAD", !head.keep_alive);
+        self.waiting.push_back(Waiting { id, head_only, close });
+        id
     }
 
     /// Waits for the answers to every request handed over, and writes them in request order.
