@@ -42,7 +42,8 @@ impl Store {
     /// map, and trims a torn tail. Refuses a corrupt log or a directory another process holds.
     pub fn open(dir: &Path) -> Result<(Store, Recovery), Error> {
         let lock = lock_data_dir(dir)?;
-        let mut map = HashSet::new();
+        // Sized up front: growing the table one doubling at a time rehashes every key each time.
+        let mut map = HashSet::with_capacity(wal::count_sets(&wal_path(dir)));
         let (wal, recovery) = Wal::open(&wal_path(dir), |record| match record.op {
             Op::Set => {
                 map.replace(Entry::new(record.key, record.value));
@@ -51,6 +52,9 @@ impl Store {
                 map.remove(record.key);
             }
         })?;
+        if map.capacity() / 2 > map.len() {
+            map.shrink_to_fit(); // many records were overwrites or deletes
+        }
         let log_failed = wal.failed_flag();
         let store = Store { map, wal: Arc::new(Mutex::new(wal)), log_failed, _lock: lock };
         Ok((store, recovery))
