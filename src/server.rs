@@ -335,6 +335,6 @@ fn handle(store: &mut Store, auth: &Auth, job: &Job) -> Response {
     let (path, query) = job.path_and_query();
     let headers = job.header_pairs();
     let request =
-        http::Request { method: &job.method, path, query, headers: &headers, body: &job.body };
+        http::Request { method: job.method(), path, query, headers: &headers, body: &job.body };
     http::handle(store, &request, auth)
 }
