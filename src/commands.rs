@@ -167,6 +167,15 @@ pub fn check(data_dir: &Path) -> u8 {
             say!("ok: the log is clean");
             exit::OK
         }
+        Tail::Reserved => {
+            say!(
+                "ok: the log is clean; the {} bytes after offset {} are zeros a server reserved \
+                 ahead of it (released at the next start)",
+                scan.file_len - scan.end,
+                scan.end
+            );
+            exit::OK
+        }
         Tail::Torn { reason } => {
             say!(
                 "torn tail: {} bytes after offset {} hold no valid record ({reason}); the server \

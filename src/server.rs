@@ -173,7 +173,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
             crate::log!("the sync thread panicked");
         }
     }
-    match store.sync() {
+    match store.close() {
         Ok(seq) => {
             crate::log!("log synced through seq {seq}; stopped");
             Ok(outcome.unwrap_or(Outcome::Stopped))

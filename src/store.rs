@@ -99,6 +99,11 @@ impl Store {
         self.wal()?.sync()
     }
 
+    /// For a clean stop: releases the log's reserved space and fsyncs it; the last synced seq.
+    pub fn close(&self) -> Result<u64, Error> {
+        self.wal()?.close()
+    }
+
     /// (last sequence number written, last sequence number synced).
     pub fn seqs(&self) -> Result<(u64, u64), Error> {
         let wal = self.wal()?;
