@@ -42,7 +42,9 @@
 //! its last record) when the server stops cleanly and at every open, so a log at rest ends with
 //! its last record; only a crashed server leaves reserved space behind. If reserving fails (a full
 //! disk, a file size limit), the log simply grows as records are appended, and reserving is tried
-//! again only after another 1 MiB of records.
+//! again only after another 1 MiB of records. The price: every byte of the log reaches the disk
+//! twice, first as a zero and then as data (PostgreSQL zero-fills its WAL segments for the same
+//! reason), and the append that reserves writes up to 8 MiB of zeros into the page cache.
 //!
 //! ## A worked example
 //!
