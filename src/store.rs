@@ -53,7 +53,9 @@ impl Store {
             }
         })?;
         if map.capacity() / 2 > map.len() {
-            map.shrink_to_fit(); // many records were overwrites or deletes
+            // Many records were overwrites or deletes. Keep room to grow, so that the first new
+            // key after startup does not rehash the whole table while a client waits.
+            map.shrink_to(map.len() * 2);
         }
         let log_failed = wal.failed_flag();
         let store = Store { map, wal: Arc::new(Mutex::new(wal)), log_failed, _lock: lock };
