@@ -30,7 +30,8 @@ pub mod exit {
     pub const SERVER_ERROR: u8 = 5;
     /// `check`: the log ends in a torn record (the server trims it at startup).
     pub const TORN: u8 = 6;
-    /// `check` finds, or `serve` refuses to start on, a corrupt log: run `walkv repair`.
+    /// `check` finds, or `serve` refuses to start on, a corrupt log (run `walkv repair`), or a
+    /// file that is not a walkv log (the message says which).
     pub const CORRUPT: u8 = 7;
     /// An I/O error, a locked data directory, or an address that cannot be listened on.
     pub const FAILED: u8 = 8;
@@ -42,11 +43,14 @@ pub mod exit {
     /// `serve`: the accept or sync thread panicked (a bug); the log was synced; restart the
     /// server.
     pub const PANICKED: u8 = 11;
+    /// The log was written by a newer walkv: upgrade walkv (no repair can help).
+    pub const NEWER_FORMAT: u8 = 12;
 
     /// The exit code for a command that ended in `error`.
     pub fn for_error(error: &crate::error::Error) -> u8 {
         match error {
-            crate::error::Error::Corrupt { .. } => CORRUPT,
+            crate::error::Error::Corrupt { .. } | crate::error::Error::NotALog { .. } => CORRUPT,
+            crate::error::Error::NewerFormat { .. } => NEWER_FORMAT,
             _ => FAILED,
         }
     }
@@ -85,10 +89,23 @@ pub enum Command {
     },
     Repair {
         data_dir: PathBuf,
+        /// `None`: print the plan and ask for a choice (exit 2).
+        mode: Option<RepairMode>,
     },
     /// Print this help text and exit 0.
     Help(&'static str),
     Version,
+}
+
+/// What `walkv repair` was asked to do after printing its plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepairMode {
+    /// `--dry-run`: only the plan.
+    DryRun,
+    /// `--skip-damaged`: keep every record that checks out, drop only the damaged bytes.
+    SkipDamaged,
+    /// `--cut`: keep the records before the first damage.
+    Cut,
 }
 
 /// A command line that cannot be understood; exits with [`exit::USAGE`].
@@ -132,6 +149,7 @@ pub fn parse(
     // Which options each command knows: Some(true) takes a value, Some(false) is a switch.
     let takes = |flag: &str| match (name.as_str(), flag) {
         ("serve", "--insecure-open") => Some(false),
+        ("repair", "--dry-run" | "--skip-damaged" | "--cut") => Some(false),
         ("serve", "--port" | "--bind" | "--data-dir" | "--sync" | "--sync-interval")
         | ("serve", "--max-batch" | "--auth-token-file" | "--max-connections")
         | ("serve", "--idle-timeout" | "--header-timeout" | "--body-timeout")
@@ -190,7 +208,22 @@ pub fn parse(
         }
         _ => {
             want(0, "no positional arguments for repair")?;
-            Ok(Command::Repair { data_dir: data_dir() })
+            let modes = [
+                ("--dry-run", RepairMode::DryRun),
+                ("--skip-damaged", RepairMode::SkipDamaged),
+                ("--cut", RepairMode::Cut),
+            ];
+            let chosen: Vec<RepairMode> = modes
+                .iter()
+                .filter(|(flag, _)| parsed.option(flag).is_some())
+                .map(|&(_, mode)| mode)
+                .collect();
+            if chosen.len() > 1 {
+                return Err(UsageError(
+                    "choose one of --dry-run, --skip-damaged and --cut".to_string(),
+                ));
+            }
+            Ok(Command::Repair { data_dir: data_dir(), mode: chosen.first().copied() })
         }
     }
 }
@@ -337,15 +370,18 @@ USAGE:
     walkv get KEY [--addr ADDR]      print KEY's value bytes to standard output
     walkv set KEY VALUE [--addr ADDR]   set KEY; VALUE `-` reads standard input
     walkv delete KEY [--addr ADDR]   delete KEY (succeeds if it is already gone)
-    walkv check [--data-dir DIR]     verify the log; exit 0 if it is clean
-    walkv repair [--data-dir DIR]    cut the log at its first damage, keeping the cut bytes
+    walkv check [--data-dir DIR]     verify the log (safe on a running server's directory)
+    walkv repair [--dry-run | --skip-damaged | --cut] [--data-dir DIR]
+                                     say what a repair would keep, then do the one chosen
     walkv help COMMAND               more about one command
 
 EXIT CODES:
     0 ok   1 key not found   2 usage   3 cannot connect   4 rejected by the server (4xx)
-    5 server error (5xx)   6 log has a torn tail   7 log is corrupt   8 I/O error or locked
+    5 server error (5xx)   6 log has a tail the server trims at startup
+    7 log is corrupt, or not a walkv log   8 I/O error or locked
     9 the listener failed while serving   10 an fsync failed: the server stopped, restart it
     11 a server thread panicked (a bug): the server stopped, restart it
+    12 the log was written by a newer walkv: upgrade walkv
 ";
 
 pub const HELP_SERVE: &str = "\
@@ -385,7 +421,8 @@ everything written before it is synced; GET /status reports last_seq and synced_
 
 SIGINT or SIGTERM: stop, flush and fsync the log, exit 0 (a second signal exits at once, 130).
 Exit 2: bad options, an unreadable token, or an open address without a token.
-Exit 7: the log is corrupt (run `walkv check`, then `walkv repair`). Exit 8: cannot start.
+Exit 7: the log is corrupt (run `walkv check`, then `walkv repair --dry-run`), or not a
+walkv log. Exit 8: cannot start. Exit 12: the log was written by a newer walkv.
 Exit 10: an fsync failed; the log stopped taking writes (503) and the server stopped.
 ";
 
@@ -410,15 +447,24 @@ walkv check | repair: inspect and fix the log
 
 USAGE:
     walkv check [--data-dir DIR]     read the log and report; changes nothing
-    walkv repair [--data-dir DIR]    cut the log at the first damaged record
+    walkv repair [--dry-run | --skip-damaged | --cut] [--data-dir DIR]
 
 OPTIONS:
     --data-dir DIR    the server's data directory (env WALKV_DATA_DIR; default ./walkv-data)
+    --dry-run         print what each repair would keep and drop, change nothing
+    --skip-damaged    keep every record that checks out; drop only the damaged bytes
+    --cut             keep the records before the first damage; drop everything after it
 
-check exits 0 for a clean log, 6 for a torn final record (the server trims it at startup),
-7 for corruption (damage followed by valid records: the server refuses to start).
-repair saves the cut bytes in DIR/walkv.wal.cut-OFFSET-TIME and lists the records they held.
-It takes the data directory's lock, so stop the server first.
+check prints its verdict on stdout and exits 0 for a clean log, 6 for a tail the server trims
+by itself at startup (an unfinished append, or bytes a power cut may have lost), 7 for
+corruption (damage to data that had been on disk: the server refuses to start) or a file that
+is not a walkv log, 12 for a log written by a newer walkv. On a running server's directory it
+checks what is complete and never judges the record being written.
+
+repair first prints its plan: the records before and after the damage, the sequence numbers
+that would be missing, the keys the later records touch. Without a choice it stops there
+(exit 2). What it drops is kept in DIR/walkv.wal.skipped-TIME or DIR/walkv.wal.cut-OFFSET-TIME;
+sequence numbers are never reused. It takes the data directory's lock: stop the server first.
 ";
 
 #[cfg(test)]

@@ -4,12 +4,14 @@
 //! value bytes of `get`, the report of `check` and `repair`), so `walkv get k > file` is exact.
 
 use crate::auth::{self, TokenSource};
+use crate::cli::RepairMode;
 use crate::cli::exit;
 use crate::client::{self, ClientError, Reply};
 use crate::error::Error;
 use crate::server::{self, Config, Outcome};
 use crate::store::{self, wal_path};
-use crate::wal::{self, Op, Tail};
+use crate::wal::repair::{Choice, Plan};
+use crate::wal::{self, Body, Judge, Tail};
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -137,31 +139,67 @@ fn finish(result: Result<Reply, ClientError>, on_success: impl FnOnce(Reply) -> 
     }
 }
 
-/// `walkv check`: reads the log, reports, changes nothing.
+/// `walkv check`: reads the log, reports on stdout, changes nothing.
+///
+/// On the directory of a running server (its lock is held) the tail is being written while it
+/// is read, so only a SYNC marker after damage counts as proof of it, and damage with a marker
+/// after it is read once more before it is reported (the marker shows the record had been
+/// complete). If no server held the lock but damage was found, the lock is probed again: a
+/// server that started meanwhile may have been writing, and the check is made again as live.
 pub fn check(data_dir: &Path) -> u8 {
     let Some(path) = existing_log(data_dir) else {
         return exit::FAILED;
     };
-    let (mut sets, mut deletes) = (0u64, 0u64);
-    let scan = match wal::scan(&path, |r| match r.op {
-        Op::Set => sets += 1,
-        Op::Delete => deletes += 1,
-    }) {
-        Ok(scan) => scan,
+    let live = match store::is_locked(data_dir) {
+        Ok(live) => live,
         Err(e) => {
             crate::log!("{e}");
-            return if matches!(e, Error::Corrupt { .. }) { exit::CORRUPT } else { exit::FAILED };
+            return exit::FAILED;
         }
     };
+    let code = check_once(&path, data_dir, live, live);
+    if !live && code != exit::OK && store::is_locked(data_dir).unwrap_or(false) {
+        return check_once(&path, data_dir, true, true);
+    }
+    code
+}
+
+/// One check of the log; prints the verdict (if `say` is false, a damaged verdict that may be a
+/// race with a starting server is kept quiet until it has been confirmed).
+fn check_once(path: &Path, data_dir: &Path, live: bool, say: bool) -> u8 {
+    let judge = if live { Judge::Live } else { Judge::Stopped { boot: wal::boot_id() } };
+    let mut attempt = 0;
+    let (scan, sets, deletes) = loop {
+        let (mut sets, mut deletes) = (0u64, 0u64);
+        let scanned = wal::scan(path, judge, |r| match r.body {
+            Body::Set { .. } => sets += 1,
+            _ => deletes += 1,
+        });
+        let scan = match scanned {
+            Ok(scan) => scan,
+            Err(e) => return report_unreadable(path, &e),
+        };
+        attempt += 1;
+        // Live: a marker after the damage was written after the damaged record was complete,
+        // so one more read settles whether it was only being written during the first one.
+        if live && matches!(scan.tail, Tail::Corrupt { .. }) && attempt < 3 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        }
+        break (scan, sets, deletes);
+    };
+    let running = if live { ", a server is running on it" } else { "" };
     say!(
-        "{}: format {}, {} records ({sets} sets, {deletes} deletes), last seq {}, {} bytes",
+        "{}: format {}, {} records ({sets} sets, {deletes} deletes), last seq {}, {} bytes{running}",
         path.display(),
-        wal::VERSION,
+        scan.header.version,
         scan.records,
         scan.last_seq,
         scan.file_len
     );
+    let after = scan.file_len.saturating_sub(scan.end);
     let dir = data_dir.display();
+    let _ = say;
     match &scan.tail {
         Tail::Clean => {
             say!("ok: the log is clean");
@@ -169,34 +207,63 @@ pub fn check(data_dir: &Path) -> u8 {
         }
         Tail::Reserved => {
             say!(
-                "ok: the log is clean; the {} bytes after offset {} are zeros a server reserved \
-                 ahead of it (released at the next start)",
-                scan.file_len - scan.end,
+                "ok: the log is clean; the {after} bytes after offset {} are zeros a server \
+                 reserved ahead of it (released at the next start)",
                 scan.end
             );
             exit::OK
         }
-        Tail::Torn { reason } => {
+        Tail::Unfinished { .. } | Tail::Unsynced { .. } if live => {
             say!(
-                "torn tail: {} bytes after offset {} hold no valid record ({reason}); the server \
-                 trims them at startup (they were never acknowledged), or run `walkv repair \
-                 --data-dir {dir}`",
-                scan.file_len - scan.end,
-                scan.end
+                "ok: the log checks out through offset {} (seq {}); the {after} bytes after it \
+                 are being written by the running server and were not judged",
+                scan.end,
+                scan.last_seq
+            );
+            exit::OK
+        }
+        Tail::Unfinished { .. } => {
+            say!(
+                "torn tail: {} The server trims it at startup; no repair is needed.",
+                scan.explain()
             );
             exit::TORN
         }
-        Tail::Corrupt { reason, next_valid } => {
-            let next = next_valid.map(|at| format!("; a valid record follows at offset {at}"));
+        Tail::Unsynced { found, .. } => {
+            let kept = if found.records + found.inside > 0 {
+                ", keeping the bytes in a side file first"
+            } else {
+                ""
+            };
             say!(
-                "corrupt at offset {}: {reason}{}; the server will not start. Run `walkv repair \
-                 --data-dir {dir}` to cut the log there (the cut bytes are kept in a side file)",
-                scan.end,
-                next.unwrap_or_default()
+                "unsynced tail: {} The server trims it at startup{kept}; no repair is needed.",
+                scan.explain()
+            );
+            exit::TORN
+        }
+        Tail::Corrupt { .. } => {
+            say!(
+                "corrupt: {} The server will not start on this log. `walkv repair --dry-run \
+                 --data-dir {dir}` shows what each repair would keep.",
+                scan.explain()
             );
             exit::CORRUPT
         }
     }
+}
+
+/// A log `check` or `repair` cannot read at all: the verdict on stdout too, and its exit code.
+fn report_unreadable(path: &Path, e: &Error) -> u8 {
+    let code = exit::for_error(e);
+    let verdict = match e {
+        Error::NotALog { .. } => "not a walkv log",
+        Error::NewerFormat { .. } => "newer format",
+        Error::Corrupt { .. } => "corrupt",
+        _ => "unreadable",
+    };
+    say!("{}: {verdict}: {e}", path.display());
+    crate::log!("{e}");
+    if code == exit::CORRUPT || code == exit::NEWER_FORMAT { code } else { exit::FAILED }
 }
 
 /// The log's path in `data_dir`, or `None` (having said so) if there is no log there.
@@ -209,51 +276,117 @@ fn existing_log(data_dir: &Path) -> Option<std::path::PathBuf> {
     Some(path)
 }
 
-/// `walkv repair`: cuts the log at its first damage and says what was dropped.
-pub fn repair(data_dir: &Path) -> u8 {
+/// `walkv repair`: prints the plan, then carries out the choice (none: exit 2).
+pub fn repair(data_dir: &Path, mode: Option<RepairMode>) -> u8 {
     let Some(path) = existing_log(data_dir) else {
         return exit::FAILED;
     };
-    let result = store::lock_data_dir(data_dir).and_then(|_lock| wal::repair(&path));
-    let repair = match result {
-        Ok(repair) => repair,
+    let _lock = match store::lock_data_dir(data_dir) {
+        Ok(lock) => lock,
         Err(e) => {
             crate::log!("{e}");
             return exit::FAILED;
         }
     };
-    let scan = &repair.scan;
-    let Some(side) = &repair.side_file else {
-        say!("{}: clean ({} records); nothing to repair", path.display(), scan.records);
+    let plan = match wal::repair::plan(&path) {
+        Ok(plan) => plan,
+        Err(e) => return report_unreadable(&path, &e),
+    };
+    say!("{}", describe_plan(&plan));
+    if plan.is_clean() {
+        say!("nothing to repair");
         return exit::OK;
-    };
-    let cut = match std::fs::read(side) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            crate::log!("cut the log but cannot read back {}: {e}", side.display());
-            return exit::FAILED;
+    }
+    let choice = match mode {
+        None => {
+            say!(
+                "nothing changed: choose --skip-damaged or --cut (--dry-run shows only this plan)"
+            );
+            return exit::USAGE;
         }
+        Some(RepairMode::DryRun) => return exit::OK,
+        Some(RepairMode::SkipDamaged) => Choice::SkipDamaged,
+        Some(RepairMode::Cut) => Choice::Cut,
     };
-    say!(
-        "{}: cut at offset {} after {} valid records (last seq {}); dropped {} bytes, saved in {}",
-        path.display(),
-        scan.end,
-        scan.records,
-        scan.last_seq,
-        cut.len(),
-        side.display()
+    match wal::repair::repair(&plan, choice, wal::boot_id()) {
+        Ok(done) => {
+            let side =
+                done.side_file.map(|p| format!("; the dropped bytes are in {}", p.display()));
+            say!(
+                "repaired: the log keeps {} records and continues after seq {}{}",
+                done.kept,
+                done.last_seq,
+                side.unwrap_or_default()
+            );
+            exit::OK
+        }
+        Err(e) => {
+            say!("repair failed, the log is as it was: {e}");
+            crate::log!("{e}");
+            exit::FAILED
+        }
+    }
+}
+
+/// The plan, for an operator deciding between `--skip-damaged` and `--cut`.
+fn describe_plan(plan: &Plan) -> String {
+    let mut out =
+        format!("{}: format {}, {} bytes", plan.path.display(), plan.header.version, plan.file_len);
+    let run = |r: &wal::repair::Run| match r.records {
+        0 => "no records".to_string(),
+        n => format!("{n} records (seqs {}..={})", r.first_seq, r.last_seq),
+    };
+    if let Some(at) = plan.header_fixed {
+        out += &format!("\nthe file header is damaged at byte {at}; a repair restores it");
+    }
+    let Some(first) = plan.first_damage else {
+        out += &format!("\n{} check out, and nothing is damaged", run(&plan.prefix));
+        return out;
+    };
+    out += &format!("\nbefore the damage: {} check out", run(&plan.prefix));
+    out += &format!(
+        "\ndamage: {} region(s), {} bytes, the first at offset {first}",
+        plan.region_count, plan.damaged_bytes
     );
-    let found = wal::records_in(&cut);
-    say!("the dropped bytes hold {} record(s) that still check out:", found.len());
-    for (at, r) in &found {
-        say!(
-            "  offset {}: seq {} {:?} key {:?} ({} value bytes)",
-            scan.end + *at as u64,
-            r.seq,
-            r.op,
-            String::from_utf8_lossy(r.key),
-            r.value.len()
+    for r in &plan.regions {
+        out += &format!("\n  offset {}: {} bytes ({})", r.offset, r.len, r.reason);
+    }
+    if plan.region_count > plan.regions.len() as u64 {
+        out += &format!("\n  ... and {} more", plan.region_count - plan.regions.len() as u64);
+    }
+    out += &format!("\nafter the damage: {} check out", run(&plan.after));
+    if plan.after.records > 0 {
+        out += &format!(
+            ", touching {} key(s): their state could be wrong if a missing record was a later \
+             write or a DELETE",
+            plan.keys_after
         );
     }
-    exit::OK
+    if plan.missing_count > 0 {
+        let ranges: Vec<String> = plan.missing.iter().map(|(a, b)| format!("{a}..={b}")).collect();
+        let more = if plan.missing_count > 0 && plan.missing.len() == 20 { ", ..." } else { "" };
+        out += &format!(
+            "\nmissing sequence numbers: {} ({}{more})",
+            plan.missing_count,
+            ranges.join(", ")
+        );
+    }
+    let kept = plan.prefix.records + plan.after.records;
+    out += &format!(
+        "\n--skip-damaged would keep {kept} records and drop the {} damaged bytes",
+        plan.damaged_bytes
+    );
+    out += &format!(
+        "\n--cut would keep {} records and drop the {} bytes from offset {first} on ({} records \
+         that check out among them)",
+        plan.prefix.records,
+        plan.data_end.saturating_sub(first),
+        plan.after.records
+    );
+    out += &format!(
+        "\neither way the dropped bytes are kept in a side file, and new writes continue after \
+         seq {}: no sequence number is reused",
+        plan.max_seq.max(plan.prefix_seq)
+    );
+    out
 }

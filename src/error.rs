@@ -13,9 +13,13 @@ use std::path::PathBuf;
 pub enum Error {
     /// An operating-system call failed. `action` says what walkv was doing, including the path.
     Io { action: String, source: io::Error },
-    /// The log holds damage that startup must not skip: valid records follow it, or a record that
-    /// checks out is out of sequence. The operator decides, with `walkv repair`.
+    /// The log holds damage that startup must not skip (see the recovery rules in
+    /// [`crate::wal`]); `reason` says what and why. The operator decides, with `walkv repair`.
     Corrupt { path: PathBuf, offset: u64, reason: String },
+    /// The file where the log belongs is not a walkv log. Nothing will be written to it.
+    NotALog { path: PathBuf, reason: String },
+    /// The log was written by a newer walkv, in a format this one cannot read.
+    NewerFormat { path: PathBuf, version: u32 },
     /// Another process (most likely another walkv server) holds the data directory's lock.
     Locked { path: PathBuf },
     /// The log cannot take more writes in this process: an earlier failure left it in a state
@@ -53,13 +57,26 @@ impl fmt::Display for Error {
             Error::Io { action, source } => write!(f, "{action}: {source}"),
             Error::Corrupt { path, offset, reason } => write!(
                 f,
-                "{} is damaged at byte offset {offset}: {reason}. Valid data follows the damage, so \
-                 walkv will not start and skip over it. Inspect with `walkv check --data-dir {}`; \
-                 `walkv repair --data-dir {}` cuts the log at offset {offset} and keeps the cut \
-                 bytes in a side file",
+                "{} is damaged at byte offset {offset}: {reason} walkv will not start on it and \
+                 skip over the damage. `walkv repair --dry-run --data-dir {}` shows what each \
+                 repair would keep (--skip-damaged keeps every record that checks out, --cut \
+                 cuts the log at offset {offset}); both keep the bytes they drop in a side file",
                 path.display(),
                 data_dir_of(path),
-                data_dir_of(path),
+            ),
+            Error::NotALog { path, reason } => write!(
+                f,
+                "{} is not a walkv log ({reason}); walkv will not touch it. Move it away, or \
+                 choose another --data-dir",
+                path.display()
+            ),
+            Error::NewerFormat { path, version } => write!(
+                f,
+                "{} was written by a newer walkv (log format {version}; this walkv {} reads \
+                 formats 1 and {}); upgrade walkv to use it. The log was not changed",
+                path.display(),
+                env!("CARGO_PKG_VERSION"),
+                crate::wal::VERSION
             ),
             Error::Locked { path } => write!(
                 f,

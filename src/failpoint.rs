@@ -15,6 +15,9 @@
 //! - `WALKV_SYNC_TRACE`: a file to which every successful log sync appends a line
 //!   `<synced length in bytes> <synced seq>`, written after the fsync returned and before any
 //!   answer that depends on it. Power-loss tests use it to know what was really synced.
+//! - `WALKV_BOOT_ID`: the kernel boot id the log's SYNC markers record and recovery compares
+//!   with (instead of `/proc/sys/kernel/random/boot_id`), so that a test can restart a server
+//!   as if the machine had rebooted after a simulated power cut.
 
 use std::io;
 
@@ -39,6 +42,19 @@ pub fn record_sync(len: u64, seq: u64) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn record_sync(_len: u64, _seq: u64) {}
+
+/// The boot id to use instead of the kernel's (`WALKV_BOOT_ID`), so that a test can restart the
+/// server as if the machine had rebooted after a simulated power cut.
+#[cfg(feature = "failpoints")]
+pub fn boot_id() -> Option<String> {
+    std::env::var("WALKV_BOOT_ID").ok()
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn boot_id() -> Option<String> {
+    None
+}
 
 #[cfg(feature = "failpoints")]
 mod enabled {

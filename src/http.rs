@@ -110,6 +110,7 @@ pub fn error_status(error: &Error) -> u16 {
         Error::Failed { .. } => 503,
         e if e.is_out_of_space() => 507,
         Error::Io { .. } | Error::Corrupt { .. } | Error::Locked { .. } => 500,
+        Error::NotALog { .. } | Error::NewerFormat { .. } => 500,
     }
 }
 
@@ -336,7 +337,8 @@ mod tests {
     /// A store in a temp dir; keep the `TempDir` alive as long as the store.
     fn store(name: &str) -> (TempDir, Store) {
         let dir = TempDir::new(name);
-        let store = Store::open(&dir).unwrap().0;
+        let options = crate::wal::Options { mode: crate::wal::SyncMode::Interval, boot: [0; 16] };
+        let store = Store::open(&dir, options).unwrap().0;
         (dir, store)
     }
 

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         }
         Command::Delete { addr, token, key } => commands::delete(addr, token, key),
         Command::Check { data_dir } => commands::check(data_dir),
-        Command::Repair { data_dir } => commands::repair(data_dir),
+        Command::Repair { data_dir, mode } => commands::repair(data_dir, *mode),
         Command::Help(text) => print(text),
         Command::Version => print(&format!("walkv {}\n", env!("CARGO_PKG_VERSION"))),
     };

@@ -65,30 +65,9 @@ const TICK: Duration = Duration::from_millis(100);
 /// Set by the panic hook when any thread of the process panics.
 static PANICKED: AtomicBool = AtomicBool::new(false);
 
-/// When the log is fsynced, and so what an acknowledged write survives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncMode {
-    /// No write is answered before an fsync that covers it has returned. Survives power loss;
-    /// costs one fsync per batch of writes.
-    Always,
-    /// A background thread fsyncs every `--sync-interval`. A power cut loses at most the writes
-    /// acknowledged since the last sync. The original service's behaviour, and the default.
-    Interval,
-    /// Never fsynced while serving (only at a clean shutdown); the OS writes back when it likes.
-    /// Fastest; a power cut can lose any amount of recent writes.
-    Never,
-}
-
-impl SyncMode {
-    pub fn parse(text: &str) -> Option<SyncMode> {
-        match text {
-            "always" => Some(SyncMode::Always),
-            "interval" => Some(SyncMode::Interval),
-            "never" => Some(SyncMode::Never),
-            _ => None,
-        }
-    }
-}
+/// When the log is fsynced, and so what an acknowledged write survives (defined with the log,
+/// whose SYNC markers record it).
+pub use crate::wal::SyncMode;
 
 /// Everything `walkv serve` needs to know.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,7 +106,8 @@ pub enum Outcome {
 /// loaded `config.token`, already checked against the bind address ([`crate::auth::check_bind`]).
 pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     let started = Instant::now();
-    let (mut store, recovery) = Store::open(&config.data_dir)?;
+    let options = crate::wal::Options { mode: config.sync, boot: crate::wal::boot_id() };
+    let (mut store, recovery) = Store::open(&config.data_dir, options)?;
     report_recovery(config, &recovery, store.len(), started.elapsed());
 
     let addr = format!("{}:{}", config.bind, config.port);
@@ -269,12 +249,15 @@ fn report_recovery(config: &Config, rec: &crate::wal::Recovery, keys: usize, too
     if rec.created {
         crate::log!("created {}", path.display());
     }
-    if let Some((offset, bytes, reason)) = &rec.trimmed {
+    if rec.upgraded {
         crate::log!(
-            "trimmed a torn final record from {}: cut at offset {offset}, dropped {bytes} \
-             bytes ({reason}); those bytes were never acknowledged",
-            path.display()
+            "upgraded {} from log format 1 to {} (every record kept)",
+            path.display(),
+            crate::wal::VERSION
         );
+    }
+    if let Some(trim) = &rec.trimmed {
+        crate::log!("{}", describe_trim(&path, trim));
     }
     crate::log!(
         "replayed {} records (last seq {}, {keys} keys) from {} in {:.1} ms",
@@ -283,6 +266,26 @@ fn report_recovery(config: &Config, rec: &crate::wal::Recovery, keys: usize, too
         path.display(),
         took.as_secs_f64() * 1000.0
     );
+}
+
+/// The startup message for a trimmed tail: where, how much, why, and where it was kept.
+pub fn describe_trim(path: &std::path::Path, trim: &crate::wal::Trim) -> String {
+    let mut text = format!(
+        "trimmed the end of {}: cut at offset {}, dropped {} bytes. Why: {}",
+        path.display(),
+        trim.offset,
+        trim.bytes,
+        trim.explanation
+    );
+    if let Some(side) = &trim.side_file {
+        text.push_str(&format!(" The dropped bytes are kept in {}.", side.display()));
+    }
+    if let Some((first, last)) = trim.skipped {
+        text.push_str(&format!(
+            " Sequence numbers {first}..={last} are recorded as skipped and will not be reused."
+        ));
+    }
+    text
 }
 
 /// Makes a panic in any thread but a connection thread stop the server (after the default report

@@ -16,7 +16,7 @@
 //! allocates half as often. The log sits behind a mutex only because the sync thread needs it too.
 
 use crate::error::Error;
-use crate::wal::{self, Op, Recovery, Wal};
+use crate::wal::{self, Body, Op, Options, Recovery, Wal};
 use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -39,18 +39,20 @@ pub struct Store {
 
 impl Store {
     /// Opens the store in `dir` (created if missing): takes the lock, replays the log into the
-    /// map, and trims a torn tail. Refuses a corrupt log or a directory another process holds.
-    pub fn open(dir: &Path) -> Result<(Store, Recovery), Error> {
+    /// map, and brings the log to a clean end (see the recovery rules in [`crate::wal`]).
+    /// Refuses a corrupt log or a directory another process holds.
+    pub fn open(dir: &Path, options: Options) -> Result<(Store, Recovery), Error> {
         let lock = lock_data_dir(dir)?;
         // Sized up front: growing the table one doubling at a time rehashes every key each time.
         let mut map = HashSet::with_capacity(wal::count_sets(&wal_path(dir)));
-        let (wal, recovery) = Wal::open(&wal_path(dir), |record| match record.op {
-            Op::Set => {
-                map.replace(Entry::new(record.key, record.value));
+        let (wal, recovery) = Wal::open(&wal_path(dir), options, |record| match record.body {
+            Body::Set { key, value } => {
+                map.replace(Entry::new(key, value));
             }
-            Op::Delete => {
-                map.remove(record.key);
+            Body::Delete { key } => {
+                map.remove(key);
             }
+            Body::Mark(_) | Body::Gap { .. } => {}
         })?;
         if map.capacity() / 2 > map.len() {
             // Many records were overwrites or deletes. Keep room to grow, so that the first new
@@ -193,6 +195,21 @@ pub fn wal_path(dir: &Path) -> PathBuf {
     dir.join(wal::FILE_NAME)
 }
 
+/// True if another process (a running server, a repair) holds `dir`'s lock. Creates nothing.
+pub fn is_locked(dir: &Path) -> Result<bool, Error> {
+    let path = dir.join(LOCK_FILE);
+    let file = match OpenOptions::new().write(true).open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(format!("open lock file {}", path.display()), e)),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(false), // released when `file` is dropped, at once
+        Err(fs::TryLockError::WouldBlock) => Ok(true),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(format!("lock {}", path.display()), e)),
+    }
+}
+
 /// Creates `dir` if needed and takes an exclusive lock on its `LOCK` file.
 pub fn lock_data_dir(dir: &Path) -> Result<File, Error> {
     if !dir.exists() {
@@ -221,12 +238,16 @@ mod tests {
     use super::*;
     use crate::testutil::TempDir;
 
+    fn test_options() -> Options {
+        Options { mode: wal::SyncMode::Interval, boot: [7; 16] }
+    }
+
     /// Sets and deletes come back after reopening, in the order they were made.
     #[test]
     fn reopen_replays_sets_and_deletes() {
         let dir = TempDir::new("replay");
         {
-            let (mut store, rec) = Store::open(&dir).unwrap();
+            let (mut store, rec) = Store::open(&dir, test_options()).unwrap();
             assert!(rec.created);
             assert_eq!(store.set(b"a", b"1").unwrap(), (1, true));
             assert_eq!(store.set(b"a", b"2").unwrap(), (2, false));
@@ -234,7 +255,7 @@ mod tests {
             assert_eq!(store.delete(b"b").unwrap(), Some(4));
             assert_eq!(store.delete(b"b").unwrap(), None);
         }
-        let (store, rec) = Store::open(&dir).unwrap();
+        let (store, rec) = Store::open(&dir, test_options()).unwrap();
         assert_eq!((rec.records, rec.last_seq, rec.created), (4, 4, false));
         assert_eq!(store.get(b"a"), Some(&b"2"[..]));
         assert_eq!(store.get(b"b"), None);
@@ -245,8 +266,8 @@ mod tests {
     #[test]
     fn second_open_is_refused_while_locked() {
         let dir = TempDir::new("lock");
-        let (_first, _) = Store::open(&dir).unwrap();
-        match Store::open(&dir) {
+        let (_first, _) = Store::open(&dir, test_options()).unwrap();
+        match Store::open(&dir, test_options()) {
             Err(Error::Locked { .. }) => {}
             other => panic!("expected Locked, got {:?}", other.err()),
         }
@@ -256,7 +277,7 @@ mod tests {
     #[test]
     fn oversized_writes_are_refused_and_change_nothing() {
         let dir = TempDir::new("limits");
-        let (mut store, _) = Store::open(&dir).unwrap();
+        let (mut store, _) = Store::open(&dir, test_options()).unwrap();
         let big = vec![0u8; wal::MAX_VALUE_LEN + 1];
         assert!(matches!(store.set(b"k", &big), Err(Error::TooLarge(_))));
         assert!(matches!(store.set(b"", b"v"), Err(Error::Invalid(_))));
@@ -269,7 +290,7 @@ mod tests {
     #[test]
     fn entries_behave_like_a_plain_map() {
         let dir = TempDir::new("store-oracle");
-        let (mut store, _) = Store::open(&dir).unwrap();
+        let (mut store, _) = Store::open(&dir, test_options()).unwrap();
         let mut oracle = std::collections::HashMap::new();
         let mut rng = crate::testutil::Rng::new(3);
         let keys: Vec<Vec<u8>> = [1, 2, 255, 256, 257, 4095, wal::MAX_KEY_LEN]
@@ -295,7 +316,7 @@ mod tests {
             assert_eq!(store.len(), oracle.len());
         }
         drop(store);
-        let (store, _) = Store::open(&dir).unwrap();
+        let (store, _) = Store::open(&dir, test_options()).unwrap();
         for key in &keys {
             assert_eq!(store.get(key), oracle.get(key).map(Vec::as_slice), "after replay");
         }

@@ -1,12 +1,17 @@
 //! Simulated power cuts, per sync mode, through the real binary.
 //!
-//! A power cut keeps what was fsynced and an arbitrary part of what was not. Each trial runs
+//! A power cut keeps what was fsynced and an arbitrary part of what was not: the page cache
+//! writes dirty pages back in any order, so any subset of the unsynced 4 KiB pages may have
+//! reached the disk, and each one that did not holds zeros or garbage. Each trial runs
 //! concurrent writers (each owns its keys, so every key has one writer and a known order of
-//! operations), kills the server with SIGKILL at a random moment, then cuts the log to its last
-//! synced length (from the sync trace, see `src/failpoint.rs`) plus a random prefix of the
-//! unsynced bytes, optionally followed by zeros or garbage, and restarts it. Then:
+//! operations), kills the server with SIGKILL at a random moment, then keeps every byte up to
+//! the last synced length (from the sync trace, see `src/failpoint.rs`) and, of every 4 KiB page
+//! after it, keeps it, zeroes it or garbles it at random (sometimes the file is also cut short
+//! at a page boundary, as if its new length had not reached the disk). Then it restarts the
+//! server as after a reboot (another boot id, `WALKV_BOOT_ID`), with no help. Then:
 //!
-//! - the server replays records `1..=R` for some R at least the last synced seq;
+//! - the server starts by itself, and replays records `1..=R` for some R at least the last
+//!   synced seq;
 //! - `always`: every acknowledged write is present (R is at least every acknowledged seq);
 //! - every mode: the state is exactly the write order cut at R (a prefix: no holes, no
 //!   reordering, no value that was never written), except that a writer's one unanswered
@@ -86,31 +91,56 @@ fn writer(addr: String, client: usize, seed: u64, stop: Arc<AtomicBool>) -> Writ
     log
 }
 
-/// Cuts the log to `synced_len` plus a random part of the rest, then maybe adds junk.
+const PAGE: usize = 4096;
+
+/// Boot ids: the server before the cut, and after it (see `support::OTHER_BOOT`).
+const BOOT_BEFORE: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/// Keeps every byte below `synced_len`; keeps, zeroes or garbles each 4 KiB page after it (only
+/// its unsynced bytes); sometimes cuts the file at a page boundary after `synced_len`.
 fn simulate_power_cut(wal: &Path, synced_len: u64, rng: &mut Rng) -> String {
     let mut bytes = std::fs::read(wal).unwrap();
-    let unsynced = bytes.len() as u64 - synced_len;
-    let keep = synced_len + rng.below(unsynced as usize + 1) as u64;
-    bytes.truncate(keep as usize);
-    let junk = match rng.below(3) {
-        0 => "",
-        1 => {
-            bytes.extend(std::iter::repeat_n(0u8, 1 + rng.below(4096)));
-            " + zeros"
+    let synced = synced_len as usize;
+    let (mut kept, mut zeroed, mut garbled) = (0, 0, 0);
+    let mut page = synced / PAGE * PAGE;
+    while page < bytes.len() {
+        let (from, to) = (page.max(synced), (page + PAGE).min(bytes.len()));
+        match rng.below(4) {
+            0 | 1 => kept += 1,
+            2 => {
+                bytes[from..to].fill(0);
+                zeroed += 1;
+            }
+            _ => {
+                let noise = rng.bytes(to - from);
+                bytes[from..to].copy_from_slice(&noise);
+                garbled += 1;
+            }
         }
-        _ => {
-            let len = 1 + rng.below(4096);
-            bytes.extend(rng.bytes(len));
-            " + garbage"
-        }
-    };
+        page += PAGE;
+    }
+    let mut how = format!("{kept} unsynced pages kept, {zeroed} zeroed, {garbled} garbled");
+    if rng.below(4) == 0 && bytes.len() > synced {
+        let pages = (bytes.len() - synced).div_ceil(PAGE);
+        let cut = (synced + rng.below(pages) * PAGE).max(synced);
+        bytes.truncate(cut);
+        how += &format!(", cut to {cut} bytes");
+    }
     std::fs::write(wal, &bytes).unwrap();
-    format!("kept {keep} of {} bytes ({unsynced} unsynced){junk}", synced_len + unsynced)
+    format!("{how} (synced {synced_len} of {} bytes)", std::fs::metadata(wal).unwrap().len())
 }
 
+/// The last sequence number replayed from the startup report: "last seq N", or, when the trim
+/// recorded numbers as skipped, the one before them.
 fn replayed_last_seq(stderr: &str) -> u64 {
-    let at = stderr.find("last seq ").expect("replay report") + "last seq ".len();
-    stderr[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    let number_after = |needle: &str| {
+        let at = stderr.find(needle)? + needle.len();
+        stderr[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok()
+    };
+    match number_after("Sequence numbers ") {
+        Some(first_skipped) => first_skipped - 1,
+        None => number_after("last seq ").expect("replay report"),
+    }
 }
 
 #[derive(Default)]
@@ -132,7 +162,8 @@ fn trial(mode: &str, seed: u64, rng: &mut Rng) -> Totals {
     let trace_env = trace.to_str().unwrap().to_string();
     let interval = INTERVAL.to_string();
     let args = ["--sync", mode, "--sync-interval", interval.as_str()];
-    let server = Server::start_env(&data, &args, &[("WALKV_SYNC_TRACE", trace_env.as_str())]);
+    let envs = [("WALKV_SYNC_TRACE", trace_env.as_str()), ("WALKV_BOOT_ID", BOOT_BEFORE)];
+    let server = Server::start_env(&data, &args, &envs);
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..CLIENTS)
         .map(|c| {
@@ -151,7 +182,13 @@ fn trial(mode: &str, seed: u64, rng: &mut Rng) -> Totals {
 
     let (synced_len, synced_seq) = *sync_trace(&trace).last().expect("startup sync traced");
     let how = simulate_power_cut(&data.join(walkv::wal::FILE_NAME), synced_len, rng);
-    let server = Server::start(&data);
+    let server = match Server::try_start_env(&data, &[], &[("WALKV_BOOT_ID", support::OTHER_BOOT)])
+    {
+        Ok(server) => server,
+        Err((status, stderr)) => {
+            panic!("{mode} seed {seed}: {how}: the server needed help ({status:?}): {stderr}")
+        }
+    };
     let recovered = replayed_last_seq(&server.stderr());
     let context =
         format!("{mode} seed {seed}: {how}; synced seq {synced_seq}, recovered {recovered}");
@@ -276,7 +313,7 @@ fn sigterm_under_load_then_power_cut_loses_nothing() {
     let (synced_len, _) = *sync_trace(&trace).last().unwrap();
     assert_eq!(synced_len, std::fs::metadata(&wal).unwrap().len(), "the exit sync covers the file");
     simulate_power_cut(&wal, synced_len, &mut Rng::new(1));
-    let server = Server::start(&data);
+    let server = Server::start_env(&data, &[], &[("WALKV_BOOT_ID", support::OTHER_BOOT)]);
     let recovered = replayed_last_seq(&server.stderr());
     let acked: Vec<u64> = logs.iter().flat_map(|l| l.ops.iter().map(|op| op.seq)).collect();
     assert!(!acked.is_empty());

@@ -15,8 +15,45 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_walkv");
 
 /// Every environment variable walkv reads, so a developer's own settings cannot change a test.
-const WALKV_ENV: [&str; 5] =
-    ["PORT", "WALKV_ADDR", "WALKV_DATA_DIR", "WALKV_SYNC", "WALKV_AUTH_TOKEN"];
+const WALKV_ENV: [&str; 6] =
+    ["PORT", "WALKV_ADDR", "WALKV_DATA_DIR", "WALKV_SYNC", "WALKV_AUTH_TOKEN", "WALKV_BOOT_ID"];
+
+/// A boot id that is not this machine's: a server started with `WALKV_BOOT_ID` set to it
+/// believes the machine rebooted since the last one ran (after a simulated power cut).
+pub const OTHER_BOOT: &str = "0123456789abcdef0123456789abcdef";
+
+/// One record of a log file, found by decoding it with the log's own seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub offset: usize,
+    pub len: usize,
+    pub seq: u64,
+    /// "set", "delete", "sync" or "gap".
+    pub kind: &'static str,
+    pub key: Vec<u8>,
+}
+
+/// Every record in the log at `path`, in order, up to the first that does not decode.
+pub fn log_records(path: &Path) -> Vec<LogRecord> {
+    use walkv::wal::{Body, Decoded, HEADER_LEN, Seed, decode};
+    let bytes = std::fs::read(path).expect("read the log");
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&bytes[12..20]);
+    let seed = Seed::log(u64::from_le_bytes(id));
+    let mut at = HEADER_LEN;
+    let mut out = Vec::new();
+    while let Decoded::Record(r, len) = decode(&bytes[at..], seed) {
+        let (kind, key) = match r.body {
+            Body::Set { key, .. } => ("set", key.to_vec()),
+            Body::Delete { key } => ("delete", key.to_vec()),
+            Body::Mark(_) => ("sync", Vec::new()),
+            Body::Gap { .. } => ("gap", Vec::new()),
+        };
+        out.push(LogRecord { offset: at, len, seq: r.seq, kind, key });
+        at += len;
+    }
+    out
+}
 
 /// Runs walkv with none of its environment variables set unless a test sets them.
 trait Hermetic {

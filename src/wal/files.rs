@@ -1,0 +1,141 @@
+//! The log's files in the data directory, and the protocol for replacing and keeping them.
+//!
+//! - `walkv.wal` is the log. It is only ever replaced whole by a rename: a new log (a creation,
+//!   an upgrade from format 1, a `repair --skip-damaged`) is written as `walkv.wal.new`, fsynced,
+//!   renamed over `walkv.wal`, and the directory fsynced. The rename is the commit point: before
+//!   it the old file is in charge, after it the new one, and a `walkv.wal.new` found at open is
+//!   an interrupted replacement, removed.
+//! - Side files keep bytes that were cut out of the log: `walkv.wal.trimmed-OFFSET-TIME`
+//!   (an unsynced tail trimmed at startup that held records), `walkv.wal.cut-OFFSET-TIME`
+//!   (`repair --cut`) and `walkv.wal.skipped-TIME` (`repair --skip-damaged`). They are created
+//!   with `create_new` (a `-N` suffix if the name is taken, so one never overwrites another)
+//!   and fsynced, with their directory, before the log loses the bytes they hold. walkv never
+//!   reads or deletes them.
+//!
+//! Every copy here goes through a 1 MiB buffer, so memory stays bounded whatever the sizes.
+
+use crate::error::Error;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// The log's file name inside the data directory.
+pub const FILE_NAME: &str = "walkv.wal";
+
+/// The name a replacement log is written under before its rename.
+pub fn new_path(path: &Path) -> PathBuf {
+    path.with_file_name(format!("{FILE_NAME}.new"))
+}
+
+/// The directory `path` lives in.
+pub fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Fsyncs a directory, so that a file created or renamed in it survives power loss.
+pub fn sync_dir(dir: &Path) -> Result<(), Error> {
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format!("fsync directory {}", dir.display()), e))
+}
+
+/// Makes `new` the log at `path`: fsyncs `new`'s data, renames it over `path`, fsyncs the
+/// directory. The rename is the commit point.
+pub fn commit_replacement(new: &File, path: &Path) -> Result<(), Error> {
+    let from = new_path(path);
+    new.sync_all().map_err(|e| Error::io(format!("fsync {}", from.display()), e))?;
+    fs::rename(&from, path)
+        .map_err(|e| Error::io(format!("rename {} to {}", from.display(), path.display()), e))?;
+    sync_dir(dir_of(path))
+}
+
+/// Creates `walkv.wal.new` for writing a replacement log, removing a leftover one first.
+pub fn create_replacement(path: &Path) -> Result<File, Error> {
+    let new = new_path(path);
+    remove_leftover(path)?;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&new)
+        .map_err(|e| Error::io(format!("create {}", new.display()), e))
+}
+
+/// Removes an interrupted replacement (`walkv.wal.new`), if there is one. Safe: a replacement
+/// is only in charge once renamed.
+pub fn remove_leftover(path: &Path) -> Result<bool, Error> {
+    let new = new_path(path);
+    match fs::remove_file(&new) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(format!("remove the leftover {}", new.display()), e)),
+    }
+}
+
+/// Creates a side file `walkv.wal.STEM` (or `walkv.wal.STEM-N` if that name is taken) next to
+/// the log at `path`.
+pub fn create_side_file(path: &Path, stem: &str) -> Result<(File, PathBuf), Error> {
+    for n in 0..1000u32 {
+        let name = match n {
+            0 => format!("{FILE_NAME}.{stem}"),
+            n => format!("{FILE_NAME}.{stem}-{n}"),
+        };
+        let side = path.with_file_name(name);
+        match OpenOptions::new().write(true).create_new(true).open(&side) {
+            Ok(file) => return Ok((file, side)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io(format!("create {}", side.display()), e)),
+        }
+    }
+    Err(Error::io(
+        format!("create a side file {FILE_NAME}.{stem}"),
+        io::Error::other("a thousand files of that name exist"),
+    ))
+}
+
+/// Seconds since the epoch, for side file names (0 if the clock is before 1970).
+pub fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Appends bytes `from..to` of `src` to `dst`, 1 MiB at a time. Stops early at the end of `src`.
+pub fn copy_range(src: &File, from: u64, to: u64, dst: &mut impl Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = from;
+    while at < to {
+        let want = (to - at).min(buf.len() as u64) as usize;
+        let n = src.read_at(&mut buf[..want], at)?;
+        if n == 0 {
+            break;
+        }
+        dst.write_all(&buf[..n])?;
+        at += n as u64;
+    }
+    Ok(at - from)
+}
+
+/// Saves bytes `from..to` of the log at `path` in a new side file, fsynced with its directory
+/// before this returns. Returns the side file's path.
+pub fn save_side_file(path: &Path, stem: &str, from: u64, to: u64) -> Result<PathBuf, Error> {
+    let (mut side, side_path) = create_side_file(path, stem)?;
+    let err = |what: &str, e| Error::io(format!("{what} {}", side_path.display()), e);
+    let saved = File::open(path)
+        .map_err(|e| Error::io(format!("open {}", path.display()), e))
+        .and_then(|src| copy_range(&src, from, to, &mut side).map_err(|e| err("write", e)))
+        .and_then(|_| side.sync_all().map_err(|e| err("fsync", e)))
+        .and_then(|_| sync_dir(dir_of(path)));
+    if let Err(e) = saved {
+        // A partial copy is no use to anyone; the log still holds the bytes.
+        let _ = fs::remove_file(&side_path);
+        return Err(e);
+    }
+    Ok(side_path)
+}

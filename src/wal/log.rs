@@ -1,0 +1,468 @@
+//! The open log: recovery at open, appending, reserving space, syncing, and the SYNC markers
+//! that tell the next recovery how far the log was known to be on disk.
+
+use super::files::{self, save_side_file, unix_seconds};
+use super::record::{
+    self, BootId, MARK_LEN, MAX_KEY_LEN, MAX_VALUE_LEN, Mark, MarkKind, Op, RECORD_HEADER_LEN,
+    Record, Seed, SyncMode, VERSION_1,
+};
+use super::rewrite;
+use super::scan::{self, Judge, Scan, Tail};
+use crate::error::Error;
+use crate::failpoint;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Least and most space reserved ahead of the log (see *Reserved space*).
+const RESERVE_MIN: u64 = 1 << 20;
+const RESERVE_MAX: u64 = 8 << 20;
+
+/// A SYNC marker follows an fsync only if the previous one is at least this old, so that in
+/// `--sync always` with one client (one fsync per write) markers do not grow the log by a third.
+/// Cost: recovery may know durability up to this much less of the log than was really synced.
+const MARK_EVERY: Duration = Duration::from_millis(100);
+
+/// Where the kernel publishes the id of the current boot.
+const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
+
+/// This kernel boot's id, all zeros if it cannot be read. (Tests of power cuts pretend to be a
+/// new boot through a failpoint; see [`crate::failpoint`].)
+pub fn boot_id() -> BootId {
+    let text = failpoint::boot_id().or_else(|| fs::read_to_string(BOOT_ID_PATH).ok());
+    let hex: Vec<u8> = text.unwrap_or_default().bytes().filter(u8::is_ascii_hexdigit).collect();
+    let mut id = [0u8; 16];
+    if hex.len() != 32 {
+        return id;
+    }
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+        id[i] = digit(pair[0]) << 4 | digit(pair[1]);
+    }
+    id
+}
+
+/// How a server opens its log.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Recorded in every SYNC marker.
+    pub mode: SyncMode,
+    /// This kernel boot (see [`boot_id`]).
+    pub boot: BootId,
+}
+
+/// What [`Wal::open`] did to bring the log to a clean state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// SET and DELETE records replayed.
+    pub records: u64,
+    /// The sequence number the log continues after.
+    pub last_seq: u64,
+    /// The file did not exist (or was empty, or held a partial header) and was created.
+    pub created: bool,
+    /// The file was a format 1 log and was rewritten as format 2.
+    pub upgraded: bool,
+    /// Bytes trimmed from the end of the log.
+    pub trimmed: Option<Trim>,
+}
+
+/// A tail trimmed at open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trim {
+    /// Where the log was cut.
+    pub offset: u64,
+    /// How many bytes were dropped from the log.
+    pub bytes: u64,
+    /// Why, for the operator (from [`Scan::explain`]).
+    pub explanation: String,
+    /// Where the dropped bytes were kept, if they held records that still check out.
+    pub side_file: Option<PathBuf>,
+    /// Sequence numbers skipped so that those records' numbers are never reused.
+    pub skipped: Option<(u64, u64)>,
+}
+
+/// The open log, positioned for appending.
+///
+/// Invariants:
+/// - the file holds a valid header followed by valid records ending at byte `len`, plus at most
+///   the record currently being appended, plus zeros up to `reserved`;
+/// - `writer`'s buffer is empty between calls;
+/// - bytes `..synced_len` are on stable storage, and they hold every record up to `synced_seq`;
+/// - `data_len <= len`: only SYNC markers lie between `data_len` and `len`, so a sync is needed
+///   only when `synced_len < data_len`;
+/// - a SYNC marker is only written at `len == synced_len` (what it says must be true);
+/// - once `failed` is set, nothing more is written or synced, and `failed_flag` is true.
+pub struct Wal {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    seed: Seed,
+    options: Options,
+    len: u64,
+    data_len: u64,
+    next_seq: u64,
+    synced_len: u64,
+    synced_seq: u64,
+    /// The file's length: `len` plus the zeros reserved after the last record.
+    reserved: u64,
+    /// After reserving failed: do not try again before the log reaches this length.
+    reserve_again_at: u64,
+    /// The file was cut back since the last sync (see [`Wal::close`]).
+    length_changed: bool,
+    last_mark: Option<Instant>,
+    failed: Option<String>,
+    /// Mirrors `failed.is_some()` for readers that must not wait for the log's mutex.
+    failed_flag: Arc<AtomicBool>,
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log at `path`, replays it through `visit`, brings it to a
+    /// clean end by the recovery rules, and returns it ready for appends. Refuses a corrupt log
+    /// with [`Error::Corrupt`], a foreign file with [`Error::NotALog`], a newer one with
+    /// [`Error::NewerFormat`]; none of them is changed.
+    pub fn open(
+        path: &Path,
+        options: Options,
+        visit: impl FnMut(&Record),
+    ) -> Result<(Wal, Recovery), Error> {
+        let io_err = |what: &str| {
+            let action = format!("{what} {}", path.display());
+            move |e| Error::io(action, e)
+        };
+        files::remove_leftover(path)?;
+        let exists = match fs::metadata(path) {
+            Ok(_) => scan::read_header(path)?.is_some(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io_err("stat")(e)),
+        };
+        if !exists {
+            rewrite::create(path)?;
+        }
+        let scan = scan::scan(path, Judge::Stopped { boot: options.boot }, visit)?;
+        if let Tail::Corrupt { .. } = scan.tail {
+            let reason = scan.explain();
+            return Err(Error::Corrupt { path: path.to_path_buf(), offset: scan.end, reason });
+        }
+        let mut trimmed = trim_info(&scan);
+        let upgraded = scan.header.version == VERSION_1;
+        let log_id = if upgraded {
+            rewrite::upgrade(path, &scan)?;
+            scan::read_header(path)?.map(|h| h.log_id).unwrap_or_default()
+        } else {
+            scan.header.log_id
+        };
+        if let (Some(trim), Tail::Unsynced { found, .. }) = (&mut trimmed, &scan.tail)
+            && !upgraded
+            && found.records + found.inside > 0
+        {
+            // Keep what still checks out before the log lets go of it.
+            let stem = format!("trimmed-{}-{}", scan.end, unix_seconds());
+            trim.side_file = Some(save_side_file(path, &stem, scan.end, found.data_end)?);
+            if found.max_seq > scan.last_seq {
+                trim.skipped = Some((scan.last_seq + 1, found.max_seq));
+            }
+        }
+        let mut file =
+            OpenOptions::new().read(true).write(true).open(path).map_err(io_err("open"))?;
+        let end = if upgraded { file.metadata().map_err(io_err("stat"))?.len() } else { scan.end };
+        if !matches!(scan.tail, Tail::Clean) && !upgraded {
+            // Rules 0, 2 and 3: cut back to the last valid record, and make the cut durable (the
+            // fsync below) before anything is appended after it.
+            file.set_len(end).map_err(io_err("truncate"))?;
+        }
+        file.seek(SeekFrom::Start(end)).map_err(io_err("seek"))?;
+        let mut wal = Wal {
+            path: path.to_path_buf(),
+            writer: BufWriter::new(file),
+            seed: Seed::log(log_id),
+            options,
+            len: end,
+            data_len: end,
+            next_seq: scan.last_seq + 1,
+            synced_len: 0,
+            synced_seq: 0,
+            reserved: end,
+            reserve_again_at: 0,
+            length_changed: true,
+            last_mark: None,
+            failed: None,
+            failed_flag: Arc::new(AtomicBool::new(false)),
+        };
+        if let Some((_, last)) = trimmed.as_ref().and_then(|t| t.skipped) {
+            wal.append_gap(last)?;
+        }
+        // What was replayed may still be only in the page cache (the last process was killed
+        // before its next sync): make it durable before anything new depends on it, then say so.
+        wal.fsync(false)?;
+        wal.write_mark(MarkKind::Open);
+        let recovery = Recovery {
+            records: scan.records,
+            last_seq: wal.last_seq(),
+            created: !exists,
+            upgraded,
+            trimmed,
+        };
+        Ok((wal, recovery))
+    }
+
+    /// Sequence number of the last record appended (0 if none).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// Sequence number of the last record known to be on stable storage.
+    pub fn synced_seq(&self) -> u64 {
+        self.synced_seq
+    }
+
+    /// A flag that turns true when the log stops taking writes; readable without the mutex.
+    pub fn failed_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.failed_flag)
+    }
+
+    /// Fails the log as a failed fsync would, for tests of what follows.
+    #[cfg(test)]
+    pub(crate) fn fail_for_test(&mut self) {
+        self.fail("failed by a test".to_string());
+    }
+
+    /// Stops the log for good: no more writes or syncs in this process.
+    fn fail(&mut self, reason: String) {
+        self.failed = Some(reason);
+        self.failed_flag.store(true, Ordering::SeqCst);
+    }
+
+    /// Appends one record and pushes it out of the `BufWriter` into the file, so that the OS has
+    /// it (it survives the process being killed) before this returns. Returns its sequence
+    /// number.
+    ///
+    /// If the write fails (a full disk, say), the file is cut back to the last complete record so
+    /// that a later append lands cleanly and a restart needs no repair; the error is returned and
+    /// the caller must not apply the change. If even the cut fails, the log stops taking writes.
+    pub fn append(&mut self, op: Op, key: &[u8], value: &[u8]) -> Result<u64, Error> {
+        if let Some(reason) = &self.failed {
+            return Err(Error::Failed { reason: reason.clone() });
+        }
+        check_lengths(key, value)?;
+        let len = (RECORD_HEADER_LEN + key.len() + value.len()) as u64;
+        self.reserve_space(len);
+        let seq = self.next_seq;
+        let header = record::encode_data_header(self.seed, seq, op, key, value);
+        if let Err(e) = self.write_record(&header, key, value) {
+            return Err(self.undo_append(e));
+        }
+        self.len += len;
+        self.data_len = self.len;
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// After a failed write: cut the file back to the last complete record; the error to return.
+    fn undo_append(&mut self, e: io::Error) -> Error {
+        let error = Error::io(format!("append to {}", self.path.display()), e);
+        if let Err(cut) = self.cut_back() {
+            self.fail(format!("a write failed ({error}) and cutting it back failed ({cut})"));
+        }
+        error
+    }
+
+    fn write_record(&mut self, header: &[u8], key: &[u8], value: &[u8]) -> io::Result<()> {
+        if let Some(e) = failpoint::check("write") {
+            return Err(e);
+        }
+        if let Some(e) = failpoint::check("short_write") {
+            // Half of the record reaches the file, then the disk refuses the rest.
+            let record = [header, key, value].concat();
+            self.writer.write_all(&record[..record.len() / 2])?;
+            self.writer.flush()?;
+            return Err(e);
+        }
+        self.writer.write_all(header)?;
+        self.writer.write_all(key)?;
+        self.writer.write_all(value)?;
+        self.writer.flush()
+    }
+
+    /// Appends a GAP record: sequence numbers up to `last` are skipped on purpose.
+    fn append_gap(&mut self, last: u64) -> Result<(), Error> {
+        let mut bytes = Vec::new();
+        record::encode_gap(&mut bytes, self.seed, self.next_seq, last);
+        self.reserve_space(bytes.len() as u64);
+        if let Err(e) = self.writer.write_all(&bytes).and_then(|_| self.writer.flush()) {
+            return Err(self.undo_append(e));
+        }
+        self.len += bytes.len() as u64;
+        self.data_len = self.len;
+        self.next_seq = last + 1;
+        Ok(())
+    }
+
+    /// Appends a SYNC marker saying that everything before it is on stable storage, if that is
+    /// true now (nothing appended since the last fsync). A marker that cannot be written is
+    /// simply not there: recovery then knows a little less.
+    fn write_mark(&mut self, kind: MarkKind) {
+        if self.failed.is_some() || self.synced_len != self.len {
+            return;
+        }
+        let mark =
+            Mark { offset: self.len, boot: self.options.boot, kind, mode: Some(self.options.mode) };
+        let mut bytes = Vec::with_capacity(MARK_LEN);
+        record::encode_mark(&mut bytes, self.seed, self.last_seq(), &mark);
+        self.reserve_space(MARK_LEN as u64);
+        match self.writer.write_all(&bytes).and_then(|_| self.writer.flush()) {
+            Ok(()) => {
+                self.len += MARK_LEN as u64;
+                self.last_mark = Some(Instant::now());
+            }
+            Err(e) => {
+                let _ = self.undo_append(e);
+            }
+        }
+    }
+
+    /// Makes sure the next `need` bytes land in reserved space, writing zeros ahead when they
+    /// would not (see *Reserved space*). Reserving is an optimisation: when it fails, the file is
+    /// cut back to the last record and the append goes on without it.
+    fn reserve_space(&mut self, need: u64) {
+        if self.len + need <= self.reserved || self.len < self.reserve_again_at {
+            return;
+        }
+        let target = self.len + need + (self.len / 8).clamp(RESERVE_MIN, RESERVE_MAX);
+        let file = self.writer.get_ref();
+        let zeros = [0u8; 64 << 10];
+        let mut at = self.reserved.max(self.len);
+        let written = loop {
+            if at >= target {
+                break Ok(());
+            }
+            let n = (target - at).min(zeros.len() as u64) as usize;
+            if let Err(e) = std::os::unix::fs::FileExt::write_all_at(file, &zeros[..n], at) {
+                break Err(e);
+            }
+            at += n as u64;
+        };
+        match written {
+            Ok(()) => self.reserved = target,
+            Err(_) => {
+                // Give back what was written; a longer file full of zeros would still be a valid
+                // log (rule 0), so a failure here changes nothing that matters.
+                let _ = file.set_len(self.len);
+                self.reserved = self.len;
+                self.reserve_again_at = self.len + RESERVE_MIN;
+            }
+        }
+    }
+
+    /// Throws away whatever the `BufWriter` still holds and cuts the file back to `self.len`, the
+    /// end of the last complete record.
+    fn cut_back(&mut self) -> io::Result<()> {
+        let file = self.writer.get_ref().try_clone()?;
+        let old = std::mem::replace(&mut self.writer, BufWriter::new(file));
+        let _unwritten = old.into_parts(); // Dropped without flushing: that is the point.
+        let file = self.writer.get_mut();
+        file.set_len(self.len)?;
+        file.seek(SeekFrom::Start(self.len))?;
+        self.reserved = self.len;
+        Ok(())
+    }
+
+    /// For a clean stop: releases the reserved space (so that a log at rest ends with its last
+    /// record), fsyncs everything, appends a closing SYNC marker and fsyncs that too, so that the
+    /// next recovery knows the whole log was on disk. Returns the last synced seq.
+    pub fn close(&mut self) -> Result<u64, Error> {
+        if let Some(reason) = &self.failed {
+            return Err(Error::Failed { reason: reason.clone() });
+        }
+        if self.reserved > self.len {
+            let released =
+                self.writer.flush().and_then(|_| self.writer.get_ref().set_len(self.len));
+            if let Err(e) = released {
+                crate::log!("could not release the space reserved after the log: {e}");
+            }
+            self.reserved = self.len;
+            self.length_changed = true;
+        }
+        self.fsync(true)?;
+        self.reserve_again_at = u64::MAX; // the log at rest ends with its last record
+        self.write_mark(MarkKind::Close);
+        self.fsync(true)
+    }
+
+    /// Flushes and fsyncs (`fdatasync`) the log: after this returns, every appended record is on
+    /// stable storage. Returns the last synced sequence number.
+    ///
+    /// A failed fsync leaves the log unusable for writes in this process: Linux may drop the
+    /// unwritten pages and report the error only once, so a later fsync that "succeeds" would
+    /// prove nothing. A restart replays what really is on disk.
+    pub fn sync(&mut self) -> Result<u64, Error> {
+        if let Some(reason) = &self.failed {
+            return Err(Error::Failed { reason: reason.clone() });
+        }
+        if self.synced_len >= self.data_len && !self.length_changed {
+            return Ok(self.synced_seq);
+        }
+        let seq = self.fsync(true)?;
+        if self.last_mark.is_none_or(|at| at.elapsed() >= MARK_EVERY) {
+            self.write_mark(MarkKind::Sync);
+        }
+        Ok(seq)
+    }
+
+    /// One flush and fsync, whatever is pending. `injectable`: the `fsync` failpoint counts it
+    /// (the one at open does not, so that tests can fail the N-th sync while serving).
+    fn fsync(&mut self, injectable: bool) -> Result<u64, Error> {
+        if let Some(reason) = &self.failed {
+            return Err(Error::Failed { reason: reason.clone() });
+        }
+        let injected = if injectable { failpoint::check("fsync") } else { None };
+        let result = self.writer.flush().and_then(|_| match injected {
+            Some(injected) => Err(injected),
+            // A shorter file needs its new length on disk too: fsync, not fdatasync.
+            None if self.length_changed => self.writer.get_ref().sync_all(),
+            None => self.writer.get_ref().sync_data(),
+        });
+        if let Err(e) = result {
+            let error = Error::io(format!("fsync {}", self.path.display()), e);
+            self.fail(format!("{error}; acknowledged writes may not be on disk"));
+            return Err(error);
+        }
+        self.synced_len = self.len;
+        self.length_changed = false;
+        self.synced_seq = self.last_seq();
+        failpoint::record_sync(self.synced_len, self.synced_seq);
+        Ok(self.synced_seq)
+    }
+}
+
+/// The trim that a tail calls for, before any side file is written.
+fn trim_info(scan: &Scan) -> Option<Trim> {
+    scan.tail.is_trimmed().then(|| Trim {
+        offset: scan.end,
+        bytes: scan.file_len.saturating_sub(scan.end),
+        explanation: scan.explain(),
+        side_file: None,
+        skipped: None,
+    })
+}
+
+/// Checks a key and value against the format's limits.
+pub fn check_lengths(key: &[u8], value: &[u8]) -> Result<(), Error> {
+    if key.is_empty() {
+        return Err(Error::Invalid("key must not be empty".to_string()));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::Invalid(format!(
+            "key is {} bytes; the limit is {MAX_KEY_LEN}",
+            key.len()
+        )));
+    }
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::TooLarge(format!(
+            "value is {} bytes; the limit is {MAX_VALUE_LEN}",
+            value.len()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Reading a log front to back through a window of bounded size.
+//!
+//! Every reader of the log (replay, `check`, `repair`, the upgrade) goes through [`Window`], so
+//! that none of them holds more than about two megabytes of the file at once, whatever its
+//! size: the tools must not be OOM-killed on a small box exactly when they are needed. The
+//! window only moves forward; asking for bytes behind it is a bug.
+
+use std::fs::File;
+use std::io::{self, Read};
+
+/// How much is read from the file at a time.
+const CHUNK: usize = 1 << 20;
+
+/// A forward-only view of a file: `buf` holds the file's bytes from offset `start`.
+pub struct Window {
+    file: File,
+    buf: Vec<u8>,
+    start: u64,
+    eof: bool,
+}
+
+impl Window {
+    /// A window on `file`, whose read position must be at `at`.
+    pub fn new(file: File, at: u64) -> Window {
+        Window { file, buf: Vec::new(), start: at, eof: false }
+    }
+
+    /// The bytes from file offset `at` on: at least `want` of them unless the file ends first
+    /// (then everything up to its end; empty at the end). `at` must not be behind the bytes the
+    /// previous call returned.
+    pub fn fill(&mut self, at: u64, want: usize) -> io::Result<&[u8]> {
+        assert!(at >= self.start, "the window only moves forward ({at} < {})", self.start);
+        let skip = at - self.start;
+        if skip > self.buf.len() as u64 {
+            // Jumping past the buffer: drop it and read on from `at` (seeking is cheaper than
+            // reading what is skipped, but this only happens for corrupt lengths; keep it simple).
+            let mut gap = skip - self.buf.len() as u64;
+            self.buf.clear();
+            while gap > 0 && !self.eof {
+                let n = io::copy(&mut Read::by_ref(&mut self.file).take(gap), &mut io::sink())?;
+                self.eof = n < gap;
+                gap -= n;
+            }
+            self.start = at;
+        } else {
+            // In range: usize is at least 64 bits wide on every platform walkv builds for.
+            self.buf.drain(..skip as usize);
+            self.start = at;
+        }
+        while self.buf.len() < want && !self.eof {
+            let before = self.buf.len();
+            Read::by_ref(&mut self.file).take(CHUNK as u64).read_to_end(&mut self.buf)?;
+            self.eof = self.buf.len() == before;
+        }
+        Ok(&self.buf)
+    }
+
+    /// [`Window::fill`], and whether the bytes returned run to the end of the file.
+    pub fn fill_to_end(&mut self, at: u64, want: usize) -> io::Result<(&[u8], bool)> {
+        self.fill(at, want)?;
+        Ok((&self.buf, self.eof))
+    }
+
+    /// True once a read has hit the end of the file. (A file that is still being written may
+    /// grow after that; a caller that cares reads it again.)
+    pub fn at_eof(&self) -> bool {
+        self.eof
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    /// Any sequence of forward requests sees exactly the file's bytes, and the buffer stays
+    /// bounded by the request plus one chunk.
+    #[test]
+    fn forward_requests_see_the_file() {
+        let dir = TempDir::new("window");
+        let path = dir.join("f");
+        let mut rng = crate::testutil::Rng::new(4);
+        let bytes = rng.bytes(3 * CHUNK + 123);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut w = Window::new(File::open(&path).unwrap(), 0);
+        let (mut at, mut most) = (0u64, 0);
+        while at <= bytes.len() as u64 + 10 {
+            let want = rng.below(2 * CHUNK);
+            most = most.max(want);
+            let got = w.fill(at, want).unwrap().to_vec();
+            let from = (at as usize).min(bytes.len());
+            let end = (from + want).min(bytes.len());
+            assert!(got.len() >= end - from && got.len() <= most + CHUNK, "at {at}");
+            assert_eq!(got[..], bytes[from..from + got.len()], "at {at}");
+            at += rng.below(CHUNK + CHUNK / 2) as u64;
+        }
+        assert!(w.at_eof());
+    }
+}

@@ -1,0 +1,504 @@
+//! `walkv repair`: a plan first, then the operator's choice.
+//!
+//! The log is walked once to build a [`Plan`]: the records before the first damage, every
+//! damaged region, the records that check out after the damage, the sequence numbers that are
+//! missing, and how many keys the records after the damage touch (the keys whose state could be
+//! wrong if a missing record was a later write or a DELETE). Then, on the operator's word:
+//!
+//! - `--skip-damaged` walks the log again (the lock is held, so it is the same file) and writes
+//!   every record that checks out into a new log, with a GAP record wherever sequence numbers
+//!   are missing, and commits it by rename. The damaged regions go to `walkv.wal.skipped-TIME`,
+//!   each as `offset: u64 LE | length: u64 LE | the bytes`.
+//! - `--cut` keeps the records before the first damage: the bytes from there on go to
+//!   `walkv.wal.cut-OFFSET-TIME`, the log is truncated there and a GAP record appended.
+//!
+//! Either way the log continues after the highest sequence number it has ever held (counting
+//! one number for a damaged region, which may have held the next record), so a number is never
+//! reused. How the walk finds its way past damage: after a record that does not
+//! check out, it tries the position the damaged record's own length points to, then every byte
+//! after it, for a record that checks out (the checksum is seeded with the log's id, so a
+//! value cannot pass for a record) with a sequence number above the last one kept.
+
+use super::files::{copy_range, create_side_file, save_side_file, sync_dir, unix_seconds};
+use super::reader::Window;
+use super::record::{
+    self, Body, Decoded, HEADER_LEN, Header, MAX_RECORD_LEN, MarkKind, Op, Record, Seed, VERSION_1,
+    decode, decode_header,
+};
+use super::rewrite::{self, Rewrite};
+use crate::error::Error;
+use std::fs::{File, OpenOptions};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// How many damaged regions and missing ranges a plan lists one by one.
+const LISTED: usize = 20;
+
+/// A run of SET and DELETE records that check out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Run {
+    pub records: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+impl Run {
+    fn add(&mut self, seq: u64) {
+        if self.records == 0 {
+            self.first_seq = seq;
+        }
+        self.records += 1;
+        self.last_seq = seq;
+    }
+}
+
+/// Bytes that do not check out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    pub offset: u64,
+    pub len: u64,
+    pub reason: String,
+}
+
+/// What a repair would find and do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub path: PathBuf,
+    pub header: Header,
+    /// The file header was damaged; changing the byte at this offset restores it.
+    pub header_fixed: Option<usize>,
+    pub file_len: u64,
+    /// Records before the first damage (what `--cut` keeps).
+    pub prefix: Run,
+    /// The sequence number the prefix ends with, GAP records included.
+    pub prefix_seq: u64,
+    /// Where the first damage is: a region that does not check out, or a record out of sequence.
+    pub first_damage: Option<u64>,
+    /// The first 20 damaged regions.
+    pub regions: Vec<Region>,
+    pub region_count: u64,
+    pub damaged_bytes: u64,
+    /// Records that check out after the first damage.
+    pub after: Run,
+    /// Distinct keys those records touch (estimated by linear counting; exact in practice
+    /// below a few thousand).
+    pub keys_after: u64,
+    /// The first 20 ranges of missing sequence numbers.
+    pub missing: Vec<(u64, u64)>,
+    pub missing_count: u64,
+    /// The highest sequence number the log may have held: of any record that checks out, or one
+    /// more than the last before a damaged region.
+    pub max_seq: u64,
+    /// Just past the last byte that is not reserved zeros.
+    pub data_end: u64,
+}
+
+impl Plan {
+    /// True if there is nothing to repair.
+    pub fn is_clean(&self) -> bool {
+        self.first_damage.is_none() && self.header_fixed.is_none()
+    }
+}
+
+/// What the operator chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    SkipDamaged,
+    Cut,
+}
+
+/// What a repair did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    pub kept: u64,
+    pub side_file: Option<PathBuf>,
+    /// The log continues after this sequence number.
+    pub last_seq: u64,
+}
+
+/// One step of the walk.
+enum Event<'a> {
+    /// A record that checks out. `chained`: it follows the one before exactly (still the
+    /// prefix, if no damage came before).
+    Keep {
+        at: u64,
+        record: Record<'a>,
+        chained: bool,
+    },
+    Damage {
+        at: u64,
+        len: u64,
+        reason: String,
+    },
+}
+
+/// Reads the header of the log at `path`, restoring it if one changed byte is all that is wrong
+/// (returns that byte's offset).
+fn header_of(path: &Path) -> Result<(Header, Option<usize>), Error> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|f| f.take(HEADER_LEN as u64).read_to_end(&mut bytes))
+        .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+    match decode_header(&bytes) {
+        Ok(header) => Ok((header, None)),
+        Err(record::HeaderFault::Damaged(reason)) => {
+            fix_header(&bytes).ok_or(Error::Corrupt { path: path.to_path_buf(), offset: 0, reason })
+        }
+        Err(_) => super::scan::read_header(path)
+            .and_then(|h| h.ok_or_else(|| Error::Invalid("the log is empty".into())))
+            .map(|h| (h, None)),
+    }
+}
+
+/// The one version 2 header within one changed byte of `bytes`, if there is exactly one.
+fn fix_header(bytes: &[u8]) -> Option<(Header, Option<usize>)> {
+    if bytes.len() < HEADER_LEN {
+        return None;
+    }
+    let mut found = None;
+    for at in 0..HEADER_LEN {
+        for v in 0..=255u8 {
+            let mut candidate = bytes[..HEADER_LEN].to_vec();
+            if candidate[at] == v {
+                continue;
+            }
+            candidate[at] = v;
+            if let Ok(h) = decode_header(&candidate)
+                && h.version == record::VERSION
+            {
+                if found.is_some() {
+                    return None; // ambiguous: do not guess
+                }
+                found = Some((h, Some(at)));
+            }
+        }
+    }
+    found
+}
+
+/// Whether `record`, at `at`, may be kept after the record with sequence number `last`:
+/// `Some(true)` if it follows exactly, `Some(false)` if it only comes later.
+fn fits(record: &Record, at: u64, last: u64) -> Option<bool> {
+    let next = last.checked_add(1)?;
+    match record.body {
+        Body::Set { .. } | Body::Delete { .. } if record.seq != u64::MAX && record.seq >= next => {
+            Some(record.seq == next)
+        }
+        Body::Mark(m) if m.offset == at && record.seq >= last => Some(record.seq == last),
+        Body::Gap { first } if first >= next && record.seq >= first && record.seq != u64::MAX => {
+            Some(first == next)
+        }
+        _ => None,
+    }
+}
+
+/// Walks the log, reporting every record kept and every damaged region, in file order. Returns
+/// the file's length and the end of its last byte that is not reserved zeros.
+fn walk(
+    path: &Path,
+    header: Header,
+    mut on: impl FnMut(Event) -> Result<(), Error>,
+) -> Result<(u64, u64), Error> {
+    let read_err = |e| Error::io(format!("read {}", path.display()), e);
+    let file = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+    let mut window = Window::new(file, 0);
+    let seed = header.seed();
+    let (mut at, mut last, mut data_end) = (header.size() as u64, 0u64, header.size() as u64);
+    loop {
+        let buf = window.fill(at, MAX_RECORD_LEN).map_err(read_err)?;
+        if buf.is_empty() {
+            return Ok((at, data_end));
+        }
+        let (reason, declared) = match decode(buf, seed) {
+            Decoded::Record(record, len) => match fits(&record, at, last) {
+                Some(chained) => {
+                    if !matches!(record.body, Body::Mark(_)) {
+                        last = record.seq;
+                    }
+                    on(Event::Keep { at, record, chained })?;
+                    at += len as u64;
+                    data_end = at;
+                    continue;
+                }
+                None => {
+                    (format!("a record that does not fit here (seq {})", record.seq), Some(len))
+                }
+            },
+            Decoded::Incomplete(len) => ("the file ends in the middle of a record".into(), len),
+            Decoded::Damaged(fault, len) => (fault.to_string(), len),
+        };
+        let (next, end) = resync(&mut window, at, declared, last, seed).map_err(read_err)?;
+        let region_end = match next {
+            Some(q) => q,
+            None if end.1 <= at => return Ok((end.0, data_end)), // only reserved zeros remain
+            None => end.0,
+        };
+        on(Event::Damage { at, len: region_end - at, reason })?;
+        data_end = next.map_or(end.1, |q| q.max(data_end));
+        match next {
+            Some(q) => at = q,
+            None => return Ok((end.0, data_end)),
+        }
+    }
+}
+
+/// Finds the first place after damage at `at` where a record that fits starts: where the
+/// damaged record's declared length points, else any later byte. Returns it (or `None`) and
+/// (the file's length, the end of its last non-zero byte) when the search ran to the end.
+fn resync(
+    window: &mut Window,
+    at: u64,
+    declared: Option<usize>,
+    last: u64,
+    seed: Seed,
+) -> io::Result<(Option<u64>, (u64, u64))> {
+    if let Some(len) = declared {
+        let buf = window.fill(at, len + MAX_RECORD_LEN)?;
+        if let Some(rest) = buf.get(len..)
+            && let Decoded::Record(r, _) = decode(rest, seed)
+            && fits(&r, at + len as u64, last).is_some()
+        {
+            return Ok((Some(at + len as u64), (0, 0)));
+        }
+    }
+    let mut nonzero_end = at;
+    let mut p = at;
+    loop {
+        let (buf, eof) = window.fill_to_end(p, MAX_RECORD_LEN + (1 << 20))?;
+        let steps = if eof { buf.len() } else { buf.len() - MAX_RECORD_LEN };
+        for i in 0..steps {
+            let q = p + i as u64;
+            if buf[i] != 0 {
+                nonzero_end = q + 1;
+            }
+            if q == at || !matches!(buf.get(i + 12), Some(1..=4)) {
+                continue;
+            }
+            if let Decoded::Record(r, _) = decode(&buf[i..], seed)
+                && fits(&r, q, last).is_some()
+            {
+                return Ok((Some(q), (0, 0)));
+            }
+        }
+        p += steps as u64;
+        if eof {
+            return Ok((None, (p, nonzero_end)));
+        }
+    }
+}
+
+/// Linear counting of distinct keys in a 1 MiB bitmap (Whang et al., 1990): enough for an
+/// estimate within about 1% up to several million keys, in bounded memory.
+struct KeyCount(Vec<u64>);
+
+impl KeyCount {
+    const BITS: u64 = 1 << 23;
+
+    fn new() -> KeyCount {
+        KeyCount(vec![0; (Self::BITS / 64) as usize])
+    }
+
+    fn add(&mut self, key: &[u8]) {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        let bit = h.finish() % Self::BITS;
+        self.0[(bit / 64) as usize] |= 1 << (bit % 64);
+    }
+
+    fn estimate(&self) -> u64 {
+        let zeros: u64 = self.0.iter().map(|w| u64::from(w.count_zeros())).sum();
+        let m = Self::BITS as f64;
+        (-m * (zeros.max(1) as f64 / m).ln()).round() as u64
+    }
+}
+
+/// Builds the plan for the log at `path`. Reads only.
+pub fn plan(path: &Path) -> Result<Plan, Error> {
+    let (header, header_fixed) = header_of(path)?;
+    let mut plan = Plan {
+        path: path.to_path_buf(),
+        header,
+        header_fixed,
+        file_len: 0,
+        prefix: Run::default(),
+        prefix_seq: 0,
+        first_damage: None,
+        regions: Vec::new(),
+        region_count: 0,
+        damaged_bytes: 0,
+        after: Run::default(),
+        keys_after: 0,
+        missing: Vec::new(),
+        missing_count: 0,
+        max_seq: 0,
+        data_end: 0,
+    };
+    let mut keys = KeyCount::new();
+    let mut last = 0u64;
+    let (file_len, data_end) = walk(path, header, |event| {
+        match event {
+            Event::Keep { at, record, chained } => {
+                if !chained {
+                    plan.first_damage.get_or_insert(at);
+                }
+                let seq = record.seq;
+                if let Body::Mark(_) = record.body {
+                    return Ok(());
+                }
+                if !chained && !matches!(record.body, Body::Gap { .. }) {
+                    let range = (last + 1, seq - 1);
+                    plan.missing_count += range.1 - range.0 + 1;
+                    if plan.missing.len() < LISTED {
+                        plan.missing.push(range);
+                    }
+                }
+                if let Body::Set { key, .. } | Body::Delete { key } = record.body {
+                    if plan.first_damage.is_none() {
+                        plan.prefix.add(seq);
+                    } else {
+                        plan.after.add(seq);
+                        keys.add(key);
+                    }
+                }
+                if plan.first_damage.is_none() {
+                    plan.prefix_seq = seq;
+                }
+                last = seq;
+                plan.max_seq = plan.max_seq.max(seq);
+            }
+            Event::Damage { at, len, reason } => {
+                // The damaged bytes may have held the next record: its number is never reused.
+                plan.max_seq = plan.max_seq.max(last.saturating_add(1));
+                plan.first_damage.get_or_insert(at);
+                plan.region_count += 1;
+                plan.damaged_bytes += len;
+                if plan.regions.len() < LISTED {
+                    plan.regions.push(Region { offset: at, len, reason });
+                }
+            }
+        }
+        Ok(())
+    })?;
+    plan.file_len = file_len;
+    plan.data_end = data_end;
+    plan.keys_after = if plan.after.records == 0 { 0 } else { keys.estimate() };
+    Ok(plan)
+}
+
+/// Carries out `choice` as planned. The caller holds the data directory's lock, so the file is
+/// the one the plan was made from.
+pub fn repair(plan: &Plan, choice: Choice, boot: record::BootId) -> Result<Done, Error> {
+    if plan.is_clean() {
+        return Ok(Done { kept: plan.prefix.records, side_file: None, last_seq: plan.max_seq });
+    }
+    if choice == Choice::Cut && plan.header.version != VERSION_1 && plan.header_fixed.is_none() {
+        return cut_in_place(plan);
+    }
+    rewrite_log(plan, choice, boot)
+}
+
+/// Writes the records the choice keeps into a new log and commits it; the dropped bytes go to a
+/// side file first.
+fn rewrite_log(plan: &Plan, choice: Choice, boot: record::BootId) -> Result<Done, Error> {
+    let path = &plan.path;
+    let log_id = match plan.header.version {
+        VERSION_1 => rewrite::new_log_id(),
+        _ => plan.header.log_id,
+    };
+    let mut out = Rewrite::begin(path, log_id)?;
+    let src = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+    let mut side: Option<(File, PathBuf)> = None;
+    let mut kept = 0;
+    let cut_at = plan.first_damage.unwrap_or(u64::MAX);
+    let stem = format!("skipped-{}", unix_seconds());
+    walk(path, plan.header, |event| {
+        match event {
+            Event::Keep { at, record, .. } if choice == Choice::SkipDamaged || at < cut_at => {
+                kept += u64::from(record.is_data());
+                copy_record(&mut out, &record)?;
+            }
+            Event::Damage { at, len, .. } if choice == Choice::SkipDamaged => {
+                if side.is_none() {
+                    side = Some(create_side_file(path, &stem)?);
+                }
+                let (file, p) = side.as_mut().expect("created above");
+                let mut frame = at.to_le_bytes().to_vec();
+                frame.extend_from_slice(&len.to_le_bytes());
+                file.write_all(&frame)
+                    .and_then(|_| copy_range(&src, at, at + len, file).map(drop))
+                    .map_err(|e| Error::io(format!("write {}", p.display()), e))?;
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    let side_file = match side {
+        Some((file, p)) => {
+            file.sync_all().map_err(|e| Error::io(format!("fsync {}", p.display()), e))?;
+            sync_dir(super::files::dir_of(path))?;
+            Some(p)
+        }
+        None if choice == Choice::Cut && cut_at < plan.data_end => {
+            let stem = format!("cut-{cut_at}-{}", unix_seconds());
+            Some(save_side_file(path, &stem, cut_at, plan.data_end)?)
+        }
+        None => None,
+    };
+    if plan.max_seq > out.last_seq {
+        out.gap(plan.max_seq)?;
+    }
+    let last_seq = out.last_seq;
+    out.commit(Some((boot, MarkKind::Repair, None)))?;
+    Ok(Done { kept, side_file, last_seq })
+}
+
+/// Writes one kept record into the new log, with a GAP before it if numbers are missing.
+fn copy_record(out: &mut Rewrite, record: &Record) -> Result<(), Error> {
+    let seq = record.seq;
+    match record.body {
+        Body::Set { key, value } => {
+            gap_before(out, seq)?;
+            out.data(seq, Op::Set, key, value)
+        }
+        Body::Delete { key } => {
+            gap_before(out, seq)?;
+            out.data(seq, Op::Delete, key, b"")
+        }
+        Body::Gap { .. } if seq > out.last_seq => out.gap(seq),
+        Body::Gap { .. } | Body::Mark(_) => Ok(()),
+    }
+}
+
+/// Writes a GAP record before `seq` if the numbers before it are missing.
+fn gap_before(out: &mut Rewrite, seq: u64) -> Result<(), Error> {
+    if seq > out.last_seq + 1 {
+        out.gap(seq - 1)?;
+    }
+    Ok(())
+}
+
+/// `--cut` on a format 2 log: keep the bytes from the first damage in a side file, truncate the
+/// log there, and record the sequence numbers it held as skipped, with the truncation, in one
+/// fsync.
+fn cut_in_place(plan: &Plan) -> Result<Done, Error> {
+    let path = &plan.path;
+    let cut_at = plan.first_damage.expect("a plan that is not clean has a damage point");
+    let stem = format!("cut-{cut_at}-{}", unix_seconds());
+    let side = save_side_file(path, &stem, cut_at, plan.data_end.max(cut_at))?;
+    let err = |what: &str| {
+        let action = format!("{what} {}", path.display());
+        move |e| Error::io(action, e)
+    };
+    let file = OpenOptions::new().write(true).open(path).map_err(err("open"))?;
+    file.set_len(cut_at).map_err(err("truncate"))?;
+    let mut last_seq = plan.prefix_seq;
+    if plan.max_seq > last_seq {
+        let mut gap = Vec::new();
+        record::encode_gap(&mut gap, plan.header.seed(), last_seq + 1, plan.max_seq);
+        std::os::unix::fs::FileExt::write_all_at(&file, &gap, cut_at).map_err(err("write"))?;
+        last_seq = plan.max_seq;
+    }
+    file.sync_all().map_err(err("fsync"))?;
+    Ok(Done { kept: plan.prefix.records, side_file: Some(side), last_seq })
+}
