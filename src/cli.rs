@@ -28,7 +28,8 @@ pub mod exit {
     pub const REJECTED: u8 = 4;
     /// Client: the server failed (5xx) or answered something unreadable.
     pub const SERVER_ERROR: u8 = 5;
-    /// `check`: the log ends in a torn record (the server trims it at startup).
+    /// `check`: the log ends in a tail the server trims by itself at startup (an unfinished
+    /// append, or bytes a power cut may have lost); no repair is needed.
     pub const TORN: u8 = 6;
     /// `check` finds, or `serve` refuses to start on, a corrupt log (run `walkv repair`), or a
     /// file that is not a walkv log (the message says which).

@@ -157,16 +157,16 @@ pub fn check(data_dir: &Path) -> u8 {
             return exit::FAILED;
         }
     };
-    let code = check_once(&path, data_dir, live, live);
+    let code = check_once(&path, data_dir, live);
     if !live && code != exit::OK && store::is_locked(data_dir).unwrap_or(false) {
-        return check_once(&path, data_dir, true, true);
+        say!("a server started while the log was being checked; checking again");
+        return check_once(&path, data_dir, true);
     }
     code
 }
 
-/// One check of the log; prints the verdict (if `say` is false, a damaged verdict that may be a
-/// race with a starting server is kept quiet until it has been confirmed).
-fn check_once(path: &Path, data_dir: &Path, live: bool, say: bool) -> u8 {
+/// One check of the log; prints the verdict.
+fn check_once(path: &Path, data_dir: &Path, live: bool) -> u8 {
     let judge = if live { Judge::Live } else { Judge::Stopped { boot: wal::boot_id() } };
     let mut attempt = 0;
     let (scan, sets, deletes) = loop {
@@ -199,7 +199,6 @@ fn check_once(path: &Path, data_dir: &Path, live: bool, say: bool) -> u8 {
     );
     let after = scan.file_len.saturating_sub(scan.end);
     let dir = data_dir.display();
-    let _ = say;
     match &scan.tail {
         Tail::Clean => {
             say!("ok: the log is clean");
@@ -270,6 +269,7 @@ fn report_unreadable(path: &Path, e: &Error) -> u8 {
 fn existing_log(data_dir: &Path) -> Option<std::path::PathBuf> {
     let path = wal_path(data_dir);
     if !path.exists() {
+        say!("{}: there is no log", path.display());
         crate::log!("there is no log at {}", path.display());
         return None;
     }

@@ -180,7 +180,7 @@ impl Wal {
             options,
             len: end,
             data_len: end,
-            next_seq: scan.last_seq + 1,
+            next_seq: scan.last_seq.saturating_add(1),
             synced_len: 0,
             synced_seq: 0,
             reserved: end,
@@ -246,6 +246,9 @@ impl Wal {
             return Err(Error::Failed { reason: reason.clone() });
         }
         check_lengths(key, value)?;
+        if self.next_seq == u64::MAX {
+            return Err(Error::Failed { reason: "the log has used every sequence number".into() });
+        }
         let len = (RECORD_HEADER_LEN + key.len() + value.len()) as u64;
         self.reserve_space(len);
         let seq = self.next_seq;

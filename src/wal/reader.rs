@@ -48,7 +48,10 @@ impl Window {
             self.start = at;
         }
         while self.buf.len() < want && !self.eof {
+            // Room for exactly one more chunk, so the buffer never grows past `want` plus one
+            // chunk (read_to_end would otherwise double it).
             let before = self.buf.len();
+            self.buf.reserve_exact(CHUNK);
             Read::by_ref(&mut self.file).take(CHUNK as u64).read_to_end(&mut self.buf)?;
             self.eof = self.buf.len() == before;
         }
