@@ -586,10 +586,25 @@ mod tests {
             (&["get", "k", "--port", "1"], "unknown option --port"),
             (&["--data-dir"], "--data-dir needs a value"),
             (&["get", ""], "KEY must not be empty"),
+            (&["repair", "--cut", "--skip-damaged"], "choose one of --dry-run"),
+            (&["check", "--cut"], "unknown option --cut"),
         ] {
             let err = parse(args(line), &no_env).unwrap_err();
             assert!(err.0.contains(says), "{line:?}: {err}");
         }
+    }
+
+    /// `repair` takes at most one of its three choices; none means "print the plan".
+    #[test]
+    fn repair_choices() {
+        let mode = |line: &[&str]| match parse(args(line), &no_env).unwrap() {
+            Command::Repair { mode, .. } => mode,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(mode(&["repair"]), None);
+        assert_eq!(mode(&["repair", "--dry-run"]), Some(RepairMode::DryRun));
+        assert_eq!(mode(&["repair", "--skip-damaged"]), Some(RepairMode::SkipDamaged));
+        assert_eq!(mode(&["repair", "--data-dir", "d", "--cut"]), Some(RepairMode::Cut));
     }
 
     /// `--help` works on every command.

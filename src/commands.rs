@@ -364,7 +364,8 @@ fn describe_plan(plan: &Plan) -> String {
     }
     if plan.missing_count > 0 {
         let ranges: Vec<String> = plan.missing.iter().map(|(a, b)| format!("{a}..={b}")).collect();
-        let more = if plan.missing_count > 0 && plan.missing.len() == 20 { ", ..." } else { "" };
+        let listed: u64 = plan.missing.iter().map(|(a, b)| b - a + 1).sum();
+        let more = if listed < plan.missing_count { ", ..." } else { "" };
         out += &format!(
             "\nmissing sequence numbers: {} ({}{more})",
             plan.missing_count,

@@ -57,11 +57,12 @@ impl fmt::Display for Error {
             Error::Io { action, source } => write!(f, "{action}: {source}"),
             Error::Corrupt { path, offset, reason } => write!(
                 f,
-                "{} is damaged at byte offset {offset}: {reason} walkv will not start on it and \
+                "{} is damaged at byte offset {offset}: {reason}{} walkv will not start on it and \
                  skip over the damage. `walkv repair --dry-run --data-dir {}` shows what each \
                  repair would keep (--skip-damaged keeps every record that checks out, --cut \
                  cuts the log at offset {offset}); both keep the bytes they drop in a side file",
                 path.display(),
+                if reason.ends_with('.') { "" } else { "." },
                 data_dir_of(path),
             ),
             Error::NotALog { path, reason } => write!(

@@ -74,7 +74,7 @@ pub struct Recovery {
 pub struct Trim {
     /// Where the log was cut.
     pub offset: u64,
-    /// How many bytes were dropped from the log.
+    /// How many bytes were dropped from the log (not counting reserved zeros after them).
     pub bytes: u64,
     /// Why, for the operator (from [`Scan::explain`]).
     pub explanation: String,
@@ -159,7 +159,22 @@ impl Wal {
         {
             // Keep what still checks out before the log lets go of it.
             let stem = format!("trimmed-{}-{}", scan.end, unix_seconds());
-            trim.side_file = Some(save_side_file(path, &stem, scan.end, found.data_end)?);
+            let saved = save_side_file(path, &stem, scan.end, found.data_end).map_err(|e| {
+                let bytes = found.data_end - scan.end;
+                Error::io(
+                    format!(
+                        "keep the {bytes} bytes that must be trimmed from {} (they hold records \
+                         that check out) in a side file: free some space and start again, or \
+                         drop them with `walkv repair --cut`; the log was not changed. Cause",
+                        path.display()
+                    ),
+                    match e {
+                        Error::Io { source, .. } => source,
+                        other => io::Error::other(other.to_string()),
+                    },
+                )
+            })?;
+            trim.side_file = Some(saved);
             if found.max_seq > scan.last_seq {
                 trim.skipped = Some((scan.last_seq + 1, found.max_seq));
             }
@@ -443,7 +458,7 @@ impl Wal {
 fn trim_info(scan: &Scan) -> Option<Trim> {
     scan.tail.is_trimmed().then(|| Trim {
         offset: scan.end,
-        bytes: scan.file_len.saturating_sub(scan.end),
+        bytes: scan.data_end.saturating_sub(scan.end),
         explanation: scan.explain(),
         side_file: None,
         skipped: None,

@@ -30,6 +30,9 @@ pub struct Scan {
     pub end: u64,
     /// The file's length, as far as it was read.
     pub file_len: u64,
+    /// Just past the last byte that is not zero (`end` for a clean log): what a trim drops,
+    /// without the reserved zeros after it.
+    pub data_end: u64,
     /// The last SYNC marker before any damage.
     pub last_mark: Option<Mark>,
     /// What follows `end`.
@@ -149,7 +152,7 @@ pub fn scan(path: &Path, judge: Judge, mut visit: impl FnMut(&Record)) -> Result
     loop {
         let buf = window.fill(at, MAX_RECORD_LEN).map_err(read_err)?;
         if buf.is_empty() {
-            return Ok(finish(header, prefix, at, at, Tail::Clean));
+            return Ok(finish(header, prefix, at, (at, at), Tail::Clean));
         }
         let (fault, extent) = match decode(buf, seed) {
             Decoded::Record(record, len) => match advance(&mut prefix, &record, at) {
@@ -171,13 +174,14 @@ pub fn scan(path: &Path, judge: Judge, mut visit: impl FnMut(&Record)) -> Result
         let extent_end = extent.map(|len| at + len as u64);
         let rest = examine(&mut window, at, extent_end, &prefix, header).map_err(read_err)?;
         let tail = judge_damage(fault, at, extent_end, &rest, &prefix, header, judge);
-        return Ok(finish(header, prefix, at, rest.file_len, tail));
+        return Ok(finish(header, prefix, at, (rest.file_len, rest.found.data_end), tail));
     }
 }
 
-fn finish(header: Header, prefix: Prefix, end: u64, file_len: u64, tail: Tail) -> Scan {
+fn finish(header: Header, prefix: Prefix, end: u64, lens: (u64, u64), tail: Tail) -> Scan {
     let Prefix { records, last_seq, last_mark } = prefix;
-    Scan { header, records, last_seq, end, file_len, last_mark, tail }
+    let (file_len, data_end) = (lens.0, lens.1.max(end));
+    Scan { header, records, last_seq, end, file_len, data_end, last_mark, tail }
 }
 
 /// Takes `record`, found at `at`, into the valid prefix if it fits there: a SET or DELETE with
