@@ -466,3 +466,36 @@ fn mutated_logs_never_panic() {
         let _ = repair::plan(&path);
     }
 }
+
+/// A flipped byte anywhere in a log of many records: `--skip-damaged` keeps every other record,
+/// `--cut` the records before it, and the next writes continue after the highest number.
+/// Knob: `WALKV_FUZZ_ROUNDS` / 100 flips (20 by default).
+#[test]
+fn repair_of_a_long_log_keeps_every_other_record() {
+    let (_dir, path) = temp_log("repair-long");
+    let written = write_log(&path, 2000, 10, true);
+    let image = fs::read(&path).unwrap();
+    let extents = data_extents(&path);
+    let mut rng = Rng::new(crate::testutil::knob("WALKV_FUZZ_SEED", 12));
+    for _ in 0..crate::testutil::knob("WALKV_FUZZ_ROUNDS", 2000) / 100 {
+        let i = rng.below(extents.len());
+        let (start, end) = extents[i];
+        let at = start as usize + rng.below((end - start) as usize);
+        for choice in [Choice::SkipDamaged, Choice::Cut] {
+            let mut bytes = image.clone();
+            bytes[at] ^= 1 << rng.below(8);
+            fs::write(&path, &bytes).unwrap();
+            let plan = repair::plan(&path).unwrap();
+            assert_eq!((plan.prefix.records, plan.after.records), (i as u64, 1999 - i as u64));
+            let done = repair::repair(&plan, choice, BOOT_A).unwrap();
+            let (mut wal, seen, _) = open(&path, BOOT_A).unwrap();
+            let expected: Vec<Owned> = match choice {
+                Choice::SkipDamaged => [&written[..i], &written[i + 1..]].concat(),
+                Choice::Cut => written[..i].to_vec(),
+            };
+            assert_eq!(seen, expected, "flip at {at} (record {i}), {choice:?}");
+            assert_eq!(done.last_seq, 2000);
+            assert_eq!(wal.append(Op::Set, b"next", b"write").unwrap(), 2001);
+        }
+    }
+}
