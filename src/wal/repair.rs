@@ -210,7 +210,7 @@ fn walk(
         if buf.is_empty() {
             return Ok((at, data_end));
         }
-        let (reason, declared) = match decode(buf, seed) {
+        let reason = match decode(buf, seed) {
             Decoded::Record(record, len) => match fits(&record, at, last) {
                 Some(chained) => {
                     if !matches!(record.body, Body::Mark(_)) {
@@ -221,14 +221,12 @@ fn walk(
                     data_end = at;
                     continue;
                 }
-                None => {
-                    (format!("a record that does not fit here (seq {})", record.seq), Some(len))
-                }
+                None => format!("a record that does not fit here (seq {})", record.seq),
             },
-            Decoded::Incomplete(len) => ("the file ends in the middle of a record".into(), len),
-            Decoded::Damaged(fault, len) => (fault.to_string(), len),
+            Decoded::Incomplete(_) => "the file ends in the middle of a record".to_string(),
+            Decoded::Damaged(fault, _) => fault.to_string(),
         };
-        let (next, end) = resync(&mut window, at, declared, last, seed).map_err(read_err)?;
+        let (next, end) = resync(&mut window, at, last, seed).map_err(read_err)?;
         let region_end = match next {
             Some(q) => q,
             None if end.1 <= at => return Ok((end.0, data_end)), // only reserved zeros remain
@@ -243,25 +241,19 @@ fn walk(
     }
 }
 
-/// Finds the first place after damage at `at` where a record that fits starts: where the
-/// damaged record's declared length points, else any later byte. Returns it (or `None`) and
-/// (the file's length, the end of its last non-zero byte) when the search ran to the end.
+/// Finds the first place after damage at `at` where a record that fits starts (any byte: the
+/// damaged record's own length may be what is damaged). Returns it (or `None`) and (the
+/// file's length, the end of its last non-zero byte) when the search ran to the end.
+///
+/// Nothing inside a damaged record can pass for a record that fits: the checksum is seeded
+/// with this log's id, and a value holding a copy of this very log holds only sequence numbers
+/// older than its own record's.
 fn resync(
     window: &mut Window,
     at: u64,
-    declared: Option<usize>,
     last: u64,
     seed: Seed,
 ) -> io::Result<(Option<u64>, (u64, u64))> {
-    if let Some(len) = declared {
-        let buf = window.fill(at, len + MAX_RECORD_LEN)?;
-        if let Some(rest) = buf.get(len..)
-            && let Decoded::Record(r, _) = decode(rest, seed)
-            && fits(&r, at + len as u64, last).is_some()
-        {
-            return Ok((Some(at + len as u64), (0, 0)));
-        }
-    }
     let mut nonzero_end = at;
     let mut p = at;
     loop {

@@ -73,15 +73,16 @@ pub enum Proof {
 /// What still checks out after a damage point.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Found {
-    /// SET and DELETE records that check out, found by following lengths from wherever a valid
-    /// record with a new sequence number starts, outside the damaged record's declared extent.
+    /// SET and DELETE records that check out with a new sequence number, found by following
+    /// lengths from wherever one starts (in a format 1 log, only outside the damaged record's
+    /// declared extent).
     pub records: u64,
     /// Offset and sequence number of the first of them.
     pub first: Option<(u64, u64)>,
     /// Highest sequence number among them and any GAP records (0 if none).
     pub max_seq: u64,
-    /// Records that check out inside the damaged record's declared extent (most likely part of
-    /// its value, so not counted above).
+    /// Format 1: records that check out inside the damaged record's declared extent (most likely
+    /// part of its value, so not counted above).
     pub inside: u64,
     /// Just past the last non-zero byte from the damage point on.
     pub data_end: u64,
@@ -253,9 +254,15 @@ fn examine(
         file_len: damage,
     };
     rest.found.data_end = damage;
-    // Records are counted from the end of the damaged record's extent (or the next byte, if its
-    // extent is unknown), and after a counted record only from its end.
-    let extent_end = extent_end.unwrap_or(damage + 1);
+    // Records are counted from the next byte on, and after a counted record only from its end.
+    // Format 2 needs no more care: nothing inside a value can pass for a record with a new
+    // number (seeded checksums; a copy of this very log holds only older numbers), and the
+    // damaged record's length may be what is damaged. Format 1 has no seed, so it counts only
+    // from the end of the damaged record's declared extent: inside it may be a value.
+    let extent_end = match header.version {
+        super::record::VERSION_1 => extent_end.unwrap_or(damage + 1),
+        _ => damage + 1,
+    };
     let mut chain_next = extent_end;
     let mut newest = prefix.last_seq;
     let damaged_seq = prefix.last_seq.saturating_add(1);

@@ -486,7 +486,12 @@ fn repair_of_a_long_log_keeps_every_other_record() {
             bytes[at] ^= 1 << rng.below(8);
             fs::write(&path, &bytes).unwrap();
             let plan = repair::plan(&path).unwrap();
-            assert_eq!((plan.prefix.records, plan.after.records), (i as u64, 1999 - i as u64));
+            let counts = (plan.prefix.records, plan.after.records);
+            assert_eq!(
+                counts,
+                (i as u64, 1999 - i as u64),
+                "flip at {at} in {start}..{end}: {plan:?}"
+            );
             let done = repair::repair(&plan, choice, BOOT_A).unwrap();
             let (mut wal, seen, _) = open(&path, BOOT_A).unwrap();
             let expected: Vec<Owned> = match choice {
