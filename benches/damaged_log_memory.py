@@ -93,6 +93,9 @@ def measure(name, argv, stop_after_listening=False):
 
 
 def main():
+    if not os.path.exists("/usr/bin/time"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "time"], check=True,
+                       stdout=subprocess.DEVNULL)
     try:
         load()
         size = os.path.getsize(WAL)

@@ -5,9 +5,10 @@
 //! `BufWriter` into the file) first; only when that succeeded do they change the map. So a reader
 //! can never see a value that a crash would take back, and a failed write changes nothing.
 //!
-//! The data directory holds two files: `walkv.wal` (see [`crate::wal`]) and `LOCK`, which the
+//! The data directory holds `walkv.wal` (see [`crate::wal`]; the side files a recovery or a
+//! repair may leave next to it are described in [`crate::wal::files`]) and `LOCK`, which the
 //! store holds an exclusive `flock` on for its whole life, so that two servers can never append to
-//! the same log.
+//! the same log, and a repair never runs under a server.
 //!
 //! The map is std's hash table with its default SipHash, which keeps lookups safe against
 //! crafted keys. Each key and its value live in one allocation, an `Entry`, and the table holds
