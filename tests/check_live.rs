@@ -15,10 +15,21 @@ use walkv::testutil::{Rng, TempDir, knob};
 
 /// Writes until `stop`: values from a few bytes to 40 KB (bigger than the server's 8 KiB write
 /// buffer, so written in more than one piece), now and then a DELETE; about a thousand writes a
-/// second, so that the log stays small enough for many checks.
-fn writer(addr: String, id: u64, stop: Arc<AtomicBool>, acked: Arc<AtomicU64>) {
+/// second, and no more than `budget` writes in all (the checks raise it round by round, so the
+/// log grows with the number of checks, not with how long they take).
+fn writer(
+    addr: String,
+    id: u64,
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+    budget: Arc<AtomicU64>,
+) {
     let mut rng = Rng::new(id);
     while !stop.load(Ordering::Relaxed) {
+        if acked.load(Ordering::Relaxed) >= budget.load(Ordering::Relaxed) {
+            thread::sleep(std::time::Duration::from_millis(1));
+            continue;
+        }
         let key = format!("/v1/w{id}-{}", rng.below(50));
         let reply = if rng.below(8) == 0 {
             request(&addr, "DELETE", &key, b"")
@@ -36,20 +47,26 @@ fn writer(addr: String, id: u64, stop: Arc<AtomicBool>, acked: Arc<AtomicU64>) {
     }
 }
 
+/// How many more writes the writers may make per check.
+const WRITES_PER_CHECK: u64 = 300;
+
 fn check_while_writing(args: &[&str]) {
     let dir = TempDir::new("check-live");
     let server = Server::start_with(&dir, args);
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
+    let budget = Arc::new(AtomicU64::new(WRITES_PER_CHECK));
     let writers: Vec<_> = (0..3)
         .map(|id| {
             let (addr, stop, acked) = (server.addr.clone(), stop.clone(), acked.clone());
-            thread::spawn(move || writer(addr, id, stop, acked))
+            let budget = budget.clone();
+            thread::spawn(move || writer(addr, id, stop, acked, budget))
         })
         .collect();
     let rounds = knob("WALKV_CHECK_ROUNDS", 100);
     let mut growing = 0;
     for round in 0..rounds {
+        budget.fetch_add(WRITES_PER_CHECK, Ordering::Relaxed);
         let before = acked.load(Ordering::Relaxed);
         let (code, out, err) = run_walkv(&["check", "--data-dir", dir.to_str().unwrap()], &[], b"");
         let out = String::from_utf8_lossy(&out);
