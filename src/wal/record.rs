@@ -306,6 +306,14 @@ pub fn encode_gap(out: &mut Vec<u8>, seed: Seed, first: u64, last: u64) {
     out.extend_from_slice(&body);
 }
 
+/// A cheap look at what may be a record header at the start of `buf`, before [`decode`] spends
+/// a checksum on it: its type byte and its (unverified) sequence number. `None` if `buf` is too
+/// short or the type is not one of the four.
+pub fn peek(buf: &[u8]) -> Option<(u8, u64)> {
+    let kind = *buf.get(12)?;
+    (1..=4).contains(&kind).then(|| (kind, u64_at(buf, 4)))
+}
+
 fn u32_at(buf: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
 }

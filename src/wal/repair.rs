@@ -23,7 +23,7 @@ use super::files::{copy_range, create_side_file, save_side_file, sync_dir, unix_
 use super::reader::Window;
 use super::record::{
     self, Body, Decoded, HEADER_LEN, Header, MAX_RECORD_LEN, MarkKind, Op, Record, Seed, VERSION_1,
-    decode, decode_header,
+    decode, decode_header, peek,
 };
 use super::rewrite::{self, Rewrite};
 use crate::error::Error;
@@ -264,8 +264,11 @@ fn resync(
             if buf[i] != 0 {
                 nonzero_end = q + 1;
             }
-            if q == at || !matches!(buf.get(i + 12), Some(1..=4)) {
-                continue;
+            // No checksum for what cannot fit: a type that is not 1..=4, a number not above
+            // `last` (markers, which repeat the last number, are short and always looked at).
+            match peek(&buf[i..]) {
+                Some((kind, seq)) if q != at && (kind == 3 || seq > last) => {}
+                _ => continue,
             }
             if let Decoded::Record(r, _) = decode(&buf[i..], seed)
                 && fits(&r, q, last).is_some()
