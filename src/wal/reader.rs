@@ -27,13 +27,33 @@ impl Window {
 
     /// The bytes from file offset `at` on: at least `want` of them unless the file ends first
     /// (then everything up to its end; empty at the end). `at` must not be behind the bytes the
-    /// previous call returned.
+    /// previous call returned. Bytes already in the buffer are not moved unless more must be
+    /// read: replay asks once per record, and moving a megabyte each time would cost more than
+    /// reading the log.
     pub fn fill(&mut self, at: u64, want: usize) -> io::Result<&[u8]> {
+        let skip = self.make_ready(at, want)?;
+        Ok(&self.buf[skip..])
+    }
+
+    /// [`Window::fill`], and whether the bytes returned run to the end of the file.
+    pub fn fill_to_end(&mut self, at: u64, want: usize) -> io::Result<(&[u8], bool)> {
+        let skip = self.make_ready(at, want)?;
+        Ok((&self.buf[skip..], self.eof))
+    }
+
+    /// Makes `buf[skip..]` hold the bytes from `at` (see [`Window::fill`]); returns `skip`.
+    fn make_ready(&mut self, at: u64, want: usize) -> io::Result<usize> {
         assert!(at >= self.start, "the window only moves forward ({at} < {})", self.start);
         let skip = at - self.start;
-        if skip > self.buf.len() as u64 {
-            // Jumping past the buffer: drop it and read on from `at` (seeking is cheaper than
-            // reading what is skipped, but this only happens for corrupt lengths; keep it simple).
+        if skip <= self.buf.len() as u64 {
+            // In range: usize is at least 64 bits wide on every platform walkv builds for.
+            let skip = skip as usize;
+            if self.buf.len() - skip >= want || self.eof {
+                return Ok(skip);
+            }
+            self.buf.drain(..skip);
+        } else {
+            // Jumping past the buffer: drop it and read on from `at`.
             let mut gap = skip - self.buf.len() as u64;
             self.buf.clear();
             while gap > 0 && !self.eof {
@@ -41,12 +61,8 @@ impl Window {
                 self.eof = n < gap;
                 gap -= n;
             }
-            self.start = at;
-        } else {
-            // In range: usize is at least 64 bits wide on every platform walkv builds for.
-            self.buf.drain(..skip as usize);
-            self.start = at;
         }
+        self.start = at;
         while self.buf.len() < want && !self.eof {
             // Room for exactly one more chunk, so the buffer never grows past `want` plus one
             // chunk (read_to_end would otherwise double it).
@@ -55,13 +71,7 @@ impl Window {
             Read::by_ref(&mut self.file).take(CHUNK as u64).read_to_end(&mut self.buf)?;
             self.eof = self.buf.len() == before;
         }
-        Ok(&self.buf)
-    }
-
-    /// [`Window::fill`], and whether the bytes returned run to the end of the file.
-    pub fn fill_to_end(&mut self, at: u64, want: usize) -> io::Result<(&[u8], bool)> {
-        self.fill(at, want)?;
-        Ok((&self.buf, self.eof))
+        Ok(0)
     }
 
     /// True once a read has hit the end of the file. (A file that is still being written may
