@@ -73,12 +73,6 @@ impl Window {
         }
         Ok(0)
     }
-
-    /// True once a read has hit the end of the file. (A file that is still being written may
-    /// grow after that; a caller that cares reads it again.)
-    pub fn at_eof(&self) -> bool {
-        self.eof
-    }
 }
 
 #[cfg(test)]
@@ -107,6 +101,6 @@ mod tests {
             assert_eq!(got[..], bytes[from..from + got.len()], "at {at}");
             at += rng.below(CHUNK + CHUNK / 2) as u64;
         }
-        assert!(w.at_eof());
+        assert!(w.fill_to_end(at, 0).unwrap().1, "at the end");
     }
 }
