@@ -15,6 +15,11 @@
 //! - `WALKV_SYNC_TRACE`: a file to which every successful log sync appends a line
 //!   `<synced length in bytes> <synced seq>`, written after the fsync returned and before any
 //!   answer that depends on it. Power-loss tests use it to know what was really synced.
+//! - `WALKV_FS_TRACE`: a file to which every change walkv makes to a directory's entries, and
+//!   every directory fsync, appends a line once it has returned: `mkdir PATH`, `create PATH`,
+//!   `rename FROM TO`, `remove PATH`, `fsyncdir PATH`. By the POSIX rule an entry is only sure to
+//!   survive a power cut once its directory has been fsynced after it; tests check that every
+//!   entry an acknowledged write depends on was (`tests/new_dirs.rs`).
 //! - `WALKV_BOOT_ID`: the kernel boot id the log's SYNC markers record and recovery compares
 //!   with (instead of `/proc/sys/kernel/random/boot_id`), so that a test can restart a server
 //!   as if the machine had rebooted after a simulated power cut.
@@ -42,6 +47,17 @@ pub fn record_sync(len: u64, seq: u64) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn record_sync(_len: u64, _seq: u64) {}
+
+/// Records a change to a directory's entries, or a directory fsync, in the `WALKV_FS_TRACE`
+/// file if one is configured: `op path` or `op path to`.
+#[cfg(feature = "failpoints")]
+pub fn trace_fs(op: &str, path: &std::path::Path, to: Option<&std::path::Path>) {
+    enabled::trace_fs(op, path, to)
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn trace_fs(_op: &str, _path: &std::path::Path, _to: Option<&std::path::Path>) {}
 
 /// The boot id to use instead of the kernel's (`WALKV_BOOT_ID`), so that a test can restart the
 /// server as if the machine had rebooted after a simulated power cut.
@@ -125,15 +141,27 @@ mod enabled {
     }
 
     pub fn record_sync(len: u64, seq: u64) {
-        let Ok(path) = std::env::var("WALKV_SYNC_TRACE") else { return };
-        let line = format!("{len} {seq}\n");
+        append_line("WALKV_SYNC_TRACE", &format!("{len} {seq}\n"));
+    }
+
+    pub fn trace_fs(op: &str, path: &std::path::Path, to: Option<&std::path::Path>) {
+        let line = match to {
+            Some(to) => format!("{op} {} {}\n", path.display(), to.display()),
+            None => format!("{op} {}\n", path.display()),
+        };
+        append_line("WALKV_FS_TRACE", &line);
+    }
+
+    /// Appends `line` to the file named by the environment variable `var`, if it is set.
+    fn append_line(var: &str, line: &str) {
+        let Ok(path) = std::env::var(var) else { return };
         let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .and_then(|mut f| f.write_all(line.as_bytes()));
         if let Err(e) = written {
-            panic!("WALKV_SYNC_TRACE: cannot append to {path}: {e}");
+            panic!("{var}: cannot append to {path}: {e}");
         }
     }
 }

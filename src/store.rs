@@ -211,15 +211,10 @@ pub fn is_locked(dir: &Path) -> Result<bool, Error> {
     }
 }
 
-/// Creates `dir` if needed and takes an exclusive lock on its `LOCK` file.
+/// Creates `dir` if needed (durably: every new level's parent is fsynced, see
+/// [`wal::files::create_dir_durably`]) and takes an exclusive lock on its `LOCK` file.
 pub fn lock_data_dir(dir: &Path) -> Result<File, Error> {
-    if !dir.exists() {
-        fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("create data directory {}", dir.display()), e))?;
-        if let Some(parent) = dir.parent() {
-            wal::sync_dir(parent)?;
-        }
-    }
+    wal::files::create_dir_durably(dir)?;
     let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .write(true)

@@ -15,6 +15,7 @@
 //! Every copy here goes through a 1 MiB buffer, so memory stays bounded whatever the sizes.
 
 use crate::error::Error;
+use crate::failpoint;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -41,7 +42,38 @@ pub fn sync_dir(dir: &Path) -> Result<(), Error> {
     let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(format!("fsync directory {}", dir.display()), e))
+        .map_err(|e| Error::io(format!("fsync directory {}", dir.display()), e))?;
+    failpoint::trace_fs("fsyncdir", dir, None);
+    Ok(())
+}
+
+/// Creates `dir` and every missing directory above it, one level at a time from the highest
+/// missing one down, fsyncing each new directory's parent right after creating it: a new
+/// directory entry only survives a power cut once its parent is fsynced, and the directories
+/// above it only once theirs are (`create_dir_all` alone would leave every level but the
+/// synced one to chance). The new data directory itself is fsynced by whoever puts the first
+/// file into it. Returns whether anything was created.
+pub fn create_dir_durably(dir: &Path) -> Result<bool, Error> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(path) = at.filter(|p| !p.as_os_str().is_empty()) {
+        match fs::symlink_metadata(path) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(path),
+            Err(e) => return Err(Error::io(format!("look at directory {}", path.display()), e)),
+        }
+        at = path.parent();
+    }
+    for path in missing.iter().rev() {
+        match fs::create_dir(path) {
+            // Another process may have created it meanwhile: its parent is fsynced either way.
+            Ok(()) => failpoint::trace_fs("mkdir", path, None),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(format!("create directory {}", path.display()), e)),
+        }
+        sync_dir(dir_of(path))?;
+    }
+    Ok(!missing.is_empty())
 }
 
 /// Makes `new` the log at `path`: fsyncs `new`'s data, renames it over `path`, fsyncs the
@@ -51,6 +83,7 @@ pub fn commit_replacement(new: &File, path: &Path) -> Result<(), Error> {
     new.sync_all().map_err(|e| Error::io(format!("fsync {}", from.display()), e))?;
     fs::rename(&from, path)
         .map_err(|e| Error::io(format!("rename {} to {}", from.display(), path.display()), e))?;
+    failpoint::trace_fs("rename", &from, Some(path));
     sync_dir(dir_of(path))
 }
 
@@ -58,12 +91,14 @@ pub fn commit_replacement(new: &File, path: &Path) -> Result<(), Error> {
 pub fn create_replacement(path: &Path) -> Result<File, Error> {
     let new = new_path(path);
     remove_leftover(path)?;
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .open(&new)
-        .map_err(|e| Error::io(format!("create {}", new.display()), e))
+        .map_err(|e| Error::io(format!("create {}", new.display()), e))?;
+    failpoint::trace_fs("create", &new, None);
+    Ok(file)
 }
 
 /// Removes an interrupted replacement (`walkv.wal.new`), if there is one. Safe: a replacement
@@ -71,7 +106,10 @@ pub fn create_replacement(path: &Path) -> Result<File, Error> {
 pub fn remove_leftover(path: &Path) -> Result<bool, Error> {
     let new = new_path(path);
     match fs::remove_file(&new) {
-        Ok(()) => Ok(true),
+        Ok(()) => {
+            failpoint::trace_fs("remove", &new, None);
+            Ok(true)
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io(format!("remove the leftover {}", new.display()), e)),
     }
@@ -87,7 +125,10 @@ pub fn create_side_file(path: &Path, stem: &str) -> Result<(File, PathBuf), Erro
         };
         let side = path.with_file_name(name);
         match OpenOptions::new().write(true).create_new(true).open(&side) {
-            Ok(file) => return Ok((file, side)),
+            Ok(file) => {
+                failpoint::trace_fs("create", &side, None);
+                return Ok((file, side));
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(Error::io(format!("create {}", side.display()), e)),
         }

@@ -15,8 +15,17 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_walkv");
 
 /// Every environment variable walkv reads, so a developer's own settings cannot change a test.
-const WALKV_ENV: [&str; 6] =
-    ["PORT", "WALKV_ADDR", "WALKV_DATA_DIR", "WALKV_SYNC", "WALKV_AUTH_TOKEN", "WALKV_BOOT_ID"];
+const WALKV_ENV: [&str; 9] = [
+    "PORT",
+    "WALKV_ADDR",
+    "WALKV_DATA_DIR",
+    "WALKV_SYNC",
+    "WALKV_AUTH_TOKEN",
+    "WALKV_BOOT_ID",
+    "WALKV_FAILPOINTS",
+    "WALKV_SYNC_TRACE",
+    "WALKV_FS_TRACE",
+];
 
 /// A boot id that is not this machine's: a server started with `WALKV_BOOT_ID` set to it
 /// believes the machine rebooted since the last one ran (after a simulated power cut).
@@ -222,6 +231,31 @@ pub fn sync_trace(path: &Path) -> Vec<(u64, u64)> {
             (len.parse().expect("length"), seq.parse().expect("seq"))
         })
         .collect()
+}
+
+/// The complete lines of a file-system trace (`WALKV_FS_TRACE`), split into words.
+pub fn fs_trace(path: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    complete.lines().map(|l| l.split(' ').map(str::to_string).collect()).collect()
+}
+
+/// The directory entries in `trace` that a power cut could still take back: every `mkdir`,
+/// `create` and `rename` (its new name) not followed by an fsync of the directory it is in. By
+/// the POSIX rule, those are the only entries sure to survive.
+pub fn unsynced_entries(trace: &[Vec<String>]) -> Vec<String> {
+    let parent = |p: &str| Path::new(p).parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut pending: Vec<(PathBuf, String)> = Vec::new();
+    for line in trace {
+        match line.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            ["mkdir" | "create", path] => pending.push((parent(path), line.join(" "))),
+            ["rename", _, to] => pending.push((parent(to), line.join(" "))),
+            ["fsyncdir", dir] => pending.retain(|(p, _)| p != Path::new(dir)),
+            ["remove", _] => {}
+            other => panic!("unknown fs trace line {other:?}"),
+        }
+    }
+    pending.into_iter().map(|(_, line)| line).collect()
 }
 
 impl Drop for Server {
