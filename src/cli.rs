@@ -7,6 +7,7 @@
 //! they need not be UTF-8.
 
 use crate::auth::TokenSource;
+use crate::compactor::Policy;
 use crate::intake::Limits;
 use crate::server::{Config, SyncMode};
 use std::ffi::OsString;
@@ -85,6 +86,11 @@ pub enum Command {
         token: TokenSource,
         key: Vec<u8>,
     },
+    /// `walkv compact`: ask the server to compact its log, and wait for the result.
+    Compact {
+        addr: String,
+        token: TokenSource,
+    },
     Check {
         data_dir: PathBuf,
     },
@@ -140,7 +146,7 @@ pub fn parse(
 ) -> Result<Command, UsageError> {
     let first = args.first().and_then(|a| a.to_str());
     let (name, rest) = match first {
-        Some("serve" | "get" | "set" | "delete" | "check" | "repair") => {
+        Some("serve" | "get" | "set" | "delete" | "compact" | "check" | "repair") => {
             (first.unwrap_or_default().to_string(), args[1..].to_vec())
         }
         Some("help" | "--help" | "-h") => return Ok(Command::Help(help_for(args.get(1)))),
@@ -154,8 +160,9 @@ pub fn parse(
         ("serve", "--port" | "--bind" | "--data-dir" | "--sync" | "--sync-interval")
         | ("serve", "--max-batch" | "--auth-token-file" | "--max-connections")
         | ("serve", "--idle-timeout" | "--header-timeout" | "--body-timeout")
+        | ("serve", "--compact-ratio" | "--compact-min-size")
         | ("check" | "repair", "--data-dir")
-        | ("get" | "set" | "delete", "--addr" | "--auth-token-file") => Some(true),
+        | ("get" | "set" | "delete" | "compact", "--addr" | "--auth-token-file") => Some(true),
         _ => None,
     };
     let parsed = split_options(rest, &takes)?;
@@ -202,6 +209,10 @@ pub fn parse(
             want(2, "`walkv set KEY VALUE` (VALUE `-` reads standard input)")?;
             let value = (pos[1] != "-").then(|| pos[1].clone().into_encoded_bytes());
             Ok(Command::Set { addr: addr(), token: token(), key: key_bytes(&pos[0])?, value })
+        }
+        "compact" => {
+            want(0, "no positional arguments for compact")?;
+            Ok(Command::Compact { addr: addr(), token: token() })
         }
         "check" => {
             want(0, "no positional arguments for check")?;
@@ -286,6 +297,30 @@ fn serve_config(
     };
     let insecure_open = parsed.option("--insecure-open").is_some();
     let token = TokenSource::None; // filled in by the caller, which knows the client options too
+    let defaults = Policy::default();
+    let compaction = Policy {
+        ratio: match parsed.option("--compact-ratio") {
+            None => defaults.ratio,
+            Some(text) => text
+                .parse::<f64>()
+                .ok()
+                .filter(|r| *r == 0.0 || (1.0..=1000.0).contains(r))
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "--compact-ratio must be 0 (off) or a number from 1 to 1000, got {text:?}"
+                    ))
+                })?,
+        },
+        min_size: match parsed.option("--compact-min-size") {
+            None => defaults.min_size,
+            Some(text) => parse_size(text).ok_or_else(|| {
+                UsageError(format!(
+                    "--compact-min-size must be a byte count, optionally with K, M or G \
+                     (powers of 1024), got {text:?}"
+                ))
+            })?,
+        },
+    };
     Ok(Config {
         bind,
         port,
@@ -296,7 +331,23 @@ fn serve_config(
         token,
         insecure_open,
         limits,
+        compaction,
     })
+}
+
+/// A byte count with an optional suffix `K`, `M` or `G` (powers of 1024): `64M`. `None` if it
+/// is not one, or does not fit in 64 bits.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let (digits, unit) = match text.as_bytes().last()? {
+        b'K' | b'k' => (&text[..text.len() - 1], 1u64 << 10),
+        b'M' | b'm' => (&text[..text.len() - 1], 1 << 20),
+        b'G' | b'g' => (&text[..text.len() - 1], 1 << 30),
+        _ => (text, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(unit)
 }
 
 /// A `--flag SECONDS` option: above 0, at most a day, fractions allowed.
@@ -357,7 +408,7 @@ fn split_options(
 fn help_for(topic: Option<&OsString>) -> &'static str {
     match topic.and_then(|t| t.to_str()) {
         Some("serve") => HELP_SERVE,
-        Some("get" | "set" | "delete") => HELP_CLIENT,
+        Some("get" | "set" | "delete" | "compact") => HELP_CLIENT,
         Some("check" | "repair") => HELP_CHECK,
         _ => HELP,
     }
@@ -371,6 +422,7 @@ USAGE:
     walkv get KEY [--addr ADDR]      print KEY's value bytes to standard output
     walkv set KEY VALUE [--addr ADDR]   set KEY; VALUE `-` reads standard input
     walkv delete KEY [--addr ADDR]   delete KEY (succeeds if it is already gone)
+    walkv compact [--addr ADDR]      compact the server's log now, and wait until it is done
     walkv check [--data-dir DIR]     verify the log (safe on a running server's directory)
     walkv repair [--dry-run | --skip-damaged | --cut] [--data-dir DIR]
                                      say what a repair would keep, then do the one chosen
@@ -393,6 +445,7 @@ USAGE:
                   [--sync-interval SECONDS] [--max-batch N]
                   [--auth-token-file PATH] [--insecure-open] [--max-connections N]
                   [--idle-timeout S] [--header-timeout S] [--body-timeout S]
+                  [--compact-ratio R] [--compact-min-size SIZE]
 
 OPTIONS:
     --port N                  TCP port (env PORT; default 8080; 0 picks a free port)
@@ -416,9 +469,13 @@ OPTIONS:
     --idle-timeout SECONDS    close a connection idle between requests (default 60)
     --header-timeout SECONDS  a request header must arrive within this (default 10; 408)
     --body-timeout SECONDS    longest pause inside a request body (default 30; 408)
+    --compact-ratio R         compact the log by itself when its files hold more than R times
+                              the live data (default 2; 0 turns automatic compaction off)
+    --compact-min-size SIZE   ... and at least SIZE bytes (default 64M; suffixes K, M, G)
 
 Any write can ask for its own fsync with ?sync (PUT /v1/k?sync); POST /sync waits until
-everything written before it is synced; GET /status reports last_seq and synced_seq.
+everything written before it is synced; POST /compact compacts the log now and answers when
+done; GET /status reports last_seq, synced_seq, disk_bytes, live_bytes and compaction.
 
 SIGINT or SIGTERM: stop, flush and fsync the log, exit 0 (a second signal exits at once, 130).
 Exit 2: bad options, an unreadable token, or an open address without a token.
@@ -434,6 +491,7 @@ USAGE:
     walkv get KEY [--addr ADDR]          print the value's exact bytes (no newline added)
     walkv set KEY VALUE [--addr ADDR]    VALUE `-` reads the value from standard input
     walkv delete KEY [--addr ADDR]
+    walkv compact [--addr ADDR]          compact the server's log now; waits until done
 
 OPTIONS:
     --addr ADDR               server address (env WALKV_ADDR; default 127.0.0.1:8080)

@@ -56,7 +56,21 @@ pub fn request(
     target: &str,
     body: &[u8],
 ) -> Result<Reply, ClientError> {
+    request_waiting(addr, authorization, method, target, body, TIMEOUT)
+}
+
+/// [`request`] that waits up to `wait` for the answer (`walkv compact`: a compaction of a large
+/// store takes a while).
+pub fn request_waiting(
+    addr: &str,
+    authorization: Option<&str>,
+    method: &str,
+    target: &str,
+    body: &[u8],
+    wait: Duration,
+) -> Result<Reply, ClientError> {
     let mut stream = connect(addr)?;
+    stream.set_read_timeout(Some(wait)).map_err(ClientError::Io)?;
     let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
     let head = format!(
         "{method} {target} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\nContent-Length: {}\r\n\r\n",

@@ -10,6 +10,7 @@ use crate::client::{self, ClientError, Reply};
 use crate::error::Error;
 use crate::server::{self, Config, Outcome};
 use crate::store::{self, wal_path};
+use crate::wal::dir::Part;
 use crate::wal::repair::{Choice, Plan};
 use crate::wal::{self, Body, Judge, Tail};
 use std::io::{Read, Write};
@@ -109,6 +110,23 @@ pub fn delete(addr: &str, token: &TokenSource, key: &[u8]) -> u8 {
     finish(client::request(addr, auth.as_deref(), "DELETE", &target, b""), |_| exit::OK)
 }
 
+/// How long `walkv compact` waits for the server's answer.
+const COMPACT_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// `walkv compact`: asks the server to compact its log and prints its report (JSON) once done.
+pub fn compact(addr: &str, token: &TokenSource) -> u8 {
+    let auth = match auth_header(token) {
+        Ok(auth) => auth,
+        Err(code) => return code,
+    };
+    let reply =
+        client::request_waiting(addr, auth.as_deref(), "POST", "/compact", b"", COMPACT_WAIT);
+    finish(reply, |reply| {
+        say!("{}", String::from_utf8_lossy(&reply.body));
+        exit::OK
+    })
+}
+
 /// Maps a client result to an exit code, running `on_success` for a 2xx.
 fn finish(result: Result<Reply, ClientError>, on_success: impl FnOnce(Reply) -> u8) -> u8 {
     let reply = match result {
@@ -147,9 +165,6 @@ fn finish(result: Result<Reply, ClientError>, on_success: impl FnOnce(Reply) -> 
 /// complete). If no server held the lock but damage was found, the lock is probed again: a
 /// server that started meanwhile may have been writing, and the check is made again as live.
 pub fn check(data_dir: &Path) -> u8 {
-    let Some(path) = existing_log(data_dir) else {
-        return exit::FAILED;
-    };
     let live = match store::is_locked(data_dir) {
         Ok(live) => live,
         Err(e) => {
@@ -157,21 +172,117 @@ pub fn check(data_dir: &Path) -> u8 {
             return exit::FAILED;
         }
     };
-    let code = check_once(&path, data_dir, live);
+    let code = check_dir(data_dir, live);
     if !live && code != exit::OK && store::is_locked(data_dir).unwrap_or(false) {
         say!("a server started while the log was being checked; checking again");
-        return check_once(&path, data_dir, true);
+        return check_dir(data_dir, true);
     }
     code
 }
 
+/// Checks every file of the log in `data_dir` (one `walkv.wal`, or a snapshot and segments).
+fn check_dir(data_dir: &Path, live: bool) -> u8 {
+    match wal::layout::list(data_dir) {
+        Ok(listing) if listing.is_segmented() => {}
+        Ok(_) => {
+            let Some(path) = existing_log(data_dir) else {
+                return exit::FAILED;
+            };
+            return check_once(&path, data_dir, live, 0);
+        }
+        Err(e) => return report_unreadable(data_dir, &e),
+    }
+    // A running server's compaction may remove files while they are read: read them again.
+    for _ in 0..3 {
+        if let Some(code) = check_parts(data_dir, live) {
+            return code;
+        }
+        say!("a compaction replaced files while they were being checked; checking again");
+    }
+    say!("the files kept changing (compactions); try again");
+    exit::FAILED
+}
+
+/// Checks each file of a segmented directory; `None` if one vanished while it was read.
+fn check_parts(data_dir: &Path, live: bool) -> Option<u8> {
+    let parts = match wal::dir::parts(data_dir) {
+        Ok(parts) => parts,
+        Err(e) => return Some(report_unreadable(data_dir, &e)),
+    };
+    let vanished = |e: &Error| matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+    let mut worst = exit::OK;
+    for (path, part) in parts {
+        let code = match part {
+            Part::Leftover => {
+                say!(
+                    "{}: left over from an interrupted write; the next start removes it",
+                    path.display()
+                );
+                exit::OK
+            }
+            Part::Snapshot { upto } => match wal::snapshot::load(&path, upto, |_| {}) {
+                Ok(c) => {
+                    say!(
+                        "{}: snapshot through seq {upto}, {} keys, {} bytes: ok",
+                        path.display(),
+                        c.keys,
+                        c.file_bytes
+                    );
+                    exit::OK
+                }
+                Err(e) if vanished(&e) => return None,
+                Err(e) => report_unreadable(&path, &e),
+            },
+            Part::Sealed { first, ceiling } => {
+                let judge = Judge::Stopped { boot: wal::boot_id() };
+                match wal::scan::scan_after(&path, judge, first - 1, |_| {}) {
+                    Ok(scan)
+                        if matches!(scan.tail, Tail::Clean | Tail::Reserved)
+                            && scan.last_seq == ceiling =>
+                    {
+                        say!(
+                            "{}: sealed segment, {} records, seqs {first}..={ceiling}: ok",
+                            path.display(),
+                            scan.records
+                        );
+                        exit::OK
+                    }
+                    Ok(scan) => {
+                        let why = match scan.tail {
+                            Tail::Clean | Tail::Reserved => format!(
+                                "it ends at seq {} but the next segment starts at seq {}: the writes in between are in no file",
+                                scan.last_seq,
+                                ceiling + 1
+                            ),
+                            _ => scan.explain(),
+                        };
+                        say!(
+                            "{}: corrupt: sealed segment (only the newest may be torn): {why}. \
+                             See what `walkv repair` would do with `walkv repair --dry-run`",
+                            path.display()
+                        );
+                        exit::CORRUPT
+                    }
+                    Err(e) if vanished(&e) => return None,
+                    Err(e) => report_unreadable(&path, &e),
+                }
+            }
+            Part::Newest { first } => check_once(&path, data_dir, live, first - 1),
+        };
+        if worst == exit::OK || code == exit::CORRUPT {
+            worst = code;
+        }
+    }
+    Some(worst)
+}
+
 /// One check of the log; prints the verdict.
-fn check_once(path: &Path, data_dir: &Path, live: bool) -> u8 {
+fn check_once(path: &Path, data_dir: &Path, live: bool, after: u64) -> u8 {
     let judge = if live { Judge::Live } else { Judge::Stopped { boot: wal::boot_id() } };
     let mut attempt = 0;
     let (scan, sets, deletes) = loop {
         let (mut sets, mut deletes) = (0u64, 0u64);
-        let scanned = wal::scan(path, judge, |r| match r.body {
+        let scanned = wal::scan::scan_after(path, judge, after, |r| match r.body {
             Body::Set { .. } => sets += 1,
             _ => deletes += 1,
         });
@@ -278,9 +389,14 @@ fn existing_log(data_dir: &Path) -> Option<std::path::PathBuf> {
 
 /// `walkv repair`: prints the plan, then carries out the choice (none: exit 2).
 pub fn repair(data_dir: &Path, mode: Option<RepairMode>) -> u8 {
-    let Some(path) = existing_log(data_dir) else {
-        return exit::FAILED;
+    let segmented = match wal::layout::list(data_dir) {
+        Ok(listing) => listing.is_segmented(),
+        Err(e) => return report_unreadable(data_dir, &e),
     };
+    let single = if segmented { None } else { existing_log(data_dir) };
+    if !segmented && single.is_none() {
+        return exit::FAILED;
+    }
     let _lock = match store::lock_data_dir(data_dir) {
         Ok(lock) => lock,
         Err(e) => {
@@ -288,9 +404,13 @@ pub fn repair(data_dir: &Path, mode: Option<RepairMode>) -> u8 {
             return exit::FAILED;
         }
     };
-    let plan = match wal::repair::plan(&path) {
+    let planned = match single {
+        Some(path) => wal::repair::plan(&path).map_err(|e| (path, e)),
+        None => plan_segmented(data_dir),
+    };
+    let plan = match planned {
         Ok(plan) => plan,
-        Err(e) => return report_unreadable(&path, &e),
+        Err((path, e)) => return report_unreadable(&path, &e),
     };
     say!("{}", describe_plan(&plan));
     if plan.is_clean() {
@@ -313,10 +433,12 @@ pub fn repair(data_dir: &Path, mode: Option<RepairMode>) -> u8 {
             let side =
                 done.side_file.map(|p| format!("; the dropped bytes are in {}", p.display()));
             say!(
-                "repaired: the log keeps {} records and continues after seq {}{}",
+                "repaired: the log keeps {} records and continues after seq {}{} (the file \
+                 repaired: {})",
                 done.kept,
                 done.last_seq,
-                side.unwrap_or_default()
+                side.unwrap_or_default(),
+                plan.path.display()
             );
             exit::OK
         }
@@ -326,6 +448,34 @@ pub fn repair(data_dir: &Path, mode: Option<RepairMode>) -> u8 {
             exit::FAILED
         }
     }
+}
+
+/// The plan for the first damaged segment of a segmented directory (a clean plan for the newest
+/// if nothing is damaged). A damaged snapshot or a missing segment cannot be repaired here.
+fn plan_segmented(data_dir: &Path) -> Result<Plan, (std::path::PathBuf, Error)> {
+    let parts = wal::dir::parts(data_dir).map_err(|e| (data_dir.to_path_buf(), e))?;
+    let mut last = None;
+    for (path, part) in parts {
+        let plan = match part {
+            Part::Leftover => continue,
+            Part::Snapshot { upto } => {
+                wal::snapshot::load(&path, upto, |_| {}).map_err(|e| (path.clone(), e))?;
+                continue;
+            }
+            Part::Sealed { first, ceiling } => {
+                wal::repair::plan_segment(&path, first - 1, Some(ceiling))
+            }
+            Part::Newest { first } => wal::repair::plan_segment(&path, first - 1, None),
+        }
+        .map_err(|e| (path.clone(), e))?;
+        if !plan.is_clean() {
+            return Ok(plan);
+        }
+        last = Some(plan);
+    }
+    last.ok_or_else(|| {
+        (data_dir.to_path_buf(), Error::Failed { reason: "no segment to repair".into() })
+    })
 }
 
 /// The plan, for an operator deciding between `--skip-damaged` and `--cut`.

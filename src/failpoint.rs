@@ -10,8 +10,13 @@
 //!
 //! - `WALKV_FAILPOINTS`: `;`-separated rules `POINT=CALLS:ERROR`, where POINT is `write` (the
 //!   append fails before writing anything), `short_write` (half the record reaches the file, then
-//!   the append fails) or `fsync`; CALLS is `N` (the N-th call, counting from 1) or `N-M`; ERROR
-//!   is `nospace` (ENOSPC), `toobig` (EFBIG) or `io` (EIO). Example: `write=3:nospace;fsync=5:io`.
+//!   the append fails), `fsync`, or a step of compaction (`segment_create`, `segment_commit`, `segment_created`,
+//!   `compact_read`, `snapshot_write`, `snapshot_fsync`, `snapshot_commit_fsync`,
+//!   `snapshot_rename`, `snapshot_dir_fsync`, `compact_remove`; see [`crate::wal::compact`]);
+//!   CALLS is `N` (the N-th call, counting from 1) or `N-M`; ERROR is `nospace` (ENOSPC),
+//!   `toobig` (EFBIG), `io` (EIO), or `crash`: the process exits at once with code 86, as if
+//!   killed there (no buffer is flushed, no destructor runs). Example:
+//!   `write=3:nospace;fsync=5:io;snapshot_rename=1:crash`.
 //! - `WALKV_SYNC_TRACE`: a file to which every successful log sync appends a line
 //!   `<synced length in bytes> <synced seq>`, written after the fsync returned and before any
 //!   answer that depends on it. Power-loss tests use it to know what was really synced.
@@ -19,7 +24,12 @@
 //!   every directory fsync, appends a line once it has returned: `mkdir PATH`, `create PATH`,
 //!   `rename FROM TO`, `remove PATH`, `fsyncdir PATH`. By the POSIX rule an entry is only sure to
 //!   survive a power cut once its directory has been fsynced after it; tests check that every
-//!   entry an acknowledged write depends on was (`tests/new_dirs.rs`).
+//!   entry an acknowledged write depends on was (`tests/new_dirs.rs`). Every fsync of a file adds
+//!   `fsync PATH LENGTH` (the file's length when the fsync returned), so a test can rebuild
+//!   what a power cut would leave (see `tests/support/power.rs`).
+//! - `WALKV_FS_GRAVEYARD`: with the trace, a directory where every file walkv removes is first
+//!   hard-linked (`remove PATH GRAVE` in the trace), so that a simulated power cut can bring
+//!   back a removal whose directory was not fsynced afterwards.
 //! - `WALKV_BOOT_ID`: the kernel boot id the log's SYNC markers record and recovery compares
 //!   with (instead of `/proc/sys/kernel/random/boot_id`), so that a test can restart a server
 //!   as if the machine had rebooted after a simulated power cut.
@@ -59,6 +69,29 @@ pub fn trace_fs(op: &str, path: &std::path::Path, to: Option<&std::path::Path>) 
 #[inline(always)]
 pub fn trace_fs(_op: &str, _path: &std::path::Path, _to: Option<&std::path::Path>) {}
 
+/// Records an fsync of the file at `path`, `len` bytes long, in the `WALKV_FS_TRACE` file.
+#[cfg(feature = "failpoints")]
+pub fn trace_fsync(path: &std::path::Path, len: u64) {
+    enabled::trace_fsync(path, len)
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn trace_fsync(_path: &std::path::Path, _len: u64) {}
+
+/// Before `path` is removed: hard-links it into `WALKV_FS_GRAVEYARD` if that is set, and
+/// returns the link's path, to be named in the trace's `remove` line.
+#[cfg(feature = "failpoints")]
+pub fn bury(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    enabled::bury(path)
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn bury(_path: &std::path::Path) -> Option<std::path::PathBuf> {
+    None
+}
+
 /// The boot id to use instead of the kernel's (`WALKV_BOOT_ID`), so that a test can restart the
 /// server as if the machine had rebooted after a simulated power cut.
 #[cfg(feature = "failpoints")]
@@ -82,8 +115,12 @@ mod enabled {
     struct Rule {
         first: u64,
         last: u64,
-        error: fn() -> io::Error,
+        /// `None`: crash.
+        error: Option<fn() -> io::Error>,
     }
+
+    /// The exit code of a `crash` failpoint.
+    const CRASH_EXIT: i32 = 86;
 
     struct State {
         rules: HashMap<String, Vec<Rule>>,
@@ -107,10 +144,11 @@ mod enabled {
                     Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
                     None => (calls.parse().ok()?, calls.parse().ok()?),
                 };
-                let error: fn() -> io::Error = match error {
-                    "nospace" => || io::Error::from_raw_os_error(28),
-                    "toobig" => || io::Error::from_raw_os_error(27),
-                    "io" => || io::Error::from_raw_os_error(5),
+                let error: Option<fn() -> io::Error> = match error {
+                    "nospace" => Some(|| io::Error::from_raw_os_error(28)),
+                    "toobig" => Some(|| io::Error::from_raw_os_error(27)),
+                    "io" => Some(|| io::Error::from_raw_os_error(5)),
+                    "crash" => None,
                     _ => return None,
                 };
                 Some((point.trim().to_string(), Rule { first, last, error }))
@@ -137,7 +175,10 @@ mod enabled {
         };
         let rules = state.rules.get(point)?;
         let rule = rules.iter().find(|r| (r.first..=r.last).contains(&call))?;
-        Some((rule.error)())
+        match rule.error {
+            Some(error) => Some(error()),
+            None => std::process::exit(CRASH_EXIT),
+        }
     }
 
     pub fn record_sync(len: u64, seq: u64) {
@@ -150,6 +191,20 @@ mod enabled {
             None => format!("{op} {}\n", path.display()),
         };
         append_line("WALKV_FS_TRACE", &line);
+    }
+
+    pub fn trace_fsync(path: &std::path::Path, len: u64) {
+        append_line("WALKV_FS_TRACE", &format!("fsync {} {len}\n", path.display()));
+    }
+
+    pub fn bury(path: &std::path::Path) -> Option<std::path::PathBuf> {
+        static BURIED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = std::env::var("WALKV_FS_GRAVEYARD").ok()?;
+        let n = BURIED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = path.file_name()?.to_string_lossy().into_owned();
+        let grave = std::path::Path::new(&dir).join(format!("{}-{n}-{name}", std::process::id()));
+        std::fs::hard_link(path, &grave).ok()?;
+        Some(grave)
     }
 
     /// Appends `line` to the file named by the environment variable `var`, if it is set.

@@ -10,7 +10,8 @@
 //! | `PUT /v1/{key}` (raw body)      | 201 `{"seq":N}` if new, 200 if replaced  | the body is the value, any bytes        |
 //! | `DELETE /v1/{key}`              | 200 `{"deleted":true,"seq":N}` / `{"deleted":false}` | idempotent             |
 //! | `POST /sync`                    | 200 `{"synced_seq":N}`                   | after an fsync covering all earlier writes |
-//! | `GET /status`                   | 200 `{"ready":true,"last_seq":N,"synced_seq":M}` | 503, `"ready":false`, once the log failed |
+//! | `POST /compact`                 | 200 `{"live_bytes","disk_bytes_before","disk_bytes_after","seconds"}` | when the compaction it started or joined ends; 507 or 500 if it failed |
+//! | `GET /status`                   | 200 `{"ready":true,"last_seq":N,"synced_seq":M,...}` | 503, `"ready":false`, once the log failed |
 //!
 //! Any write may add `?sync` (`PUT /v1/k?sync`): its answer then waits for an fsync that covers
 //! it, whatever the server's `--sync` mode. Responses that must wait carry [`Response::sync`];
@@ -24,6 +25,7 @@
 //! errors are chosen in one place, [`error_status`].
 
 use crate::auth::Auth;
+use crate::compactor::{Report, Stats};
 use crate::error::Error;
 use crate::json::{self, Value};
 use crate::store::Store;
@@ -56,6 +58,9 @@ pub struct Request<'a> {
 pub struct Response {
     /// True if this answer must not be sent before the log is synced (`?sync`, `POST /sync`).
     pub sync: bool,
+    /// True for `POST /compact`: the server starts or joins a compaction and sends the real
+    /// answer ([`compacted`]) when it ends; this response is only a placeholder.
+    pub compact: bool,
     pub status: u16,
     pub content_type: &'static str,
     /// Extra headers, with values walkv wrote itself (never bytes copied from the request).
@@ -67,6 +72,7 @@ impl Response {
     fn json(status: u16, body: String) -> Response {
         Response {
             sync: false,
+            compact: false,
             status,
             content_type: JSON,
             headers: Vec::new(),
@@ -120,11 +126,11 @@ fn store_error(error: &Error) -> Response {
 
 /// Answers one request against the store. With a token configured, a request without it gets
 /// 401 and touches nothing.
-pub fn handle(store: &mut Store, req: &Request, auth: &Auth) -> Response {
+pub fn handle(store: &mut Store, req: &Request, auth: &Auth, compaction: &Stats) -> Response {
     if !auth.allows(req.headers) {
         return unauthorized();
     }
-    let mut response = route(store, req);
+    let mut response = route(store, req, compaction);
     let is_write = matches!(req.method, "PUT" | "POST" | "DELETE");
     if is_write && (200..300).contains(&response.status) && has_param(req.query, "sync") {
         response.sync = true;
@@ -132,12 +138,17 @@ pub fn handle(store: &mut Store, req: &Request, auth: &Auth) -> Response {
     response
 }
 
-fn route(store: &mut Store, req: &Request) -> Response {
+fn route(store: &mut Store, req: &Request, compaction: &Stats) -> Response {
     match (req.method, req.path) {
-        ("GET" | "HEAD", "/status") => return status(store),
+        ("GET" | "HEAD", "/status") => return status(store, compaction),
         ("POST", "/sync") => return sync(store),
+        ("POST", "/compact") => {
+            let mut placeholder = Response::json(202, String::new());
+            placeholder.compact = true;
+            return placeholder;
+        }
         (_, "/status") => return method_not_allowed("GET, HEAD"),
-        (_, "/sync") => return method_not_allowed("POST"),
+        (_, "/sync" | "/compact") => return method_not_allowed("POST"),
         _ => {}
     }
     let Some(segment) = req.path.strip_prefix("/v1/") else {
@@ -171,18 +182,53 @@ fn method_not_allowed(allow: &str) -> Response {
     response
 }
 
-/// `GET /status`: readiness and how far the log is written and synced.
-fn status(store: &Store) -> Response {
+/// `GET /status`: readiness, how far the log is written and synced, and its files.
+fn status(store: &Store, compaction: &Stats) -> Response {
+    let error = match &compaction.last_error {
+        Some(e) => {
+            let mut text = String::new();
+            json::write_string(&mut text, e);
+            text
+        }
+        None => "null".to_string(),
+    };
     match store.seqs() {
         Ok((last, synced)) if !store.log_failed() => Response::json(
             200,
-            format!("{{\"ready\":true,\"last_seq\":{last},\"synced_seq\":{synced}}}"),
+            format!(
+                "{{\"ready\":true,\"last_seq\":{last},\"synced_seq\":{synced},\
+                 \"disk_bytes\":{},\"live_bytes\":{},\"compacting\":{},\"compactions\":{},\
+                 \"last_compaction_error\":{error}}}",
+                store.disk_bytes(),
+                store.live_bytes(),
+                compaction.compacting,
+                compaction.completed
+            ),
         ),
         _ => Response::json(
             503,
             "{\"ready\":false,\"error\":\"the log has stopped taking writes; restart the server\"}"
                 .to_string(),
         ),
+    }
+}
+
+/// The answer to `POST /compact` once the compaction has ended.
+pub fn compacted(outcome: &Result<Report, Error>) -> Response {
+    match outcome {
+        Ok(r) => Response::json(
+            200,
+            format!(
+                "{{\"live_bytes\":{},\"disk_bytes_before\":{},\"disk_bytes_after\":{},\
+                 \"seconds\":{:.3}}}",
+                r.live_bytes, r.disk_bytes_before, r.disk_bytes_after, r.seconds
+            ),
+        ),
+        Err(e) => {
+            let status = if e.is_out_of_space() { 507 } else { 500 };
+            let message = format!("compaction failed: {e}; the old files still hold every write");
+            Response::error(status, &message)
+        }
     }
 }
 
@@ -207,8 +253,8 @@ fn get(store: &Store, key: &[u8], raw: bool) -> Response {
     if raw {
         return Response {
             sync: false,
+            compact: false,
             status: 200,
-
             content_type: OCTETS,
             headers: Vec::new(),
             body: value.to_vec(),
@@ -347,7 +393,8 @@ mod tests {
             Some((p, q)) => (p, Some(q)),
             None => (target, None),
         };
-        handle(store, &Request { method, path, query, headers: &[], body }, &Auth::none())
+        let stats = Stats::default();
+        handle(store, &Request { method, path, query, headers: &[], body }, &Auth::none(), &stats)
     }
 
     fn text(r: &Response) -> String {
@@ -461,9 +508,18 @@ mod tests {
         let (_dir, mut s) = store("status");
         assert_eq!(call(&mut s, "PUT", "/v1/k", b"v").status, 201);
         let r = call(&mut s, "GET", "/status", b"");
+        let disk = s.disk_bytes();
+        assert!(disk > 0);
         assert_eq!(
             (r.status, text(&r)),
-            (200, r#"{"ready":true,"last_seq":1,"synced_seq":0}"#.into())
+            (
+                200,
+                format!(
+                    "{{\"ready\":true,\"last_seq\":1,\"synced_seq\":0,\"disk_bytes\":{disk},\
+                     \"live_bytes\":23,\"compacting\":false,\"compactions\":0,\
+                     \"last_compaction_error\":null}}"
+                )
+            )
         );
         let r = call(&mut s, "POST", "/sync", b"");
         assert_eq!((r.status, r.sync, text(&r)), (200, true, r#"{"synced_seq":1}"#.into()));
@@ -500,7 +556,7 @@ mod tests {
         ] {
             for headers in [&wrong[..], &[]] {
                 let req = Request { method, path, query: None, headers, body };
-                let r = handle(&mut s, &req, &auth);
+                let r = handle(&mut s, &req, &auth, &Stats::default());
                 assert_eq!(r.status, 401, "{method} {path}");
                 assert!(text(&r).starts_with("{\"error\":"));
                 assert_eq!(r.headers[0].0, "WWW-Authenticate");
@@ -508,7 +564,7 @@ mod tests {
         }
         assert!(s.is_empty(), "nothing was written without the token");
         let req = Request { method: "PUT", path: "/v1/k", query: None, headers: &good, body: b"v" };
-        assert_eq!(handle(&mut s, &req, &auth).status, 201);
+        assert_eq!(handle(&mut s, &req, &auth, &Stats::default()).status, 201);
     }
 
     /// Random request lines and bodies never panic the router (`WALKV_FUZZ_ITERS` / 4 of them).

@@ -21,6 +21,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod compactor;
 pub mod crc32c;
 pub mod error;
 pub mod failpoint;

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
             commands::set(addr, token, key, value.as_deref())
         }
         Command::Delete { addr, token, key } => commands::delete(addr, token, key),
+        Command::Compact { addr, token } => commands::compact(addr, token),
         Command::Check { data_dir } => commands::check(data_dir),
         Command::Repair { data_dir, mode } => commands::repair(data_dir, *mode),
         Command::Help(text) => print(text),

@@ -45,6 +45,8 @@
 //!   that is closed unanswered when the process exits.
 
 use crate::auth::{Auth, TokenSource};
+use crate::compactor::Stats;
+use crate::compactor::{Compactor, Policy, Started};
 use crate::error::Error;
 use crate::http::{self, Response};
 use crate::intake::{Event, Intake, Job, Limits};
@@ -87,6 +89,8 @@ pub struct Config {
     pub insecure_open: bool,
     /// Connection count, timeouts (see [`crate::intake`]).
     pub limits: Limits,
+    /// When the log is compacted by itself (see [`crate::compactor`]).
+    pub compaction: Policy,
 }
 
 /// How a server that started successfully ended.
@@ -107,8 +111,8 @@ pub enum Outcome {
 pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     let started = Instant::now();
     let options = crate::wal::Options { mode: config.sync, boot: crate::wal::boot_id() };
-    let (mut store, recovery) = Store::open(&config.data_dir, options)?;
-    report_recovery(config, &recovery, store.len(), started.elapsed());
+    let (mut store, recovery, opened) = Store::open_dir(&config.data_dir, options)?;
+    report_recovery(config, &recovery, &opened, store.len(), started.elapsed());
 
     let addr = format!("{}:{}", config.bind, config.port);
     let listener =
@@ -123,6 +127,10 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
         .then(|| spawn_sync_thread(store.shared_wal(), config.sync_interval));
     crate::log!("listening on http://{bound}");
 
+    let mut compaction = Compaction {
+        compactor: Compactor::new(config.compaction, config.data_dir.clone()),
+        waiting: Vec::new(),
+    };
     let mut outcome = None;
     while !stop.load(Ordering::Relaxed) {
         if store.log_failed() {
@@ -135,16 +143,18 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
             break;
         }
         if let Some(event) = intake.recv_timeout(TICK)
-            && let Err(e) = serve_batch(&intake, &mut store, config, &auth, event)
+            && let Err(e) = serve_batch(&intake, &mut store, config, &auth, &mut compaction, event)
         {
             crate::log!("the listener failed and accepts no more connections: {e}");
             outcome = Some(Outcome::ListenerFailed(e));
             break;
         }
+        compaction.tend(&mut store);
     }
     if outcome.is_none() {
-        drain_queue(&intake, &mut store, config, &auth);
+        drain_queue(&intake, &mut store, config, &auth, &mut compaction);
     }
+    compaction.abandon();
     intake.finish_writing(DRAIN_TIME);
 
     if let Some((stop_sync, handle)) = sync_thread {
@@ -174,12 +184,18 @@ const DRAIN_TIME: Duration = Duration::from_millis(500);
 
 /// On a stop signal: serves what is already queued (for at most [`DRAIN_TIME`]), so that requests
 /// that arrived before the signal are answered rather than cut off.
-fn drain_queue(intake: &Intake, store: &mut Store, config: &Config, auth: &Auth) {
+fn drain_queue(
+    intake: &Intake,
+    store: &mut Store,
+    config: &Config,
+    auth: &Auth,
+    compaction: &mut Compaction,
+) {
     let deadline = Instant::now() + DRAIN_TIME;
     while Instant::now() < deadline && !store.log_failed() {
         match intake.try_recv() {
             Some(first) => {
-                if serve_batch(intake, store, config, auth, first).is_err() {
+                if serve_batch(intake, store, config, auth, compaction, first).is_err() {
                     return;
                 }
             }
@@ -201,6 +217,7 @@ fn serve_batch(
     store: &mut Store,
     config: &Config,
     auth: &Auth,
+    compaction: &mut Compaction,
     first: Event,
 ) -> io::Result<()> {
     let mut held = Vec::new();
@@ -211,8 +228,10 @@ fn serve_batch(
         match event {
             Event::Request(job) => {
                 taken += 1;
-                let response = handle(store, auth, &job);
-                if config.sync == SyncMode::Always || response.sync {
+                let response = handle(store, auth, &job, compaction.compactor.stats());
+                if response.compact {
+                    compaction.request(store, job);
+                } else if config.sync == SyncMode::Always || response.sync {
                     held_bytes += response.body.len();
                     held.push((job, response));
                 } else {
@@ -244,10 +263,17 @@ fn serve_batch(
     listener_error.map_or(Ok(()), Err)
 }
 
-fn report_recovery(config: &Config, rec: &crate::wal::Recovery, keys: usize, took: Duration) {
+fn report_recovery(
+    config: &Config,
+    rec: &crate::wal::Recovery,
+    opened: &crate::wal::dir::Opened,
+    keys: usize,
+    took: Duration,
+) {
+    let dir = config.data_dir.display();
     let path = crate::store::wal_path(&config.data_dir);
     if rec.created {
-        crate::log!("created {}", path.display());
+        crate::log!("created a new log in {dir}");
     }
     if rec.upgraded {
         crate::log!(
@@ -256,14 +282,30 @@ fn report_recovery(config: &Config, rec: &crate::wal::Recovery, keys: usize, too
             crate::wal::VERSION
         );
     }
+    if opened.converted {
+        crate::log!(
+            "{} is now the first segment of the log, {}: this directory holds segments and \
+             snapshots from now on (see the README, \"Files in the data directory\")",
+            path.display(),
+            crate::wal::layout::segment_name(1)
+        );
+    }
     if let Some(trim) = &rec.trimmed {
         crate::log!("{}", describe_trim(&path, trim));
     }
+    for leftover in &opened.removed {
+        crate::log!("removed {}, left over from an interrupted write", leftover.display());
+    }
+    let snapshot = match opened.snapshot {
+        Some((upto, keys)) => format!("a snapshot through seq {upto} ({keys} keys) and "),
+        None => String::new(),
+    };
     crate::log!(
-        "replayed {} records (last seq {}, {keys} keys) from {} in {:.1} ms",
+        "replayed {} records (last seq {}, {keys} keys) from {snapshot}{} segment(s) in {dir} in \
+         {:.1} ms",
         rec.records,
         rec.last_seq,
-        path.display(),
+        opened.segments,
         took.as_secs_f64() * 1000.0
     );
 }
@@ -334,10 +376,55 @@ fn spawn_sync_thread(
 
 /// Works out the answer to one request (not sending it yet). The intake has already checked
 /// the token and the body size; the router checks the token again, which costs nothing.
-fn handle(store: &mut Store, auth: &Auth, job: &Job) -> Response {
+fn handle(store: &mut Store, auth: &Auth, job: &Job, compaction: &Stats) -> Response {
     let (path, query) = job.path_and_query();
     let headers = job.header_pairs();
     let request =
         http::Request { method: job.method(), path, query, headers: &headers, body: &job.body };
-    http::handle(store, &request, auth)
+    http::handle(store, &request, auth, compaction)
+}
+
+/// The compactor, and the `POST /compact` requests waiting for the compaction they joined.
+struct Compaction {
+    compactor: Compactor,
+    waiting: Vec<Job>,
+}
+
+impl Compaction {
+    /// `POST /compact`: starts a compaction or joins the running one; answered when it ends
+    /// (at once if there is nothing to merge, or it cannot start).
+    fn request(&mut self, store: &mut Store, job: Job) {
+        match self.compactor.start(store) {
+            Ok(Started::Running) => self.waiting.push(job),
+            Ok(Started::NothingToDo(report)) => job.respond(http::compacted(&Ok(report))),
+            Err(e) => job.respond(http::compacted(&Err(e))),
+        }
+    }
+
+    /// Between batches: collects a finished compaction (answering whoever waits for it), and
+    /// starts one if the policy says it is due.
+    fn tend(&mut self, store: &mut Store) {
+        if let Some(outcome) = self.compactor.poll(store) {
+            let response = http::compacted(&outcome);
+            for job in self.waiting.drain(..) {
+                job.respond(response.clone());
+            }
+        }
+        if self.compactor.due(store) {
+            let _ = self.compactor.start(store); // a failure is logged and shown in /status
+        }
+    }
+
+    /// On the way out: a running compaction is left to die with the process (its unfinished
+    /// file is removed at the next start, and the files it would replace still hold
+    /// everything); whoever waits for it is told.
+    fn abandon(&mut self) {
+        if self.compactor.stats().compacting {
+            crate::log!("stopping during a compaction: it is abandoned, nothing is lost");
+        }
+        let response = Response::error(503, "the server is stopping; the compaction was abandoned");
+        for job in self.waiting.drain(..) {
+            job.respond(response.clone());
+        }
+    }
 }

@@ -5,10 +5,13 @@
 //! `BufWriter` into the file) first; only when that succeeded do they change the map. So a reader
 //! can never see a value that a crash would take back, and a failed write changes nothing.
 //!
-//! The data directory holds `walkv.wal` (see [`crate::wal`]; the side files a recovery or a
-//! repair may leave next to it are described in [`crate::wal::files`]) and `LOCK`, which the
-//! store holds an exclusive `flock` on for its whole life, so that two servers can never append to
-//! the same log, and a repair never runs under a server.
+//! The data directory holds the log's files (a snapshot and segments, see [`crate::wal`] and
+//! its *Data directory* section; side files of a recovery or a repair are described in
+//! [`crate::wal::files`]) and `LOCK`, which the store holds an exclusive `flock` on for its
+//! whole life, so that two servers can never append to the same log, and a repair never runs
+//! under a server. The store also keeps the sum of what its live keys take in a snapshot
+//! (`live_bytes`) and the files before the segment being written ([`Layout`]), which is what a
+//! compaction merges ([`Store::begin_compaction`]).
 //!
 //! The map is std's hash table with its default SipHash, which keeps lookups safe against
 //! crafted keys. Each key and its value live in one allocation, an `Entry`, and the table holds
@@ -17,7 +20,10 @@
 //! allocates half as often. The log sits behind a mutex only because the sync thread needs it too.
 
 use crate::error::Error;
-use crate::wal::{self, Body, Op, Options, Recovery, Wal};
+use crate::wal::dir::Opened;
+use crate::wal::layout::Layout;
+use crate::wal::snapshot::entry_bytes;
+use crate::wal::{self, Body, Op, Options, Recovery, Wal, compact};
 use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -31,6 +37,11 @@ pub const LOCK_FILE: &str = "LOCK";
 
 pub struct Store {
     map: HashSet<Entry>,
+    /// The sum of [`entry_bytes`] over the map: what a snapshot of it takes.
+    live_bytes: u64,
+    dir: PathBuf,
+    /// The snapshot and sealed segments before the segment being written.
+    layout: Layout,
     wal: Arc<Mutex<Wal>>,
     /// True once the log has stopped taking writes (see [`Wal::sync`]); read without locking.
     log_failed: Arc<AtomicBool>,
@@ -40,29 +51,50 @@ pub struct Store {
 
 impl Store {
     /// Opens the store in `dir` (created if missing): takes the lock, replays the log into the
-    /// map, and brings the log to a clean end (see the recovery rules in [`crate::wal`]).
-    /// Refuses a corrupt log or a directory another process holds.
+    /// map (the snapshot, then every segment), and brings the log to a clean end (see the
+    /// recovery rules in [`crate::wal`]). Refuses a corrupt log or a directory another process
+    /// holds.
     pub fn open(dir: &Path, options: Options) -> Result<(Store, Recovery), Error> {
+        Store::open_dir(dir, options).map(|(store, recovery, _)| (store, recovery))
+    }
+
+    /// [`Store::open`], also returning what opening the directory found and did.
+    pub fn open_dir(dir: &Path, options: Options) -> Result<(Store, Recovery, Opened), Error> {
         let lock = lock_data_dir(dir)?;
         // Sized up front: growing the table one doubling at a time rehashes every key each time.
-        let mut map = HashSet::with_capacity(wal::count_sets(&wal_path(dir)));
-        let (wal, recovery) = Wal::open(&wal_path(dir), options, |record| match record.body {
-            Body::Set { key, value } => {
-                map.replace(Entry::new(key, value));
-            }
-            Body::Delete { key } => {
-                map.remove(key);
-            }
-            Body::Mark(_) | Body::Gap { .. } => {}
-        })?;
+        let mut map = HashSet::with_capacity(estimate_keys(dir));
+        let mut live_bytes = 0u64;
+        let (wal, layout, recovery, opened) =
+            wal::dir::open(dir, options, |record| match record.body {
+                Body::Set { key, value } => {
+                    live_bytes += entry_bytes(key, value);
+                    if let Some(old) = map.replace(Entry::new(key, value)) {
+                        live_bytes -= old.bytes();
+                    }
+                }
+                Body::Delete { key } => {
+                    if let Some(old) = map.take(key) {
+                        live_bytes -= old.bytes();
+                    }
+                }
+                Body::Mark(_) | Body::Gap { .. } => {}
+            })?;
         if map.capacity() / 2 > map.len() {
             // Many records were overwrites or deletes. Keep room to grow, so that the first new
             // key after startup does not rehash the whole table while a client waits.
             map.shrink_to(map.len() * 2);
         }
         let log_failed = wal.failed_flag();
-        let store = Store { map, wal: Arc::new(Mutex::new(wal)), log_failed, _lock: lock };
-        Ok((store, recovery))
+        let store = Store {
+            map,
+            live_bytes,
+            dir: dir.to_path_buf(),
+            layout,
+            wal: Arc::new(Mutex::new(wal)),
+            log_failed,
+            _lock: lock,
+        };
+        Ok((store, recovery, opened))
     }
 
     /// The value of `key`, if it has one.
@@ -83,8 +115,12 @@ impl Store {
     /// whether the key is new.
     pub fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(u64, bool), Error> {
         let seq = self.wal()?.append(Op::Set, key, value)?;
-        let created = self.map.replace(Entry::new(key, value)).is_none();
-        Ok((seq, created))
+        self.live_bytes += entry_bytes(key, value);
+        let old = self.map.replace(Entry::new(key, value));
+        if let Some(old) = &old {
+            self.live_bytes -= old.bytes();
+        }
+        Ok((seq, old.is_none()))
     }
 
     /// Deletes `key`: log first, then map. Deleting a missing key writes nothing and returns
@@ -95,8 +131,56 @@ impl Store {
             return Ok(None);
         }
         let seq = self.wal()?.append(Op::Delete, key, b"")?;
-        self.map.remove(key);
+        if let Some(old) = self.map.take(key) {
+            self.live_bytes -= old.bytes();
+        }
         Ok(Some(seq))
+    }
+
+    /// Bytes the live keys take in a snapshot: the `live_bytes` of `/status`.
+    pub fn live_bytes(&self) -> u64 {
+        self.live_bytes
+    }
+
+    /// Bytes in the files of the log: the snapshot and every segment.
+    pub fn log_bytes(&self) -> Result<u64, Error> {
+        Ok(self.layout.bytes().saturating_add(self.wal()?.bytes()))
+    }
+
+    /// Bytes of every file in the data directory (the `disk_bytes` of `/status`).
+    pub fn disk_bytes(&self) -> u64 {
+        wal::layout::disk_bytes(&self.dir)
+    }
+
+    /// Prepares a compaction: seals the segment being written (unless it holds no writes) and
+    /// returns what to merge, with the map's key count and live bytes as of the last sealed
+    /// seq. `None` if there is nothing to merge (no sealed segment).
+    pub fn begin_compaction(&mut self, boot: wal::BootId) -> Result<Option<compact::Job>, Error> {
+        let mut wal = lock_wal(&self.wal)?;
+        if !wal.holds_no_writes() {
+            let sealed = wal.rotate()?;
+            self.layout.sealed.push(sealed);
+        }
+        if self.layout.sealed.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(compact::Job {
+            dir: self.dir.clone(),
+            base: self.layout.snapshot.clone(),
+            sealed: self.layout.sealed.clone(),
+            upto: wal.last_seq(),
+            keys: self.map.len() as u64,
+            live_bytes: self.live_bytes,
+            boot,
+        }))
+    }
+
+    /// Takes a finished compaction's snapshot into the layout: it is in charge now, and the
+    /// segments it covers are gone.
+    pub fn finish_compaction(&mut self, done: &compact::Done) {
+        let upto = done.snapshot.upto;
+        self.layout.snapshot = Some(done.snapshot.clone());
+        self.layout.sealed.retain(|s| s.first > upto);
     }
 
     /// Flushes and fsyncs the log; returns the last synced sequence number.
@@ -162,6 +246,11 @@ impl Entry {
     fn value(&self) -> &[u8] {
         &self.0[2 + self.key_len()..]
     }
+
+    /// What this key takes in a snapshot.
+    fn bytes(&self) -> u64 {
+        entry_bytes(self.key(), self.value())
+    }
 }
 
 impl Hash for Entry {
@@ -194,6 +283,18 @@ pub fn lock_wal(wal: &Mutex<Wal>) -> Result<MutexGuard<'_, Wal>, Error> {
 /// The log file's path in `dir`.
 pub fn wal_path(dir: &Path) -> PathBuf {
     dir.join(wal::FILE_NAME)
+}
+
+/// About how many keys replaying `dir` will produce (the SET records in its files, counted
+/// without checking them): for sizing the map before replay.
+fn estimate_keys(dir: &Path) -> usize {
+    let Ok(listing) = wal::layout::list(dir) else { return 0 };
+    if !listing.is_segmented() {
+        return wal::count_sets(&wal_path(dir));
+    }
+    let snapshot = listing.snapshots.last().map(|&n| dir.join(wal::layout::snapshot_name(n)));
+    let segments = listing.segments.iter().map(|&n| dir.join(wal::layout::segment_name(n)));
+    snapshot.into_iter().chain(segments).map(|p| wal::count_sets(&p)).sum()
 }
 
 /// True if another process (a running server, a repair) holds `dir`'s lock. Creates nothing.

@@ -127,7 +127,7 @@ fn never_mode_syncs_only_at_shutdown() {
     let (status, _) = server.terminate();
     assert!(status.success());
     let last = *sync_trace(&trace).last().unwrap();
-    let len = std::fs::metadata(dir.join("data").join(walkv::wal::FILE_NAME)).unwrap().len();
+    let len = std::fs::metadata(support::active_log(&dir.join("data"))).unwrap().len();
     assert_eq!(last, (len, 20), "the final sync covers the whole file");
 }
 

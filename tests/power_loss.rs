@@ -27,11 +27,11 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::power::simulate_power_cut;
 use support::{Server, request, sync_trace};
 use walkv::testutil::{Rng, TempDir, knob};
 
@@ -91,44 +91,8 @@ fn writer(addr: String, client: usize, seed: u64, stop: Arc<AtomicBool>) -> Writ
     log
 }
 
-const PAGE: usize = 4096;
-
 /// Boot ids: the server before the cut, and after it (see `support::OTHER_BOOT`).
 const BOOT_BEFORE: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-
-/// Keeps every byte below `synced_len`; keeps, zeroes or garbles each 4 KiB page after it (only
-/// its unsynced bytes); sometimes cuts the file at a page boundary after `synced_len`.
-fn simulate_power_cut(wal: &Path, synced_len: u64, rng: &mut Rng) -> String {
-    let mut bytes = std::fs::read(wal).unwrap();
-    let synced = synced_len as usize;
-    let (mut kept, mut zeroed, mut garbled) = (0, 0, 0);
-    let mut page = synced / PAGE * PAGE;
-    while page < bytes.len() {
-        let (from, to) = (page.max(synced), (page + PAGE).min(bytes.len()));
-        match rng.below(4) {
-            0 | 1 => kept += 1,
-            2 => {
-                bytes[from..to].fill(0);
-                zeroed += 1;
-            }
-            _ => {
-                let noise = rng.bytes(to - from);
-                bytes[from..to].copy_from_slice(&noise);
-                garbled += 1;
-            }
-        }
-        page += PAGE;
-    }
-    let mut how = format!("{kept} unsynced pages kept, {zeroed} zeroed, {garbled} garbled");
-    if rng.below(4) == 0 && bytes.len() > synced {
-        let pages = (bytes.len() - synced).div_ceil(PAGE);
-        let cut = (synced + rng.below(pages) * PAGE).max(synced);
-        bytes.truncate(cut);
-        how += &format!(", cut to {cut} bytes");
-    }
-    std::fs::write(wal, &bytes).unwrap();
-    format!("{how} (synced {synced_len} of {} bytes)", std::fs::metadata(wal).unwrap().len())
-}
 
 /// The last sequence number replayed from the startup report: "last seq N", or, when the trim
 /// recorded numbers as skipped, the one before them.
@@ -181,7 +145,7 @@ fn trial(mode: &str, seed: u64, rng: &mut Rng) -> Totals {
     let logs: Vec<WriterLog> = writers.into_iter().map(|w| w.join().unwrap()).collect();
 
     let (synced_len, synced_seq) = *sync_trace(&trace).last().expect("startup sync traced");
-    let how = simulate_power_cut(&data.join(walkv::wal::FILE_NAME), synced_len, rng);
+    let how = simulate_power_cut(&support::active_log(&data), synced_len, rng);
     let server = match Server::try_start_env(&data, &[], &[("WALKV_BOOT_ID", support::OTHER_BOOT)])
     {
         Ok(server) => server,
@@ -309,7 +273,7 @@ fn sigterm_under_load_then_power_cut_loses_nothing() {
     let logs: Vec<WriterLog> = writers.into_iter().map(|w| w.join().unwrap()).collect();
     assert_eq!(status.code(), Some(0), "{stderr}");
 
-    let wal = data.join(walkv::wal::FILE_NAME);
+    let wal = support::active_log(&data);
     let (synced_len, _) = *sync_trace(&trace).last().unwrap();
     assert_eq!(synced_len, std::fs::metadata(&wal).unwrap().len(), "the exit sync covers the file");
     simulate_power_cut(&wal, synced_len, &mut Rng::new(1));

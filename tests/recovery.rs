@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use support::{Server, request, run_walkv};
 use walkv::wal::{self, Op};
 
+/// The log a test damages or reads: `walkv.wal` before any server ran, the newest segment after.
 fn wal_file(dir: &Path) -> PathBuf {
-    dir.join(wal::FILE_NAME)
+    support::active_log(dir)
 }
 
 /// Starts a server on a new directory, writes `k1..=kN` = `v1..=vN`, stops it cleanly.
@@ -175,7 +176,7 @@ fn side_files(dir: &Path, kind: &str) -> Vec<PathBuf> {
     fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("walkv.wal.{kind}-")))
+        .filter(|e| e.file_name().to_string_lossy().contains(&format!(".wal.{kind}-")))
         .map(|e| e.path())
         .collect()
 }

@@ -24,9 +24,15 @@ use std::path::{Path, PathBuf};
 /// The log's file name inside the data directory.
 pub const FILE_NAME: &str = "walkv.wal";
 
-/// The name a replacement log is written under before its rename.
+/// The name a replacement for the file at `path` is written under before its rename:
+/// `walkv.wal.new` for `walkv.wal`.
 pub fn new_path(path: &Path) -> PathBuf {
-    path.with_file_name(format!("{FILE_NAME}.new"))
+    path.with_file_name(format!("{}.new", file_name(path)))
+}
+
+/// The last component of `path`, as text (lossy: walkv's own names are ASCII).
+pub fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// The directory `path` lives in.
@@ -44,6 +50,31 @@ pub fn sync_dir(dir: &Path) -> Result<(), Error> {
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(format!("fsync directory {}", dir.display()), e))?;
     failpoint::trace_fs("fsyncdir", dir, None);
+    Ok(())
+}
+
+/// Removes the file at `path` (every removal in the data directory goes through here, so that
+/// tests see it: see [`crate::failpoint`]).
+pub fn remove_file(path: &Path) -> io::Result<()> {
+    let grave = failpoint::bury(path);
+    match fs::remove_file(path) {
+        Ok(()) => {
+            failpoint::trace_fs("remove", path, grave.as_deref());
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(grave) = grave {
+                let _ = fs::remove_file(grave);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Fsyncs a file (`sync_all`), noting it in the test trace.
+pub fn sync_file(file: &File, path: &Path) -> io::Result<()> {
+    file.sync_all()?;
+    failpoint::trace_fsync(path, file.metadata()?.len());
     Ok(())
 }
 
@@ -80,7 +111,7 @@ pub fn create_dir_durably(dir: &Path) -> Result<bool, Error> {
 /// directory. The rename is the commit point.
 pub fn commit_replacement(new: &File, path: &Path) -> Result<(), Error> {
     let from = new_path(path);
-    new.sync_all().map_err(|e| Error::io(format!("fsync {}", from.display()), e))?;
+    sync_file(new, &from).map_err(|e| Error::io(format!("fsync {}", from.display()), e))?;
     fs::rename(&from, path)
         .map_err(|e| Error::io(format!("rename {} to {}", from.display(), path.display()), e))?;
     failpoint::trace_fs("rename", &from, Some(path));
@@ -105,23 +136,21 @@ pub fn create_replacement(path: &Path) -> Result<File, Error> {
 /// is only in charge once renamed.
 pub fn remove_leftover(path: &Path) -> Result<bool, Error> {
     let new = new_path(path);
-    match fs::remove_file(&new) {
-        Ok(()) => {
-            failpoint::trace_fs("remove", &new, None);
-            Ok(true)
-        }
+    match remove_file(&new) {
+        Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io(format!("remove the leftover {}", new.display()), e)),
     }
 }
 
-/// Creates a side file `walkv.wal.STEM` (or `walkv.wal.STEM-N` if that name is taken) next to
-/// the log at `path`.
+/// Creates a side file `NAME.STEM` (or `NAME.STEM-N` if that name is taken) next to the log
+/// at `path`, whose file name is NAME (`walkv.wal`, or a segment's).
 pub fn create_side_file(path: &Path, stem: &str) -> Result<(File, PathBuf), Error> {
+    let log = file_name(path);
     for n in 0..1000u32 {
         let name = match n {
-            0 => format!("{FILE_NAME}.{stem}"),
-            n => format!("{FILE_NAME}.{stem}-{n}"),
+            0 => format!("{log}.{stem}"),
+            n => format!("{log}.{stem}-{n}"),
         };
         let side = path.with_file_name(name);
         match OpenOptions::new().write(true).create_new(true).open(&side) {
@@ -134,7 +163,7 @@ pub fn create_side_file(path: &Path, stem: &str) -> Result<(File, PathBuf), Erro
         }
     }
     Err(Error::io(
-        format!("create a side file {FILE_NAME}.{stem}"),
+        format!("create a side file {log}.{stem}"),
         io::Error::other("a thousand files of that name exist"),
     ))
 }
@@ -171,11 +200,11 @@ pub fn save_side_file(path: &Path, stem: &str, from: u64, to: u64) -> Result<Pat
     let saved = File::open(path)
         .map_err(|e| Error::io(format!("open {}", path.display()), e))
         .and_then(|src| copy_range(&src, from, to, &mut side).map_err(|e| err("write", e)))
-        .and_then(|_| side.sync_all().map_err(|e| err("fsync", e)))
+        .and_then(|_| sync_file(&side, &side_path).map_err(|e| err("fsync", e)))
         .and_then(|_| sync_dir(dir_of(path)));
     if let Err(e) = saved {
         // A partial copy is no use to anyone; the log still holds the bytes.
-        let _ = fs::remove_file(&side_path);
+        let _ = remove_file(&side_path);
         return Err(e);
     }
     Ok(side_path)

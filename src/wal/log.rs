@@ -97,6 +97,8 @@ pub struct Trim {
 /// - once `failed` is set, nothing more is written or synced, and `failed_flag` is true.
 pub struct Wal {
     path: PathBuf,
+    /// The sequence number this file's first record has (or will have).
+    first_seq: u64,
     writer: BufWriter<File>,
     seed: Seed,
     options: Options,
@@ -127,6 +129,17 @@ impl Wal {
         options: Options,
         visit: impl FnMut(&Record),
     ) -> Result<(Wal, Recovery), Error> {
+        Wal::open_after(path, 0, options, visit)
+    }
+
+    /// [`Wal::open`] for a log whose first record follows sequence number `after` (the newest
+    /// segment of a data directory, see [`super::layout`]).
+    pub fn open_after(
+        path: &Path,
+        after: u64,
+        options: Options,
+        visit: impl FnMut(&Record),
+    ) -> Result<(Wal, Recovery), Error> {
         let io_err = |what: &str| {
             let action = format!("{what} {}", path.display());
             move |e| Error::io(action, e)
@@ -140,7 +153,7 @@ impl Wal {
         if !exists {
             rewrite::create(path)?;
         }
-        let scan = scan::scan(path, Judge::Stopped { boot: options.boot }, visit)?;
+        let scan = scan::scan_after(path, Judge::Stopped { boot: options.boot }, after, visit)?;
         if let Tail::Corrupt { .. } = scan.tail {
             let reason = scan.explain();
             return Err(Error::Corrupt { path: path.to_path_buf(), offset: scan.end, reason });
@@ -190,6 +203,7 @@ impl Wal {
         file.seek(SeekFrom::Start(end)).map_err(io_err("seek"))?;
         let mut wal = Wal {
             path: path.to_path_buf(),
+            first_seq: after + 1,
             writer: BufWriter::new(file),
             seed: Seed::log(log_id),
             options,
@@ -220,6 +234,108 @@ impl Wal {
             trimmed,
         };
         Ok((wal, recovery))
+    }
+
+    /// The file being appended to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file was renamed to `path` (it became the first segment); the open file is the same.
+    pub(super) fn renamed(&mut self, path: &Path) {
+        self.path = path.to_path_buf();
+    }
+
+    /// The sequence number this file's first record has (or will have).
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// Bytes of records in the file (not counting reserved space).
+    pub fn bytes(&self) -> u64 {
+        self.len
+    }
+
+    /// True if no SET, DELETE or GAP was appended to this file: only its header and markers.
+    pub fn holds_no_writes(&self) -> bool {
+        self.next_seq == self.first_seq
+    }
+
+    /// Seals this segment and continues in a new one, `segment-<next seq>.wal` in the same
+    /// directory (see [`super::layout`]). Returns the sealed segment.
+    ///
+    /// Sealing releases the reserved space and fsyncs, in every sync mode, so that a sealed
+    /// segment never ends in a torn record: only the newest may. The new segment is written as
+    /// `NAME.new` (header only), fsynced, renamed, and the directory fsynced, before any record
+    /// goes into it. A failure before the rename leaves the log in the old segment, which goes on
+    /// taking writes; a failed fsync of the old segment, or a failure after the rename (whether
+    /// the new name is durable is then unknown), stops the log as a failed fsync does.
+    pub fn rotate(&mut self) -> Result<super::layout::Sealed, Error> {
+        if let Some(reason) = &self.failed {
+            return Err(Error::Failed { reason: reason.clone() });
+        }
+        if self.reserved > self.len {
+            let released =
+                self.writer.flush().and_then(|_| self.writer.get_ref().set_len(self.len));
+            if let Err(e) = released {
+                crate::log!("could not release the space reserved after the log: {e}");
+            }
+            self.reserved = self.len;
+            self.length_changed = true;
+        }
+        self.fsync(true)?;
+        let next_first = self.next_seq;
+        let next = self.path.with_file_name(super::layout::segment_name(next_first));
+        let id = rewrite::new_log_id();
+        let new = files::new_path(&next);
+        let created = failpoint::check("segment_create")
+            .map_or(Ok(()), |e| Err(Error::io(format!("create {}", new.display()), e)))
+            .and_then(|_| rewrite::Rewrite::begin(&next, id))
+            .and_then(|r| r.commit_with(|| failpoint::check("segment_commit")));
+        let file = match created {
+            Ok(()) => match failpoint::check("segment_created") {
+                Some(e) => Err(e),
+                None => OpenOptions::new().read(true).write(true).open(&next),
+            },
+            Err(e) if next.exists() => {
+                self.fail(format!(
+                    "starting segment {} failed after its rename: {e}",
+                    next.display()
+                ));
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut file = match file.and_then(|mut f| f.seek(SeekFrom::End(0)).map(|_| f)) {
+            Ok(f) => f,
+            Err(e) => {
+                let error = Error::io(format!("open {}", next.display()), e);
+                self.fail(format!(
+                    "starting segment {} failed after its rename: {error}",
+                    next.display()
+                ));
+                return Err(error);
+            }
+        };
+        let _ = file.flush();
+        let sealed = super::layout::Sealed {
+            path: std::mem::replace(&mut self.path, next),
+            first: self.first_seq,
+            last: self.last_seq(),
+            bytes: self.len,
+        };
+        self.writer = BufWriter::new(file);
+        self.first_seq = next_first;
+        self.seed = Seed::log(id);
+        self.len = record::HEADER_LEN as u64;
+        self.data_len = self.len;
+        self.synced_len = self.len;
+        self.reserved = self.len;
+        self.reserve_again_at = 0;
+        self.length_changed = false;
+        self.last_mark = None;
+        self.write_mark(MarkKind::Open);
+        Ok(sealed)
     }
 
     /// Sequence number of the last record appended (0 if none).
@@ -450,6 +566,7 @@ impl Wal {
         self.length_changed = false;
         self.synced_seq = self.last_seq();
         failpoint::record_sync(self.synced_len, self.synced_seq);
+        failpoint::trace_fsync(&self.path, self.synced_len);
         Ok(self.synced_seq)
     }
 }

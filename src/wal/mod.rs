@@ -1,10 +1,11 @@
 //! The write-ahead log: its on-disk format, appending, and recovery. This doc is the format's
 //! specification.
 //!
-//! Every change to the map is first encoded as a record and written to the end of one file,
-//! `walkv.wal` in the data directory; only then is it applied in memory and acknowledged. At
-//! startup the file is read from the start and every record is applied again, which rebuilds the
-//! map exactly. Besides the changes, the log carries *SYNC markers*: small records, written
+//! Every change to the map is first encoded as a record and written to the end of the log's
+//! newest file (a *segment*, see *Data directory* below); only then is it applied in memory and
+//! acknowledged. At startup the snapshot and the segments are read in order and every record is
+//! applied again, which rebuilds the map exactly. Compaction replaces the history before the
+//! newest segment with one snapshot of the live keys. Besides the changes, the log carries *SYNC markers*: small records, written
 //! right after an fsync, that say "everything before me was on disk". They are what lets
 //! recovery tell bytes a power cut may have lost (trimmed, no operator needed) from damage to
 //! bytes that had been on disk (refused, an operator decides).
@@ -15,9 +16,13 @@
 //! | [`reader`] | reading the file through a bounded window |
 //! | [`scan`](mod@scan) | replay and the recovery rules |
 //! | [`log`](mod@log) | the open log: recovery at open, append, reserve, sync, markers |
-//! | [`files`] | the file protocol: replacing the log by rename, side files |
+//! | [`files`] | the file protocol: replacing a file by rename, side files, removals |
 //! | [`rewrite`] | writing a whole new log: creation, upgrade from format 1 |
 //! | [`repair`] | `walkv repair`: the plan, `--skip-damaged`, `--cut` |
+//! | [`layout`] | the data directory's file names: segments, snapshots, the marker |
+//! | [`dir`] | opening a data directory: replay and recovery across files, the upgrade |
+//! | [`snapshot`] | snapshot files: writing, loading, their end marker |
+//! | [`compact`] | compaction: the merge, its check, the commit, garbage collection |
 //!
 //! # File layout (format 2)
 //!
@@ -162,21 +167,70 @@
 //! applied. Rule 2 assumes the disk kept power while the kernel ran; a disk that loses its cache
 //! under a running kernel (a yanked USB disk) can make a crash look like corruption.
 //!
+//! # Data directory (layout version 3)
+//!
+//! ```text
+//! walkv.wal              the layout marker: a header of version 3 (LAYOUT_VERSION), nothing else
+//! snapshot-S.snap        every live key as of seq S (20-digit, zero-padded numbers)
+//! segment-N.wal          a log file (the format above) whose first record has seq N
+//! NAME.new               a file being written; in charge of nothing until renamed
+//! ```
+//!
+//! A snapshot is a file in the log format: the header (its own random id), one SET per live key
+//! with the seq of the key's last write (at most S), in no order, then a SYNC marker of kind 5
+//! (*snapshot*) at its own offset with seq S, and nothing after it. The state is the snapshot
+//! with the highest S, then every segment after it in order. The marker exists so that a walkv
+//! of the one-file layout refuses the directory (a newer format) instead of starting empty.
+//!
+//! **File protocol.** Every file but a segment being appended to is written as `NAME.new`,
+//! fsynced, renamed to `NAME`, and the directory fsynced; the rename is the commit point, and a
+//! `NAME.new` found at startup is removed. Directories walkv creates are created one level at a
+//! time, each parent fsynced ([`files::create_dir_durably`]). Removals are fsynced by their
+//! directory too, but never needed for correctness: a removed file that comes back after a power
+//! cut is a leftover the next start removes again.
+//!
+//! - **Sealing** ([`Wal::rotate`]): release the reserved space, fsync the segment (in every sync
+//!   mode), then create `segment-<next seq>.wal` by the protocol above and write an *open*
+//!   marker into it. A failure before the rename leaves the log in the old segment; a failed
+//!   fsync of the old one, or a failure after the rename, stops the log (fail-stop).
+//! - **Compaction** ([`compact`]): seal; merge the snapshot and the sealed segments into
+//!   `snapshot-S.snap` (S = the last sealed seq) on another thread; check it holds exactly the
+//!   map's keys and live bytes as of S; commit it by the protocol; only after the directory
+//!   fsync returned, remove the older snapshots and the segments it covers.
+//! - **Upgrade**: a directory with a `walkv.wal` log and no segment (the one-file layout) is
+//!   recovered by the rules above, then `walkv.wal` is renamed to `segment-…0001.wal`, the
+//!   directory fsynced, and the marker written. A crash between leaves a segment and no marker,
+//!   which the next start completes.
+//!
+//! **Recovery across files** ([`dir`]): the snapshot in charge must load completely (damage is
+//! refused: it was fsynced before it was renamed into place). A segment is *covered* if the next
+//! one starts at or before S + 1; covered segments and older snapshots are leftovers of an
+//! interrupted garbage collection, removed once everything else was read and found good. The
+//! remaining segments must chain: the first starts at S + 1, each next at the previous one's
+//! last seq + 1; a missing file or a gap refuses startup, naming the missing segment. Every
+//! segment but the newest was fsynced before the next was created, so it must read to a clean
+//! end (zeros of reserved space allowed): damage there is refused. Only the newest segment is
+//! judged by rules 0-3, and may be trimmed. A marker file with no segment and no snapshot is a
+//! directory whose files are missing: refused.
+//!
 //! # What the format does not do
 //!
-//! - No compaction: the log grows with every write; replay time grows with it.
 //! - No compression, no encryption, no record batching: one record per write.
 //! - The checksum detects damage; nothing can correct it.
 //! - Durability depends on fsync, which this module exposes as [`Wal::sync`]; *when* it runs is
 //!   the server's policy (see the README's durability table).
 
+pub mod compact;
+pub mod dir;
 pub mod files;
+pub mod layout;
 pub mod log;
 pub mod reader;
 pub mod record;
 pub mod repair;
 pub mod rewrite;
 pub mod scan;
+pub mod snapshot;
 
 pub use files::{FILE_NAME, sync_dir};
 pub use log::{Options, Recovery, Trim, Wal, boot_id, check_lengths};

@@ -16,6 +16,10 @@ pub const MAGIC: [u8; 8] = *b"walkvWAL";
 pub const VERSION: u32 = 2;
 /// The first format, still read (and upgraded at open).
 pub const VERSION_1: u32 = 1;
+/// The version in the header of `walkv.wal` once a data directory holds segments and snapshots
+/// (see [`super::layout`]): the file is then only that header, so that a walkv from before
+/// segments refuses the directory ("written by a newer walkv") instead of starting empty.
+pub const LAYOUT_VERSION: u32 = 3;
 /// Version 2 file header: magic + version + log id + crc.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 /// Version 1 file header: magic + version.
@@ -104,6 +108,8 @@ pub enum MarkKind {
     Close = 3,
     /// `walkv repair` rewrote the log.
     Repair = 4,
+    /// The end of a snapshot file: every record of the snapshot comes before it.
+    Snapshot = 5,
 }
 
 /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`) as 16 bytes; all zeros = unknown.
@@ -403,6 +409,7 @@ pub fn decode(buf: &[u8], seed: Seed) -> Decoded<'_> {
                 2 => MarkKind::Sync,
                 3 => MarkKind::Close,
                 4 => MarkKind::Repair,
+                5 => MarkKind::Snapshot,
                 other => return Decoded::Damaged(Fault::MarkKind(other), Some(len)),
             };
             let mut boot = [0u8; 16];
@@ -416,10 +423,15 @@ pub fn decode(buf: &[u8], seed: Seed) -> Decoded<'_> {
 
 /// The 24-byte header of a new version 2 log.
 pub fn encode_header(log_id: u64) -> [u8; HEADER_LEN] {
+    encode_header_version(VERSION, log_id)
+}
+
+/// The 24-byte header with another version: [`LAYOUT_VERSION`] for the layout marker.
+pub fn encode_header_version(version: u32, log_id: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     // Magic, then version: u32 little-endian.
     h[..8].copy_from_slice(&MAGIC);
-    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[8..12].copy_from_slice(&version.to_le_bytes());
     // Log id: u64 little-endian, the records' checksum seed.
     h[12..20].copy_from_slice(&log_id.to_le_bytes());
     // CRC-32C of the 20 bytes before it.
@@ -486,16 +498,16 @@ pub fn decode_header(buf: &[u8]) -> Result<Header, HeaderFault> {
     let v2_checks_out = buf.len() >= HEADER_LEN
         && crc32c::checksum_parts(&[&buf[..8], &VERSION.to_le_bytes(), &buf[12..20]])
             == u32_at(buf, 20);
-    if version != VERSION && version != VERSION_1 && v2_checks_out {
+    if version != VERSION && version != VERSION_1 && version != LAYOUT_VERSION && v2_checks_out {
         // A version 2 header whose checksum holds once the version is put right: ours, damaged.
         return Err(HeaderFault::Damaged("the file header's version field is damaged".into()));
     }
     match version {
         VERSION_1 => Ok(Header { version: VERSION_1, log_id: 0 }),
-        VERSION if buf.len() < HEADER_LEN => {
+        VERSION | LAYOUT_VERSION if buf.len() < HEADER_LEN => {
             Err(HeaderFault::Short { len: buf.len(), prefix: true })
         }
-        VERSION => {
+        VERSION | LAYOUT_VERSION => {
             let stored = u32_at(buf, 20);
             let computed = crc32c::checksum(&buf[..20]);
             if stored != computed {
@@ -504,9 +516,9 @@ pub fn decode_header(buf: &[u8]) -> Result<Header, HeaderFault> {
                      {computed:#010x})"
                 )));
             }
-            Ok(Header { version: VERSION, log_id: u64_at(buf, 12) })
+            Ok(Header { version, log_id: u64_at(buf, 12) })
         }
-        v if v > VERSION => Err(HeaderFault::Newer(v)),
+        v if v > LAYOUT_VERSION => Err(HeaderFault::Newer(v)),
         v => Err(HeaderFault::Damaged(format!("unknown format version {v}"))),
     }
 }
@@ -634,10 +646,12 @@ mod tests {
         assert_eq!(decode_header(&h[..5]), Err(HeaderFault::Short { len: 5, prefix: true }));
         assert_eq!(decode_header(b"hello"), Err(HeaderFault::Short { len: 5, prefix: false }));
         assert_eq!(decode_header(b"key=value\nmore"), Err(HeaderFault::BadMagic));
-        let mut newer = *b"walkvWAL\x03\x00\x00\x00 a future header...";
-        assert_eq!(decode_header(&newer), Err(HeaderFault::Newer(3)));
+        let mut newer = *b"walkvWAL\x04\x00\x00\x00 a future header...";
+        assert_eq!(decode_header(&newer), Err(HeaderFault::Newer(4)));
+        let marker = encode_header_version(LAYOUT_VERSION, 9);
+        assert_eq!(decode_header(&marker), Ok(Header { version: LAYOUT_VERSION, log_id: 9 }));
         newer[..HEADER_LEN].copy_from_slice(&h);
-        newer[8] = 3; // our header with its version damaged: the checksum tells
+        newer[8] = 4; // our header with its version damaged: the checksum tells
         assert!(matches!(decode_header(&newer), Err(HeaderFault::Damaged(_))));
         let mut magic = h;
         magic[3] ^= 0x20;

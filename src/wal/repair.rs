@@ -66,6 +66,12 @@ pub struct Region {
 pub struct Plan {
     pub path: PathBuf,
     pub header: Header,
+    /// The sequence number the file's first record follows (0 for a whole log; a segment's
+    /// number minus one).
+    pub base: u64,
+    /// For a sealed segment: the sequence number it must end with (the next segment's number
+    /// minus one), so that the chain of segments holds after the repair.
+    pub ceiling: Option<u64>,
     /// The file header was damaged; changing the byte at this offset restores it.
     pub header_fixed: Option<usize>,
     pub file_len: u64,
@@ -198,13 +204,14 @@ fn fits(record: &Record, at: u64, last: u64) -> Option<bool> {
 fn walk(
     path: &Path,
     header: Header,
+    base: u64,
     mut on: impl FnMut(Event) -> Result<(), Error>,
 ) -> Result<(u64, u64), Error> {
     let read_err = |e| Error::io(format!("read {}", path.display()), e);
     let file = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
     let mut window = Window::new(file, 0);
     let seed = header.seed();
-    let (mut at, mut last, mut data_end) = (header.size() as u64, 0u64, header.size() as u64);
+    let (mut at, mut last, mut data_end) = (header.size() as u64, base, header.size() as u64);
     loop {
         let buf = window.fill(at, MAX_RECORD_LEN).map_err(read_err)?;
         if buf.is_empty() {
@@ -310,14 +317,22 @@ impl KeyCount {
 
 /// Builds the plan for the log at `path`. Reads only.
 pub fn plan(path: &Path) -> Result<Plan, Error> {
+    plan_segment(path, 0, None)
+}
+
+/// [`plan`] for a segment whose first record follows seq `base`, which must end at `ceiling`
+/// if it is sealed.
+pub fn plan_segment(path: &Path, base: u64, ceiling: Option<u64>) -> Result<Plan, Error> {
     let (header, header_fixed) = header_of(path)?;
     let mut plan = Plan {
         path: path.to_path_buf(),
         header,
+        base,
+        ceiling,
         header_fixed,
         file_len: 0,
         prefix: Run::default(),
-        prefix_seq: 0,
+        prefix_seq: base,
         first_damage: None,
         regions: Vec::new(),
         region_count: 0,
@@ -330,8 +345,8 @@ pub fn plan(path: &Path) -> Result<Plan, Error> {
         data_end: 0,
     };
     let mut keys = KeyCount::new();
-    let mut last = 0u64;
-    let (file_len, data_end) = walk(path, header, |event| {
+    let mut last = base;
+    let (file_len, data_end) = walk(path, header, base, |event| {
         match event {
             Event::Keep { at, record, chained } => {
                 if !chained {
@@ -377,6 +392,19 @@ pub fn plan(path: &Path) -> Result<Plan, Error> {
     })?;
     plan.file_len = file_len;
     plan.data_end = data_end;
+    if let Some(end) = ceiling
+        && last < end
+        && plan.first_damage.is_none()
+    {
+        // A sealed segment that ends early: the writes up to the next segment are missing.
+        plan.first_damage = Some(data_end);
+        plan.missing_count += end - last;
+        plan.missing.push((last + 1, end));
+    }
+    plan.max_seq = match ceiling {
+        Some(end) => end, // numbers past it belong to the next segment
+        None => plan.max_seq.max(base),
+    };
     plan.keys_after = if plan.after.records == 0 { 0 } else { keys.estimate() };
     Ok(plan)
 }
@@ -402,12 +430,13 @@ fn rewrite_log(plan: &Plan, choice: Choice, boot: record::BootId) -> Result<Done
         _ => plan.header.log_id,
     };
     let mut out = Rewrite::begin(path, log_id)?;
+    out.last_seq = plan.base;
     let src = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
     let mut side: Option<(File, PathBuf)> = None;
     let mut kept = 0;
     let cut_at = plan.first_damage.unwrap_or(u64::MAX);
     let stem = format!("skipped-{}", unix_seconds());
-    walk(path, plan.header, |event| {
+    walk(path, plan.header, plan.base, |event| {
         match event {
             Event::Keep { at, record, .. } if choice == Choice::SkipDamaged || at < cut_at => {
                 kept += u64::from(record.is_data());

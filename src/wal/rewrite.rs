@@ -56,6 +56,19 @@ impl Rewrite {
         Ok(rewrite)
     }
 
+    /// Starts `NAME.new` for the file at `path` with nothing in it (for files that are not logs:
+    /// the layout marker).
+    pub fn begin_raw(path: &Path) -> Result<Rewrite, Error> {
+        let file = create_replacement(path)?;
+        let out = Some(BufWriter::new(file));
+        Ok(Rewrite { path: path.to_path_buf(), out, seed: Seed::V1, len: 0, last_seq: 0 })
+    }
+
+    /// Appends bytes as they are.
+    pub fn raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.put(bytes)
+    }
+
     fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let out = self.out.as_mut().expect("a rewrite is written only before its commit");
         out.write_all(bytes).map_err(|e| write_error(&self.path, e))?;
@@ -81,6 +94,24 @@ impl Rewrite {
         self.put(&bytes)?;
         self.last_seq = last;
         Ok(())
+    }
+
+    /// Commits a new file without a marker; `before_rename` may inject an error (a failpoint)
+    /// between the fsync and the rename.
+    pub fn commit_with(
+        mut self,
+        before_rename: impl FnOnce() -> Option<io::Error>,
+    ) -> Result<(), Error> {
+        let mut out = self.out.take().expect("committed once");
+        let path = self.path.clone();
+        let new = new_path(&path);
+        out.flush().map_err(|e| write_error(&path, e))?;
+        let file = out.into_inner().map_err(|e| write_error(&path, e.into_error()))?;
+        if let Some(e) = before_rename() {
+            let _ = files::remove_file(&new);
+            return Err(Error::io(format!("rename {} to {}", new.display(), path.display()), e));
+        }
+        commit_replacement(&file, &path)
     }
 
     /// Makes the new file the log. With `mark`, a final SYNC marker (written after the data is

@@ -16,7 +16,7 @@
 
 use super::reader::Window;
 use super::record::{
-    Body, BootId, Decoded, HEADER_LEN, Header, HeaderFault, MAX_RECORD_LEN, Mark,
+    Body, BootId, Decoded, HEADER_LEN, Header, HeaderFault, LAYOUT_VERSION, MAX_RECORD_LEN, Mark,
     RECORD_HEADER_LEN, Record, SyncMode, decode, decode_header, peek,
 };
 use crate::error::Error;
@@ -142,9 +142,26 @@ struct Prefix {
 
 /// Reads the log at `path` from the start, calling `visit` for each SET and DELETE in order, and
 /// judges what follows the last valid record. Reads only; changes nothing.
-pub fn scan(path: &Path, judge: Judge, mut visit: impl FnMut(&Record)) -> Result<Scan, Error> {
+pub fn scan(path: &Path, judge: Judge, visit: impl FnMut(&Record)) -> Result<Scan, Error> {
+    scan_after(path, judge, 0, visit)
+}
+
+/// [`scan`] for a log whose first record follows sequence number `after` (a segment: see
+/// [`super::layout`]); `Scan::last_seq` is `after` if it holds no record.
+pub fn scan_after(
+    path: &Path,
+    judge: Judge,
+    after: u64,
+    mut visit: impl FnMut(&Record),
+) -> Result<Scan, Error> {
     let read_err = |e| Error::io(format!("read {}", path.display()), e);
     let header = match read_header(path)? {
+        Some(header) if header.version == LAYOUT_VERSION => {
+            let reason = "it is the layout marker of a data directory that holds segments, \
+                          not a log (see the README, \"Files in the data directory\")"
+                .to_string();
+            return Err(Error::NotALog { path: path.to_path_buf(), reason });
+        }
         Some(header) => header,
         None => {
             let reason = "the file is shorter than a log header".to_string();
@@ -154,7 +171,7 @@ pub fn scan(path: &Path, judge: Judge, mut visit: impl FnMut(&Record)) -> Result
     let file = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
     let mut window = Window::new(file, 0);
     let seed = header.seed();
-    let mut prefix = Prefix { records: 0, last_seq: 0, last_mark: None };
+    let mut prefix = Prefix { records: 0, last_seq: after, last_mark: None };
     let mut at = header.size() as u64;
     loop {
         let buf = window.fill(at, MAX_RECORD_LEN).map_err(read_err)?;

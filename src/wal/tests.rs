@@ -328,7 +328,7 @@ fn headers_refuse_without_touching() {
     let (_dir, path) = temp_log("headers");
     for (bytes, want) in [
         (b"key=value\nmore=stuff\n".to_vec(), "not a walkv log"),
-        (b"walkvWAL\x03\x00\x00\x00xxxxxxxxxxxx".to_vec(), "newer walkv (log format 3"),
+        (b"walkvWAL\x04\x00\x00\x00xxxxxxxxxxxx".to_vec(), "newer walkv (log format 4"),
         (b"hello".to_vec(), "not a walkv log"),
     ] {
         fs::write(&path, &bytes).unwrap();

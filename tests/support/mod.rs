@@ -5,6 +5,8 @@
 //! independently of `walkv::client` so that they can check it.
 #![allow(dead_code)] // Each test file uses a different subset.
 
+pub mod power;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,18 @@ pub struct LogRecord {
     /// "set", "delete", "sync" or "gap".
     pub kind: &'static str,
     pub key: Vec<u8>,
+}
+
+/// The log file a server in `dir` appends to: its newest segment, or `walkv.wal` in a directory
+/// that has no segment yet (a new one, or one of the one-file layout).
+pub fn active_log(dir: &Path) -> PathBuf {
+    let newest = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("segment-") && n.ends_with(".wal"))
+        .max();
+    dir.join(newest.unwrap_or_else(|| walkv::wal::FILE_NAME.to_string()))
 }
 
 /// Every record in the log at `path`, in order, up to the first that does not decode.
@@ -251,7 +265,7 @@ pub fn unsynced_entries(trace: &[Vec<String>]) -> Vec<String> {
             ["mkdir" | "create", path] => pending.push((parent(path), line.join(" "))),
             ["rename", _, to] => pending.push((parent(to), line.join(" "))),
             ["fsyncdir", dir] => pending.retain(|(p, _)| p != Path::new(dir)),
-            ["remove", _] => {}
+            ["remove", ..] | ["fsync", _, _] => {}
             other => panic!("unknown fs trace line {other:?}"),
         }
     }

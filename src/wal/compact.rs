@@ -1,0 +1,240 @@
+//! Compaction: merging the snapshot in charge and the sealed segments into a new snapshot, on a
+//! thread of its own, as a pure function of files.
+//!
+//! The main thread's part is small: it seals the segment being written (see [`Wal::rotate`],
+//! one fsync and a new file), notes how many keys and live bytes the map holds at that moment
+//! (the state as of the last sealed seq, `upto`), and hands a [`Job`] to a thread. The thread
+//! never touches the map, so the server goes on serving; writes go to the new segment. The
+//! merge reads only files that no one writes any more:
+//!
+//! 1. **Newest writes.** Read the sealed segments in order and note, for each key written in
+//!    them, the sequence number of its last write. Keys are noted by a 64-bit SipHash with a
+//!    key chosen at random for this compaction, so the table costs 16 bytes per key written
+//!    since the last compaction, whatever the key's length.
+//! 2. **Old snapshot.** Copy each of its keys that the table does not know: not written since.
+//! 3. **Segments again.** Copy each SET that is its key's last write (its seq is the table's).
+//!    A key whose last write is a DELETE is copied from nowhere: the tombstone is dropped, which
+//!    is safe because the merge always covers the whole history up to `upto` (nothing older is
+//!    left anywhere to bring the key back).
+//! 4. **Check.** The merged snapshot must hold exactly as many keys and live bytes as the map
+//!    did at `upto`. Every record the merge copies is a true live key with its true value (a
+//!    key is copied only if nothing with its hash was written later), so a hash collision can
+//!    only make the merge *leave out* a key; the count catches that, and the compaction fails
+//!    (to be retried with another random key) instead of losing the key. The chance is about
+//!    n²/2⁶⁵ for n keys written since the last compaction: 3·10⁻⁸ for a million.
+//! 5. **Commit.** The end marker, fsync, rename to `snapshot-<upto>.snap`, directory fsync (see
+//!    [`super::snapshot`]). From the rename on, the new snapshot is in charge.
+//! 6. **Collect garbage.** Only after the directory fsync returned: remove every older snapshot
+//!    and every segment the new snapshot covers, by listing the directory (so a leftover of an
+//!    earlier interrupted compaction goes too), then fsync the directory. A failure here loses
+//!    nothing: the next start removes what is left.
+//!
+//! A failure at any step before the commit removes the half-written snapshot and leaves the
+//! old files in charge; the error goes back to the main thread, which reports it and retries
+//! later. Every step has a failpoint (see [`crate::failpoint`]).
+
+use super::files::{remove_file, sync_dir};
+use super::layout::{self, Sealed, Snapshot};
+use super::record::{Body, BootId, Record};
+use super::scan::{self, Judge, Tail};
+use super::snapshot::{self, Contents, Writer};
+use crate::error::Error;
+use crate::failpoint;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[cfg(doc)]
+use super::log::Wal;
+
+/// Everything a compaction needs, fixed when it starts.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub dir: PathBuf,
+    /// The snapshot in charge when the compaction started.
+    pub base: Option<Snapshot>,
+    /// The sealed segments after it, in order, ending at `upto`.
+    pub sealed: Vec<Sealed>,
+    pub upto: u64,
+    /// What the map held at `upto`: the merge must produce exactly this.
+    pub keys: u64,
+    pub live_bytes: u64,
+    pub boot: BootId,
+}
+
+/// A finished compaction.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub snapshot: Snapshot,
+    pub contents: Contents,
+    /// Files removed after the commit.
+    pub removed: Vec<PathBuf>,
+    /// Why removing the replaced files failed, if it did (nothing is lost: the next start
+    /// removes them).
+    pub cleanup_error: Option<String>,
+    pub took: Duration,
+}
+
+/// Runs a compaction: merge, check, commit, collect garbage.
+pub fn run(job: &Job) -> Result<Done, Error> {
+    let started = Instant::now();
+    let path = job.dir.join(layout::snapshot_name(job.upto));
+    let hasher = RandomState::new();
+    let newest = newest_writes(job, &hasher)?;
+    let mut writer = Writer::create(&path, job.upto)?;
+    copy_old_snapshot(job, &hasher, &newest, &mut writer)?;
+    copy_last_sets(job, &hasher, &newest, &mut writer)?;
+    drop(newest);
+    let merged = writer.contents();
+    if (merged.keys, merged.live_bytes) != (job.keys, job.live_bytes) {
+        return Err(Error::Failed {
+            reason: format!(
+                "the merged snapshot holds {} keys and {} live bytes where the store held {} and \
+                 {} at seq {}: most likely two keys' hashes collided (this happens about once in \
+                 30 million compactions); nothing was changed, and the next compaction will use \
+                 another hash",
+                merged.keys, merged.live_bytes, job.keys, job.live_bytes, job.upto
+            ),
+        });
+    }
+    let contents = writer.commit(job.boot)?;
+    let snapshot = Snapshot { path, upto: job.upto, bytes: contents.file_bytes };
+    let (removed, cleanup_error) = match collect_garbage(&job.dir, job.upto) {
+        Ok(removed) => (removed, None),
+        Err((removed, e)) => (removed, Some(e.to_string())),
+    };
+    Ok(Done { snapshot, contents, removed, cleanup_error, took: started.elapsed() })
+}
+
+/// The table of step 1: key hash → seq of the key's last write in the sealed segments.
+type Newest = HashMap<u64, u64, BuildHasherDefault<AlreadyHashed>>;
+
+/// The table's keys are SipHash values already: hashing them again would only cost time.
+#[derive(Default)]
+struct AlreadyHashed(u64);
+
+impl Hasher for AlreadyHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Step 1.
+fn newest_writes(job: &Job, hasher: &RandomState) -> Result<Newest, Error> {
+    let mut newest = Newest::default();
+    for segment in &job.sealed {
+        replay_sealed(segment, job.boot, |r| {
+            if let Body::Set { key, .. } | Body::Delete { key } = r.body {
+                newest.insert(hasher.hash_one(key), r.seq);
+            }
+        })?;
+    }
+    Ok(newest)
+}
+
+/// Step 2.
+fn copy_old_snapshot(
+    job: &Job,
+    hasher: &RandomState,
+    newest: &Newest,
+    writer: &mut Writer,
+) -> Result<(), Error> {
+    let Some(base) = &job.base else { return Ok(()) };
+    let mut failed = None;
+    snapshot::load(&base.path, base.upto, |r| {
+        if let (Body::Set { key, value }, None) = (r.body, &failed)
+            && !newest.contains_key(&hasher.hash_one(key))
+        {
+            failed = writer.set(r.seq, key, value).err();
+        }
+    })?;
+    failed.map_or(Ok(()), Err)
+}
+
+/// Step 3.
+fn copy_last_sets(
+    job: &Job,
+    hasher: &RandomState,
+    newest: &Newest,
+    writer: &mut Writer,
+) -> Result<(), Error> {
+    let mut failed = None;
+    for segment in &job.sealed {
+        replay_sealed(segment, job.boot, |r| {
+            if let (Body::Set { key, value }, None) = (r.body, &failed)
+                && newest.get(&hasher.hash_one(key)) == Some(&r.seq)
+            {
+                failed = writer.set(r.seq, key, value).err();
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a sealed segment, which must be as it was when sealed: complete and undamaged.
+fn replay_sealed(segment: &Sealed, boot: BootId, visit: impl FnMut(&Record)) -> Result<(), Error> {
+    if let Some(e) = failpoint::check("compact_read") {
+        return Err(Error::io(format!("read {}", segment.path.display()), e));
+    }
+    let judge = Judge::Stopped { boot };
+    let scan = scan::scan_after(&segment.path, judge, segment.first - 1, visit)?;
+    if !matches!(scan.tail, Tail::Clean | Tail::Reserved) || scan.last_seq != segment.last {
+        return Err(Error::Corrupt {
+            path: segment.path.clone(),
+            offset: scan.end,
+            reason: format!(
+                "this sealed segment no longer reads as it did when it was sealed (through seq \
+                 {}, now through {}): {}",
+                segment.last,
+                scan.last_seq,
+                scan.explain()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Step 6: removes every snapshot older than `upto` and every segment that snapshot covers,
+/// then fsyncs the directory. On failure, what was removed and the error.
+pub fn collect_garbage(dir: &Path, upto: u64) -> Result<Vec<PathBuf>, (Vec<PathBuf>, Error)> {
+    let listing = layout::list(dir).map_err(|e| (Vec::new(), e))?;
+    let mut doomed: Vec<PathBuf> = listing
+        .snapshots
+        .iter()
+        .filter(|&&n| n < upto)
+        .map(|&n| dir.join(layout::snapshot_name(n)))
+        .collect();
+    let covered = listing.segments.windows(2).take_while(|w| w[1] <= upto + 1);
+    doomed.extend(covered.map(|w| dir.join(layout::segment_name(w[0]))));
+    let mut removed = Vec::new();
+    for path in doomed {
+        let result = match failpoint::check("compact_remove") {
+            Some(e) => Err(e),
+            None => remove_file(&path),
+        };
+        match result {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                let error = Error::io(format!("remove {}", path.display()), e);
+                return Err((removed, error));
+            }
+        }
+    }
+    if !removed.is_empty() {
+        sync_dir(dir).map_err(|e| (removed.clone(), e))?;
+    }
+    Ok(removed)
+}

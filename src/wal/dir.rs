@@ -1,0 +1,272 @@
+//! Opening a data directory: replay across the snapshot and the segments, the recovery rules
+//! between files, the upgrade from the one-file layout, and the removal of leftovers.
+//!
+//! The rules (the module doc of [`crate::wal`] has them with the rest of the format):
+//!
+//! - The snapshot with the highest number S is in charge. It must load completely
+//!   ([`super::snapshot::load`]); a damaged one refuses startup. Older snapshots are leftovers of
+//!   a compaction that was interrupted after its commit, and are removed.
+//! - A segment is covered by the snapshot if the segment after it starts at or before S + 1:
+//!   every record it holds is in the snapshot. Covered segments are leftovers, removed.
+//! - The other segments must form a chain: the first starts at S + 1, each next one right after
+//!   the last sequence number of the one before. A missing file or a gap refuses startup.
+//! - Every segment but the newest is sealed: it was fsynced before the next one was created, so
+//!   it must read to a clean end. Damage there is damage to data that was on disk: refused.
+//!   Only the newest segment is judged by the single-log rules (a torn end trimmed, and so on).
+//! - `NAME.new` files are interrupted writes (of a snapshot or a segment) and are removed.
+//!
+//! Leftovers are removed only once everything else has been read and found good, so that a
+//! refused start changes nothing.
+
+use super::files::{self, FILE_NAME, sync_dir};
+use super::layout::{self, Layout, Sealed, Snapshot};
+use super::log::{Options, Recovery, Wal};
+use super::record::{LAYOUT_VERSION, Record, encode_header_version};
+use super::rewrite::{Rewrite, new_log_id};
+use super::scan::{self, Judge, Tail, read_header};
+use super::snapshot;
+use crate::error::Error;
+use crate::failpoint;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// What opening a data directory found and did, beyond what the newest segment's open did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The snapshot replayed, and how many keys it held.
+    pub snapshot: Option<(u64, u64)>,
+    /// Segments replayed (the newest included).
+    pub segments: usize,
+    /// A one-file `walkv.wal` became the first segment.
+    pub converted: bool,
+    /// Leftovers removed.
+    pub removed: Vec<PathBuf>,
+}
+
+/// Opens the log in `dir` (which must exist), replaying every record into `visit`: the snapshot
+/// in charge, then each segment in order. Returns the open newest segment, the files before it,
+/// and what was done.
+pub fn open(
+    dir: &Path,
+    options: Options,
+    mut visit: impl FnMut(&Record),
+) -> Result<(Wal, Layout, Recovery, Opened), Error> {
+    let marker = dir.join(FILE_NAME);
+    files::remove_leftover(&marker)?;
+    let listing = layout::list(dir)?;
+    if !listing.is_segmented() {
+        return open_one_file(dir, options, visit);
+    }
+    let mut removed = listing.unfinished.clone();
+    let (snapshot, keys) = match listing.snapshots.last() {
+        Some(&upto) => {
+            let path = dir.join(layout::snapshot_name(upto));
+            let contents = snapshot::load(&path, upto, &mut visit)?;
+            let bytes = contents.file_bytes;
+            (Some(Snapshot { path, upto, bytes }), contents.keys)
+        }
+        None => (None, 0),
+    };
+    let upto = snapshot.as_ref().map_or(0, |s| s.upto);
+    for &older in listing.snapshots.iter().filter(|&&n| n < upto) {
+        removed.push(dir.join(layout::snapshot_name(older)));
+    }
+    let (covered, chain) = split_covered(&listing.segments, upto);
+    removed.extend(covered.iter().map(|&n| dir.join(layout::segment_name(n))));
+    let Some((&newest, sealed_numbers)) = chain.split_last() else {
+        return Err(missing(dir, upto + 1, "no segment holds the writes after the snapshot"));
+    };
+    let mut sealed = Vec::new();
+    let mut next = upto + 1;
+    let mut records = keys;
+    for &first in sealed_numbers {
+        let (segment, n) = replay_sealed(dir, first, next, options, &mut visit)?;
+        next = segment.last + 1;
+        records += n;
+        sealed.push(segment);
+    }
+    if newest != next {
+        return Err(missing(dir, next, &format!("the next segment starts at seq {newest}")));
+    }
+    let path = dir.join(layout::segment_name(newest));
+    let (wal, mut recovery) = Wal::open_after(&path, newest - 1, options, &mut visit)?;
+    recovery.records += records;
+    if !listing.marker {
+        write_marker(dir)?;
+    }
+    remove_all(dir, &removed)?;
+    let opened = Opened {
+        snapshot: snapshot.as_ref().map(|s| (s.upto, keys)),
+        segments: sealed.len() + 1,
+        converted: false,
+        removed,
+    };
+    Ok((wal, Layout { snapshot, sealed }, recovery, opened))
+}
+
+/// What one file of a segmented data directory is, for `walkv check` and `walkv repair`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// The snapshot in charge.
+    Snapshot { upto: u64 },
+    /// A segment that must read to a clean end at `ceiling` (the next one's number minus one).
+    Sealed { first: u64, ceiling: u64 },
+    /// The segment being written.
+    Newest { first: u64 },
+    /// A file the next start removes (an older snapshot, a covered segment, a `.new`).
+    Leftover,
+}
+
+/// The files of the segmented directory `dir`, in replay order (leftovers first), judged by
+/// their names only. A chain with a missing segment is refused as [`open`] refuses it.
+pub fn parts(dir: &Path) -> Result<Vec<(PathBuf, Part)>, Error> {
+    let listing = layout::list(dir)?;
+    let mut parts: Vec<(PathBuf, Part)> =
+        listing.unfinished.iter().map(|p| (p.clone(), Part::Leftover)).collect();
+    let upto = listing.snapshots.last().copied().unwrap_or(0);
+    for &n in &listing.snapshots {
+        let part = if n == upto { Part::Snapshot { upto } } else { Part::Leftover };
+        parts.push((dir.join(layout::snapshot_name(n)), part));
+    }
+    let (covered, chain) = split_covered(&listing.segments, upto);
+    parts.extend(covered.iter().map(|&n| (dir.join(layout::segment_name(n)), Part::Leftover)));
+    match chain.first() {
+        None => {
+            return Err(missing(dir, upto + 1, "no segment holds the writes after the snapshot"));
+        }
+        Some(&first) if first != upto + 1 => {
+            return Err(missing(dir, upto + 1, &format!("the next segment starts at seq {first}")));
+        }
+        Some(_) => {}
+    }
+    for pair in chain.windows(2) {
+        let part = Part::Sealed { first: pair[0], ceiling: pair[1] - 1 };
+        parts.push((dir.join(layout::segment_name(pair[0])), part));
+    }
+    if let Some(&newest) = chain.last() {
+        parts.push((dir.join(layout::segment_name(newest)), Part::Newest { first: newest }));
+    }
+    Ok(parts)
+}
+
+/// Splits segment numbers into those the snapshot up to `upto` covers and the rest.
+fn split_covered(segments: &[u64], upto: u64) -> (Vec<u64>, Vec<u64>) {
+    let cut = segments.windows(2).take_while(|w| w[1] <= upto + 1).count();
+    (segments[..cut].to_vec(), segments[cut..].to_vec())
+}
+
+fn missing(dir: &Path, first: u64, detail: &str) -> Error {
+    let name = layout::segment_name(first);
+    Error::Corrupt {
+        path: dir.join(&name),
+        offset: 0,
+        reason: format!(
+            "the segment that must hold the writes from seq {first} on is missing ({detail}): \
+             those writes are in no file. Restore {name} from a backup"
+        ),
+    }
+}
+
+/// Replays a sealed segment, which must start at `expected` and read to a clean end. Returns it
+/// and how many SET and DELETE records it held.
+fn replay_sealed(
+    dir: &Path,
+    first: u64,
+    expected: u64,
+    options: Options,
+    visit: &mut impl FnMut(&Record),
+) -> Result<(Sealed, u64), Error> {
+    if first != expected {
+        let detail = format!("the next segment starts at seq {first}");
+        return Err(missing(dir, expected, &detail));
+    }
+    let path = dir.join(layout::segment_name(first));
+    let judge = Judge::Stopped { boot: options.boot };
+    let scan = scan::scan_after(&path, judge, first - 1, visit)?;
+    if !matches!(scan.tail, Tail::Clean | Tail::Reserved) {
+        let reason = format!(
+            "{}. Only the newest segment may end in a torn record; this one was sealed (fsynced) \
+             before the next one was created, so this is damage to data that was on disk. See \
+             what can be kept with `walkv repair --dry-run`",
+            scan.explain()
+        );
+        return Err(Error::Corrupt { path, offset: scan.end, reason });
+    }
+    Ok((Sealed { path, first, last: scan.last_seq, bytes: scan.end }, scan.records))
+}
+
+/// A directory with no segment and no snapshot: new, or in the one-file layout (one
+/// `walkv.wal`), which becomes the first segment.
+fn open_one_file(
+    dir: &Path,
+    options: Options,
+    visit: impl FnMut(&Record),
+) -> Result<(Wal, Layout, Recovery, Opened), Error> {
+    let marker = dir.join(FILE_NAME);
+    let first = dir.join(layout::segment_name(1));
+    let header = match marker.exists() {
+        true => read_header(&marker)?,
+        false => None,
+    };
+    let converted = match header {
+        Some(h) if h.version == LAYOUT_VERSION => {
+            return Err(missing(dir, 1, "walkv.wal says this directory holds segments"));
+        }
+        Some(_) => {
+            // Recover the one-file log in place, by its own rules, then make it the first segment.
+            let (mut wal, recovery) = Wal::open(&marker, options, visit)?;
+            fs::rename(&marker, &first).map_err(|e| {
+                Error::io(format!("rename {} to {}", marker.display(), first.display()), e)
+            })?;
+            failpoint::trace_fs("rename", &marker, Some(&first));
+            sync_dir(dir)?;
+            wal.renamed(&first);
+            write_marker(dir)?;
+            let opened = Opened { snapshot: None, segments: 1, converted: true, removed: vec![] };
+            return Ok((wal, Layout::default(), recovery, opened));
+        }
+        None => false,
+    };
+    let (wal, recovery) = Wal::open(&first, options, visit)?;
+    write_marker(dir)?;
+    let opened = Opened { snapshot: None, segments: 1, converted, removed: vec![] };
+    Ok((wal, Layout::default(), recovery, opened))
+}
+
+/// Writes `walkv.wal` as the layout marker (see [`LAYOUT_VERSION`]), by the replace-by-rename
+/// protocol. Written after the first segment exists, so that a marker never stands alone.
+fn write_marker(dir: &Path) -> Result<(), Error> {
+    let marker = dir.join(FILE_NAME);
+    let mut rewrite = Rewrite::begin_raw(&marker)?;
+    rewrite.raw(&encode_header_version(LAYOUT_VERSION, new_log_id()))?;
+    rewrite.commit(None)
+}
+
+/// Removes leftovers (already known to be redundant) and fsyncs the directory once.
+fn remove_all(dir: &Path, paths: &[PathBuf]) -> Result<(), Error> {
+    for path in paths {
+        match files::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("remove the leftover {}", path.display()), e)),
+        }
+    }
+    if !paths.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn covered_segments_are_those_the_snapshot_holds_whole() {
+        assert_eq!(split_covered(&[1, 5, 9], 8), (vec![1, 5], vec![9]));
+        assert_eq!(split_covered(&[1, 5, 9], 4), (vec![1], vec![5, 9]));
+        assert_eq!(split_covered(&[1, 5, 9], 0), (vec![], vec![1, 5, 9]));
+        assert_eq!(split_covered(&[9], 8), (vec![], vec![9]));
+        assert_eq!(split_covered(&[], 8), (vec![], vec![]));
+    }
+}
