@@ -51,7 +51,9 @@ pub mod exit {
     /// The exit code for a command that ended in `error`.
     pub fn for_error(error: &crate::error::Error) -> u8 {
         match error {
-            crate::error::Error::Corrupt { .. } | crate::error::Error::NotALog { .. } => CORRUPT,
+            crate::error::Error::Corrupt { .. }
+            | crate::error::Error::NotALog { .. }
+            | crate::error::Error::Unrepairable { .. } => CORRUPT,
             crate::error::Error::NewerFormat { .. } => NEWER_FORMAT,
             _ => FAILED,
         }

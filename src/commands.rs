@@ -368,7 +368,7 @@ fn report_unreadable(path: &Path, e: &Error) -> u8 {
     let verdict = match e {
         Error::NotALog { .. } => "not a walkv log",
         Error::NewerFormat { .. } => "newer format",
-        Error::Corrupt { .. } => "corrupt",
+        Error::Corrupt { .. } | Error::Unrepairable { .. } => "corrupt",
         _ => "unreadable",
     };
     say!("{}: {verdict}: {e}", path.display());

@@ -16,6 +16,9 @@ pub enum Error {
     /// The log holds damage that startup must not skip (see the recovery rules in
     /// [`crate::wal`]); `reason` says what and why. The operator decides, with `walkv repair`.
     Corrupt { path: PathBuf, offset: u64, reason: String },
+    /// A file the log needs is missing, or a snapshot is damaged: nothing `walkv repair` can
+    /// fix (the writes are in no file it could read); restore from a backup.
+    Unrepairable { path: PathBuf, reason: String },
     /// The file where the log belongs is not a walkv log. Nothing will be written to it.
     NotALog { path: PathBuf, reason: String },
     /// The log was written by a newer walkv, in a format this one cannot read.
@@ -64,6 +67,12 @@ impl fmt::Display for Error {
                 path.display(),
                 if reason.ends_with('.') { "" } else { "." },
                 data_dir_of(path),
+            ),
+            Error::Unrepairable { path, reason } => write!(
+                f,
+                "{}: {reason}. walkv will not start on this data directory, and `walkv repair` \
+                 cannot help: restore the file from a backup",
+                path.display()
             ),
             Error::NotALog { path, reason } => write!(
                 f,

@@ -157,12 +157,11 @@ fn split_covered(segments: &[u64], upto: u64) -> (Vec<u64>, Vec<u64>) {
 
 fn missing(dir: &Path, first: u64, detail: &str) -> Error {
     let name = layout::segment_name(first);
-    Error::Corrupt {
+    Error::Unrepairable {
         path: dir.join(&name),
-        offset: 0,
         reason: format!(
-            "the segment that must hold the writes from seq {first} on is missing ({detail}): \
-             those writes are in no file. Restore {name} from a backup"
+            "this segment, which must hold the writes from seq {first} on, is missing \
+             ({detail}): those writes are in no file"
         ),
     }
 }
@@ -186,9 +185,8 @@ fn replay_sealed(
     if !matches!(scan.tail, Tail::Clean | Tail::Reserved) {
         let reason = format!(
             "{}. Only the newest segment may end in a torn record; this one was sealed (fsynced) \
-             before the next one was created, so this is damage to data that was on disk. See \
-             what can be kept with `walkv repair --dry-run`",
-            scan.explain()
+             before the next one was created, so this is damage to data that was on disk",
+            scan.explain().trim_end_matches('.')
         );
         return Err(Error::Corrupt { path, offset: scan.end, reason });
     }
@@ -260,6 +258,235 @@ fn remove_all(dir: &Path, paths: &[PathBuf]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
+    use crate::testutil::TempDir;
+    use crate::wal::SyncMode;
+
+    const OPTIONS: Options = Options { mode: SyncMode::Never, boot: [4; 16] };
+
+    /// A directory with `snapshot-…10.snap` (k0..k9), a sealed `segment-…11.wal` (seqs 11..=20)
+    /// and the newest `segment-…21.wal` (seqs 21..=25), as a server leaves it.
+    fn layout_dir(name: &str) -> TempDir {
+        let dir = TempDir::new(name);
+        let (mut store, _) = Store::open(&dir, OPTIONS).unwrap();
+        for i in 0..10 {
+            store.set(format!("k{i}").as_bytes(), b"first").unwrap();
+        }
+        let job = store.begin_compaction(OPTIONS.boot).unwrap().unwrap();
+        store.finish_compaction(&crate::wal::compact::run(&job).unwrap());
+        for i in 0..10 {
+            store.set(format!("k{i}").as_bytes(), b"second").unwrap();
+        }
+        store.begin_compaction(OPTIONS.boot).unwrap(); // seals 11..=20; merged by no one
+        for i in 0..5 {
+            store.set(format!("k{i}").as_bytes(), b"third").unwrap();
+        }
+        store.close().unwrap();
+        dir
+    }
+
+    fn file(dir: &Path, name: &str) -> PathBuf {
+        dir.join(name)
+    }
+
+    fn refusal(dir: &Path) -> String {
+        match Store::open(dir, OPTIONS) {
+            Ok(_) => panic!("opened"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn assert_says(message: &str, parts: &[&str]) {
+        for part in parts {
+            assert!(message.contains(part), "{part:?} not in: {message}");
+        }
+    }
+
+    #[test]
+    fn the_layout_replays_in_order() {
+        let dir = layout_dir("layout-ok");
+        let names = layout::list(&dir).unwrap();
+        assert_eq!((names.snapshots, names.segments), (vec![10], vec![11, 21]));
+        let (store, rec) = Store::open(&dir, OPTIONS).unwrap();
+        assert_eq!(rec.last_seq, 25);
+        assert_eq!(store.get(b"k0"), Some(&b"third"[..]));
+        assert_eq!(store.get(b"k9"), Some(&b"second"[..]));
+    }
+
+    /// Each broken layout is refused with a message naming the file, where, and what to do;
+    /// nothing in the directory is changed.
+    #[test]
+    fn broken_layouts_are_refused_with_the_file_the_offset_and_the_way_out() {
+        let seg11 = layout::segment_name(11);
+        let snap = layout::snapshot_name(10);
+        type Case = (&'static str, Box<dyn Fn(&Path)>, Vec<String>);
+        let cases: Vec<Case> = vec![
+            (
+                "a missing segment in the middle",
+                Box::new(|d: &Path| fs::remove_file(file(d, &layout::segment_name(11))).unwrap()),
+                vec![
+                    format!(
+                        "{seg11}: this segment, which must hold the writes from seq 11 on, is \
+                         missing (the next segment starts at seq 21)"
+                    ),
+                    "restore the file from a backup".into(),
+                ],
+            ),
+            (
+                "a sealed segment that ends early (a gap before the next one)",
+                Box::new(|d: &Path| {
+                    let p = file(d, &layout::segment_name(11));
+                    let records =
+                        crate::wal::scan::scan_after(&p, Judge::Live, 10, |_| {}).unwrap();
+                    // Cut the last record off exactly at its start: a clean end, one write short.
+                    let bytes = fs::read(&p).unwrap();
+                    let last = 21 + 2 + 6; // "k9" = "second"
+                    fs::write(&p, &bytes[..records.end as usize - last]).unwrap();
+                }),
+                vec![format!(
+                    "{}: this segment, which must hold the writes from seq 20 on, is missing (the \
+                     next segment starts at seq 21)",
+                    layout::segment_name(20)
+                )],
+            ),
+            (
+                "damage inside a sealed segment",
+                Box::new(|d: &Path| {
+                    let p = file(d, &layout::segment_name(11));
+                    let mut bytes = fs::read(&p).unwrap();
+                    bytes[100] ^= 0x01;
+                    fs::write(&p, bytes).unwrap();
+                }),
+                vec![
+                    format!("{seg11} is damaged at byte offset 100: "),
+                    "Only the newest segment may end in a torn record".into(),
+                    "walkv repair --dry-run --data-dir".into(),
+                ],
+            ),
+            (
+                "a torn end of a sealed segment",
+                Box::new(|d: &Path| {
+                    let p = file(d, &layout::segment_name(11));
+                    let bytes = fs::read(&p).unwrap();
+                    fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
+                }),
+                vec![
+                    format!("{seg11} is damaged at byte offset"),
+                    "sealed (fsynced)".into(),
+                    "walkv repair --dry-run --data-dir".into(),
+                ],
+            ),
+            (
+                "a damaged snapshot",
+                Box::new(|d: &Path| {
+                    let p = file(d, &layout::snapshot_name(10));
+                    let mut bytes = fs::read(&p).unwrap();
+                    bytes[50] ^= 0x01; // in the first value
+                    fs::write(&p, bytes).unwrap();
+                }),
+                vec![
+                    format!(
+                        "{snap}: this snapshot is damaged at byte offset 24 (checksum mismatch"
+                    ),
+                    "restore the file from a backup".into(),
+                ],
+            ),
+            (
+                "a snapshot that is not the one its name says",
+                Box::new(|d: &Path| {
+                    fs::rename(
+                        file(d, &layout::snapshot_name(10)),
+                        file(d, &layout::snapshot_name(9)),
+                    )
+                    .unwrap()
+                }),
+                vec![
+                    format!(
+                        "{}: this snapshot is damaged at byte offset",
+                        layout::snapshot_name(9)
+                    ),
+                    "in a snapshot up to seq 9".into(),
+                ],
+            ),
+            (
+                "a snapshot ahead of every segment",
+                Box::new(|d: &Path| {
+                    fs::copy(
+                        file(d, &layout::snapshot_name(10)),
+                        file(d, &layout::snapshot_name(30)),
+                    )
+                    .unwrap();
+                }),
+                vec![format!("{}: this snapshot is damaged", layout::snapshot_name(30))],
+            ),
+            (
+                "the marker alone",
+                Box::new(|d: &Path| {
+                    for n in [
+                        layout::segment_name(11),
+                        layout::segment_name(21),
+                        layout::snapshot_name(10),
+                    ] {
+                        fs::remove_file(file(d, &n)).unwrap();
+                    }
+                }),
+                vec![format!(
+                    "{}: this segment, which must hold the writes from seq 1 on, is missing \
+                     (walkv.wal says this directory holds segments)",
+                    layout::segment_name(1)
+                )],
+            ),
+        ];
+        for (what, break_it, parts) in cases {
+            let dir = layout_dir("layout-broken");
+            break_it(&dir);
+            let before = layout::list(&dir).unwrap();
+            let message = refusal(&dir);
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            assert_says(&message, &parts);
+            assert_eq!(layout::list(&dir).unwrap(), before, "{what}: changed the directory");
+        }
+    }
+
+    /// Leftovers of an interrupted compaction: an older snapshot, covered segments and `.new`
+    /// files are removed once the rest has been read; the state is the newest snapshot's.
+    #[test]
+    fn leftovers_of_an_interrupted_compaction_are_removed() {
+        let dir = layout_dir("layout-leftovers");
+        let (mut store, _) = Store::open(&dir, OPTIONS).unwrap();
+        let job = store.begin_compaction(OPTIONS.boot).unwrap().unwrap();
+        drop(store);
+        // The commit of snapshot 25 happened; its garbage collection did not.
+        let contents = {
+            let mut w = crate::wal::snapshot::Writer::create(
+                &dir.join(layout::snapshot_name(job.upto)),
+                job.upto,
+            )
+            .unwrap();
+            let mut map = std::collections::BTreeMap::new();
+            let (s, _) = Store::open(&TempDir::new("unused"), OPTIONS).unwrap();
+            drop(s);
+            for i in 0..10 {
+                map.insert(format!("k{i}"), if i < 5 { "third" } else { "second" });
+            }
+            for (k, v) in &map {
+                w.set(1, k.as_bytes(), v.as_bytes()).unwrap();
+            }
+            w.commit(OPTIONS.boot).unwrap()
+        };
+        assert_eq!(contents.keys, 10);
+        fs::write(dir.join(format!("{}.new", layout::snapshot_name(40))), b"half").unwrap();
+        let (store, _, opened) = Store::open_dir(&dir, OPTIONS).unwrap();
+        assert_eq!(opened.snapshot, Some((25, 10)));
+        assert_eq!(opened.removed.len(), 4, "{:?}", opened.removed);
+        let names = layout::list(&dir).unwrap();
+        assert_eq!(
+            (names.snapshots, names.segments.len(), names.unfinished.len()),
+            (vec![25], 1, 0)
+        );
+        assert_eq!(store.get(b"k1"), Some(&b"third"[..]));
+        assert_eq!(store.get(b"k8"), Some(&b"second"[..]));
+    }
 
     #[test]
     fn covered_segments_are_those_the_snapshot_holds_whole() {

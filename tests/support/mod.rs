@@ -364,10 +364,16 @@ pub fn request(addr: &str, method: &str, target: &str, body: &[u8]) -> std::io::
 pub fn send_raw(addr: &str, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(bytes)?;
-    stream.shutdown(std::net::Shutdown::Write)?;
+    // A server that answers before reading (a 503 at the connection cap) may have closed the
+    // connection already: its answer still counts, whatever the write or the shutdown said.
+    let wrote = stream.write_all(bytes);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+    let read = stream.read_to_end(&mut raw);
+    if raw.is_empty() {
+        wrote?;
+        read?;
+    }
     Ok(raw)
 }
 
