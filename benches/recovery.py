@@ -120,7 +120,8 @@ def main():
     rss = {k: rss_kib(p.pid) / 1024 for k, p in procs.items()}
     for p in procs.values():
         stop(p)
-    sizes = {"walkv": os.path.getsize(os.path.join(TMP, "walkv", "walkv.wal")),
+    walkv_dir = os.path.join(TMP, "walkv")
+    sizes = {"walkv": sum(os.path.getsize(os.path.join(walkv_dir, f)) for f in os.listdir(walkv_dir)),
              "redis": sum(os.path.getsize(os.path.join(r, f))
                           for r, _, fs in os.walk(os.path.join(TMP, "redis")) for f in fs
                           if "appendonly" in r)}
