@@ -26,6 +26,8 @@ disk     DISK_KEYS keys of 100-byte values overwritten DISK_WRITES times in all,
          acknowledged.
 """
 import os, signal, socket, statistics, subprocess, sys, tempfile, threading, time, json
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import free_port, kill_all, rss_kib, spawn_server, stop
 
 BIN = sys.argv[1]
 KEYS = int(os.environ.get("KEYS", 1_000_000))
@@ -36,22 +38,11 @@ DISK_WRITES = int(os.environ.get("DISK_WRITES", 10_000_000))
 PHASES = os.environ.get("PHASES", "restart,compact,disk").split(",")
 VALUE = b"v" * 100
 TMP = tempfile.mkdtemp(prefix="walkv-compaction-")
-STARTED = []
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
+def start(kind, data, port, extra=()):
+    """Starts walkv (BIN) or Redis: see harness.spawn_server."""
+    return spawn_server(kind, BIN, data, port, extra)
 
 def proc_io(pid):
     with open(f"/proc/{pid}/io") as f:
@@ -67,41 +58,6 @@ def dir_bytes(path):
             except OSError:
                 pass  # removed by a compaction while we looked
     return total
-
-
-def ask(port, payload, want):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(payload)
-            return s.recv(64).startswith(want)
-    except OSError:
-        return False
-
-
-def start(kind, data, port, extra=()):
-    """Spawns a server; returns (process, seconds until it answered)."""
-    os.makedirs(data, exist_ok=True)
-    if kind == "walkv":
-        argv = [BIN, "serve", "--port", str(port), "--data-dir", data, *extra]
-        probe, want = b"GET /status HTTP/1.1\r\nConnection: close\r\n\r\n", b"HTTP/1.1 200"
-    else:
-        argv = ["redis-server", "--port", str(port), "--dir", data, "--appendonly", "yes",
-                "--appendfsync", "everysec", "--save", "", "--auto-aof-rewrite-percentage", "0",
-                "--daemonize", "no", "--logfile", os.path.join(data, "redis.log")]
-        probe, want = b"PING\r\n", b"+PONG"
-    began = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    STARTED.append(proc)
-    while not ask(port, probe, want):
-        if proc.poll() is not None:
-            sys.exit(f"{kind} exited with {proc.returncode} while starting")
-        time.sleep(0.0005)
-    return proc, time.monotonic() - began
-
-
-def stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=300)
 
 
 def http(port, method, path, body=b"", timeout=3600):
@@ -354,8 +310,5 @@ try:
     if "disk" in PHASES:
         phase_disk()
 finally:
-    for p in STARTED:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    kill_all()
     subprocess.run(["rm", "-rf", TMP])

@@ -26,8 +26,6 @@ use super::rewrite::{Rewrite, new_log_id};
 use super::scan::{self, Judge, Tail, read_header};
 use super::snapshot;
 use crate::error::Error;
-use crate::failpoint;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 /// What opening a data directory found and did, beyond what the newest segment's open did.
@@ -206,29 +204,27 @@ fn open_one_file(
         true => read_header(&marker)?,
         false => None,
     };
-    let converted = match header {
+    match header {
         Some(h) if h.version == LAYOUT_VERSION => {
-            return Err(missing(dir, 1, "walkv.wal says this directory holds segments"));
+            Err(missing(dir, 1, "walkv.wal says this directory holds segments"))
         }
         Some(_) => {
             // Recover the one-file log in place, by its own rules, then make it the first segment.
             let (mut wal, recovery) = Wal::open(&marker, options, visit)?;
-            fs::rename(&marker, &first).map_err(|e| {
-                Error::io(format!("rename {} to {}", marker.display(), first.display()), e)
-            })?;
-            failpoint::trace_fs("rename", &marker, Some(&first));
+            files::rename(&marker, &first)?;
             sync_dir(dir)?;
             wal.renamed(&first);
             write_marker(dir)?;
             let opened = Opened { snapshot: None, segments: 1, converted: true, removed: vec![] };
-            return Ok((wal, Layout::default(), recovery, opened));
+            Ok((wal, Layout::default(), recovery, opened))
         }
-        None => false,
-    };
-    let (wal, recovery) = Wal::open(&first, options, visit)?;
-    write_marker(dir)?;
-    let opened = Opened { snapshot: None, segments: 1, converted, removed: vec![] };
-    Ok((wal, Layout::default(), recovery, opened))
+        None => {
+            let (wal, recovery) = Wal::open(&first, options, visit)?;
+            write_marker(dir)?;
+            let opened = Opened { snapshot: None, segments: 1, converted: false, removed: vec![] };
+            Ok((wal, Layout::default(), recovery, opened))
+        }
+    }
 }
 
 /// Writes `walkv.wal` as the layout marker (see [`LAYOUT_VERSION`]), by the replace-by-rename
@@ -261,6 +257,7 @@ mod tests {
     use crate::store::Store;
     use crate::testutil::TempDir;
     use crate::wal::SyncMode;
+    use std::fs;
 
     const OPTIONS: Options = Options { mode: SyncMode::Never, boot: [4; 16] };
 

@@ -71,6 +71,15 @@ pub fn remove_file(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Renames `from` to `to` (every rename in the data directory goes through here, so that tests
+/// see it). Durable only once the directory is fsynced.
+pub fn rename(from: &Path, to: &Path) -> Result<(), Error> {
+    fs::rename(from, to)
+        .map_err(|e| Error::io(format!("rename {} to {}", from.display(), to.display()), e))?;
+    failpoint::trace_fs("rename", from, Some(to));
+    Ok(())
+}
+
 /// Fsyncs a file (`sync_all`), noting it in the test trace.
 pub fn sync_file(file: &File, path: &Path) -> io::Result<()> {
     file.sync_all()?;
@@ -112,9 +121,7 @@ pub fn create_dir_durably(dir: &Path) -> Result<bool, Error> {
 pub fn commit_replacement(new: &File, path: &Path) -> Result<(), Error> {
     let from = new_path(path);
     sync_file(new, &from).map_err(|e| Error::io(format!("fsync {}", from.display()), e))?;
-    fs::rename(&from, path)
-        .map_err(|e| Error::io(format!("rename {} to {}", from.display(), path.display()), e))?;
-    failpoint::trace_fs("rename", &from, Some(path));
+    rename(&from, path)?;
     sync_dir(dir_of(path))
 }
 

@@ -274,15 +274,7 @@ impl Wal {
         if let Some(reason) = &self.failed {
             return Err(Error::Failed { reason: reason.clone() });
         }
-        if self.reserved > self.len {
-            let released =
-                self.writer.flush().and_then(|_| self.writer.get_ref().set_len(self.len));
-            if let Err(e) = released {
-                crate::log!("could not release the space reserved after the log: {e}");
-            }
-            self.reserved = self.len;
-            self.length_changed = true;
-        }
+        self.release_reserved();
         self.fsync(true)?;
         let next_first = self.next_seq;
         let next = self.path.with_file_name(super::layout::segment_name(next_first));
@@ -502,6 +494,21 @@ impl Wal {
         Ok(())
     }
 
+    /// Cuts the file back to its last record, giving up the reserved zeros after it (for a
+    /// sealed segment or a log at rest). The next fsync commits the new length. A failure only
+    /// leaves zeros after the last record, which recovery reads as reserved space (rule 0).
+    fn release_reserved(&mut self) {
+        if self.reserved <= self.len {
+            return;
+        }
+        let released = self.writer.flush().and_then(|_| self.writer.get_ref().set_len(self.len));
+        if let Err(e) = released {
+            crate::log!("could not release the space reserved after the log: {e}");
+        }
+        self.reserved = self.len;
+        self.length_changed = true;
+    }
+
     /// For a clean stop: releases the reserved space (so that a log at rest ends with its last
     /// record), fsyncs everything, appends a closing SYNC marker and fsyncs that too, so that the
     /// next recovery knows the whole log was on disk. Returns the last synced seq.
@@ -509,15 +516,7 @@ impl Wal {
         if let Some(reason) = &self.failed {
             return Err(Error::Failed { reason: reason.clone() });
         }
-        if self.reserved > self.len {
-            let released =
-                self.writer.flush().and_then(|_| self.writer.get_ref().set_len(self.len));
-            if let Err(e) = released {
-                crate::log!("could not release the space reserved after the log: {e}");
-            }
-            self.reserved = self.len;
-            self.length_changed = true;
-        }
+        self.release_reserved();
         self.fsync(true)?;
         self.reserve_again_at = u64::MAX; // the log at rest ends with its last record
         self.write_mark(MarkKind::Close);

@@ -16,7 +16,7 @@
 //! short), renamed to its name, and the directory fsynced: that rename is a compaction's
 //! commit point (see [`super::compact`]).
 
-use super::files::{dir_of, new_path, remove_file, sync_dir, sync_file};
+use super::files::{dir_of, new_path, remove_file, rename, sync_dir, sync_file};
 use super::reader::Window;
 use super::record::{
     self, Body, BootId, Decoded, MARK_LEN, MAX_RECORD_LEN, Mark, MarkKind, Op, RECORD_HEADER_LEN,
@@ -26,7 +26,7 @@ use super::rewrite::new_log_id;
 use super::scan::read_header;
 use crate::error::Error;
 use crate::failpoint;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -154,15 +154,16 @@ impl Writer {
         }
         drop(out);
         let renamed = match failpoint::check("snapshot_rename") {
-            Some(e) => Err(e),
-            None => fs::rename(&new, &self.path),
+            Some(e) => {
+                let what = format!("rename {} to {}", new.display(), self.path.display());
+                Err(Error::io(what, e))
+            }
+            None => rename(&new, &self.path),
         };
         if let Err(e) = renamed {
             let _ = remove_file(&new);
-            let what = format!("rename {} to {}", new.display(), self.path.display());
-            return Err(Error::io(what, e));
+            return Err(e);
         }
-        failpoint::trace_fs("rename", &new, Some(&self.path));
         match failpoint::check("snapshot_dir_fsync") {
             Some(e) => {
                 Err(Error::io(format!("fsync directory {}", dir_of(&self.path).display()), e))
@@ -252,6 +253,7 @@ fn decode_snapshot_record(buf: &[u8], seed: Seed) -> Result<(Record<'_>, usize),
 mod tests {
     use super::*;
     use crate::testutil::TempDir;
+    use std::fs;
 
     fn write(path: &Path, upto: u64, keys: &[(&[u8], &[u8], u64)]) -> Contents {
         let mut w = Writer::create(path, upto).unwrap();
