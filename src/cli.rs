@@ -53,7 +53,7 @@ pub mod exit {
         match error {
             crate::error::Error::Corrupt { .. }
             | crate::error::Error::NotALog { .. }
-            | crate::error::Error::Unrepairable { .. } => CORRUPT,
+            | crate::error::Error::Damaged { .. } => CORRUPT,
             crate::error::Error::NewerFormat { .. } => NEWER_FORMAT,
             _ => FAILED,
         }

@@ -16,9 +16,10 @@ pub enum Error {
     /// The log holds damage that startup must not skip (see the recovery rules in
     /// [`crate::wal`]); `reason` says what and why. The operator decides, with `walkv repair`.
     Corrupt { path: PathBuf, offset: u64, reason: String },
-    /// A file the log needs is missing, or a snapshot is damaged: nothing `walkv repair` can
-    /// fix (the writes are in no file it could read); restore from a backup.
-    Unrepairable { path: PathBuf, reason: String },
+    /// A file the log needs is missing, or a snapshot is damaged: writes are lost unless a
+    /// backup has the file. Without one, `walkv repair` keeps what checks out (see
+    /// [`crate::wal::salvage`]).
+    Damaged { path: PathBuf, reason: String },
     /// The file where the log belongs is not a walkv log. Nothing will be written to it.
     NotALog { path: PathBuf, reason: String },
     /// The log was written by a newer walkv, in a format this one cannot read.
@@ -68,11 +69,13 @@ impl fmt::Display for Error {
                 if reason.ends_with('.') { "" } else { "." },
                 data_dir_of(path),
             ),
-            Error::Unrepairable { path, reason } => write!(
+            Error::Damaged { path, reason } => write!(
                 f,
-                "{}: {reason}. walkv will not start on this data directory, and `walkv repair` \
-                 cannot help: restore the file from a backup",
-                path.display()
+                "{}: {reason}. walkv will not start on this data directory. Restoring the file \
+                 from a backup loses nothing; without one, `walkv repair --dry-run --data-dir {}` \
+                 shows what a repair would keep and what is lost",
+                path.display(),
+                data_dir_of(path),
             ),
             Error::NotALog { path, reason } => write!(
                 f,

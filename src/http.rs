@@ -116,7 +116,7 @@ pub fn error_status(error: &Error) -> u16 {
         Error::Failed { .. } => 503,
         e if e.is_out_of_space() => 507,
         Error::Io { .. } | Error::Corrupt { .. } | Error::Locked { .. } => 500,
-        Error::NotALog { .. } | Error::NewerFormat { .. } | Error::Unrepairable { .. } => 500,
+        Error::NotALog { .. } | Error::NewerFormat { .. } | Error::Damaged { .. } => 500,
     }
 }
 

@@ -222,3 +222,81 @@ fn a_one_file_directory_of_the_previous_release_is_upgraded() {
     }
     assert_eq!(get(&server.addr, "gone"), None);
 }
+
+/// A damaged snapshot and a missing newest segment refuse startup with the way out, and
+/// `walkv repair` gets the server going again, keeping every key that checks out.
+#[test]
+fn a_damaged_snapshot_and_a_missing_segment_are_repaired_through_the_binary() {
+    let dir = TempDir::new("compact-salvage");
+    let data = dir.to_str().unwrap();
+    let server = Server::start_with(&dir, &["--compact-ratio", "0"]);
+    for k in 0..20 {
+        let r = request(&server.addr, "PUT", &format!("/v1/k{k:02}"), b"snapshotted").unwrap();
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    assert_eq!(request(&server.addr, "POST", "/compact", b"").unwrap().status, 200);
+    for k in 20..30 {
+        assert_eq!(
+            request(&server.addr, "PUT", &format!("/v1/k{k}"), b"later").unwrap().status,
+            201
+        );
+    }
+    server.terminate();
+
+    // One flipped bit inside the sixth record of the snapshot.
+    let snapshot = names(&dir).into_iter().find(|n| n.starts_with("snapshot-")).unwrap();
+    let path = dir.join(&snapshot);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[24 + 5 * (21 + 3 + 11) + 25] ^= 0x08;
+    fs::write(&path, &bytes).unwrap();
+    let (_, stderr) = Server::try_start(&dir, &[]).err().expect("a damaged snapshot refuses");
+    assert!(
+        stderr.contains(&format!("{snapshot}: this snapshot is damaged at byte offset")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("walkv repair --dry-run --data-dir"), "{stderr}");
+    let (code, out, _) = run_walkv(&["check", "--data-dir", data], &[], b"");
+    assert_eq!(code, 7, "{}", String::from_utf8_lossy(&out));
+    let (code, out, _) = run_walkv(&["repair", "--data-dir", data], &[], b"");
+    let plan = String::from_utf8_lossy(&out);
+    assert_eq!(code, 2, "no choice, no change: {plan}");
+    for part in [
+        "before the damage: 5 keys check out",
+        "after the damage: 14 keys check out",
+        "held about 1 key(s)",
+        "--skip-damaged would keep 19 keys",
+    ] {
+        assert!(plan.contains(part), "{part:?} not in {plan}");
+    }
+    let (code, out, _) = run_walkv(&["repair", "--skip-damaged", "--data-dir", data], &[], b"");
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
+    assert!(names(&dir).iter().any(|n| n.starts_with(&format!("{snapshot}.skipped-"))));
+
+    let server = Server::start(&dir);
+    let lost: Vec<u32> =
+        (0..20).filter(|k| get(&server.addr, &format!("k{k:02}")).is_none()).collect();
+    assert_eq!(lost.len(), 1, "exactly the damaged record's key is lost: {lost:?}");
+    for k in 20..30 {
+        assert_eq!(get(&server.addr, &format!("k{k}")).as_deref(), Some("later"));
+    }
+    server.terminate();
+
+    // The newest segment removed by hand: its writes are lost, the rest is kept.
+    let segment = names(&dir).into_iter().find(|n| n.starts_with("segment-")).unwrap();
+    fs::remove_file(dir.join(&segment)).unwrap();
+    let (_, stderr) = Server::try_start(&dir, &[]).err().expect("a missing segment refuses");
+    assert!(stderr.contains(&format!("{segment}: this segment, which must hold")), "{stderr}");
+    let (code, out, _) = run_walkv(&["check", "--data-dir", data], &[], b"");
+    assert_eq!(code, 7, "{}", String::from_utf8_lossy(&out));
+    let (code, out, _) = run_walkv(&["repair", "--cut", "--data-dir", data], &[], b"");
+    let said = String::from_utf8_lossy(&out);
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("how many writes it held is unknown"), "{said}");
+    let server = Server::start(&dir);
+    assert_eq!(get(&server.addr, "k20"), None);
+    assert_eq!(get(&server.addr, "k19").as_deref(), Some("snapshotted"));
+    assert_eq!(request(&server.addr, "PUT", "/v1/new", b"works").unwrap().status, 201);
+    server.terminate();
+    let (code, out, _) = run_walkv(&["check", "--data-dir", data], &[], b"");
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
+}

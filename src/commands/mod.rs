@@ -4,14 +4,12 @@
 //! value bytes of `get`, the report of `check` and `repair`), so `walkv get k > file` is exact.
 
 use crate::auth::{self, TokenSource};
-use crate::cli::RepairMode;
 use crate::cli::exit;
 use crate::client::{self, ClientError, Reply};
 use crate::error::Error;
 use crate::server::{self, Config, Outcome};
 use crate::store::{self, wal_path};
 use crate::wal::dir::Part;
-use crate::wal::repair::{Choice, Plan};
 use crate::wal::{self, Body, Judge, Tail};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -23,6 +21,9 @@ macro_rules! say {
         let _ = writeln!(std::io::stdout(), $($arg)*);
     }};
 }
+
+mod repair;
+pub use repair::repair;
 
 /// `walkv serve`. A token that cannot be loaded, or an open address without a token, is refused
 /// before anything is opened (exit 2).
@@ -268,12 +269,32 @@ fn check_parts(data_dir: &Path, live: bool) -> Option<u8> {
                 }
             }
             Part::Newest { first } => check_once(&path, data_dir, live, first - 1),
+            Part::Missing { first, next } => {
+                say!(
+                    "{}: corrupt: {}. See what `walkv repair` would do with `walkv repair \
+                     --dry-run`",
+                    path.display(),
+                    missing_segment(first, next)
+                );
+                exit::CORRUPT
+            }
         };
         if worst == exit::OK || code == exit::CORRUPT {
             worst = code;
         }
     }
     Some(worst)
+}
+
+/// What a missing segment means, in words.
+fn missing_segment(first: u64, next: Option<u64>) -> String {
+    let upto = match next {
+        Some(n) => format!(" to seq {} (the next segment starts at seq {n})", n - 1),
+        None => " on (no segment follows)".to_string(),
+    };
+    format!(
+        "this segment is missing: it must hold the writes from seq {first}{upto}, and they are in no file"
+    )
 }
 
 /// One check of the log; prints the verdict.
@@ -368,7 +389,7 @@ fn report_unreadable(path: &Path, e: &Error) -> u8 {
     let verdict = match e {
         Error::NotALog { .. } => "not a walkv log",
         Error::NewerFormat { .. } => "newer format",
-        Error::Corrupt { .. } | Error::Unrepairable { .. } => "corrupt",
+        Error::Corrupt { .. } | Error::Damaged { .. } => "corrupt",
         _ => "unreadable",
     };
     say!("{}: {verdict}: {e}", path.display());
@@ -385,159 +406,4 @@ fn existing_log(data_dir: &Path) -> Option<std::path::PathBuf> {
         return None;
     }
     Some(path)
-}
-
-/// `walkv repair`: prints the plan, then carries out the choice (none: exit 2).
-pub fn repair(data_dir: &Path, mode: Option<RepairMode>) -> u8 {
-    let segmented = match wal::layout::list(data_dir) {
-        Ok(listing) => listing.is_segmented(),
-        Err(e) => return report_unreadable(data_dir, &e),
-    };
-    let single = if segmented { None } else { existing_log(data_dir) };
-    if !segmented && single.is_none() {
-        return exit::FAILED;
-    }
-    let _lock = match store::lock_data_dir(data_dir) {
-        Ok(lock) => lock,
-        Err(e) => {
-            crate::log!("{e}");
-            return exit::FAILED;
-        }
-    };
-    let planned = match single {
-        Some(path) => wal::repair::plan(&path).map_err(|e| (path, e)),
-        None => plan_segmented(data_dir),
-    };
-    let plan = match planned {
-        Ok(plan) => plan,
-        Err((path, e)) => return report_unreadable(&path, &e),
-    };
-    say!("{}", describe_plan(&plan));
-    if plan.is_clean() {
-        say!("nothing to repair");
-        return exit::OK;
-    }
-    let choice = match mode {
-        None => {
-            say!(
-                "nothing changed: choose --skip-damaged or --cut (--dry-run shows only this plan)"
-            );
-            return exit::USAGE;
-        }
-        Some(RepairMode::DryRun) => return exit::OK,
-        Some(RepairMode::SkipDamaged) => Choice::SkipDamaged,
-        Some(RepairMode::Cut) => Choice::Cut,
-    };
-    match wal::repair::repair(&plan, choice, wal::boot_id()) {
-        Ok(done) => {
-            let side =
-                done.side_file.map(|p| format!("; the dropped bytes are in {}", p.display()));
-            say!(
-                "repaired: the log keeps {} records and continues after seq {}{} (the file \
-                 repaired: {})",
-                done.kept,
-                done.last_seq,
-                side.unwrap_or_default(),
-                plan.path.display()
-            );
-            exit::OK
-        }
-        Err(e) => {
-            say!("repair failed, the log is as it was: {e}");
-            crate::log!("{e}");
-            exit::FAILED
-        }
-    }
-}
-
-/// The plan for the first damaged segment of a segmented directory (a clean plan for the newest
-/// if nothing is damaged). A damaged snapshot or a missing segment cannot be repaired here.
-fn plan_segmented(data_dir: &Path) -> Result<Plan, (std::path::PathBuf, Error)> {
-    let parts = wal::dir::parts(data_dir).map_err(|e| (data_dir.to_path_buf(), e))?;
-    let mut last = None;
-    for (path, part) in parts {
-        let plan = match part {
-            Part::Leftover => continue,
-            Part::Snapshot { upto } => {
-                wal::snapshot::load(&path, upto, |_| {}).map_err(|e| (path.clone(), e))?;
-                continue;
-            }
-            Part::Sealed { first, ceiling } => {
-                wal::repair::plan_segment(&path, first - 1, Some(ceiling))
-            }
-            Part::Newest { first } => wal::repair::plan_segment(&path, first - 1, None),
-        }
-        .map_err(|e| (path.clone(), e))?;
-        if !plan.is_clean() {
-            return Ok(plan);
-        }
-        last = Some(plan);
-    }
-    last.ok_or_else(|| {
-        (data_dir.to_path_buf(), Error::Failed { reason: "no segment to repair".into() })
-    })
-}
-
-/// The plan, for an operator deciding between `--skip-damaged` and `--cut`.
-fn describe_plan(plan: &Plan) -> String {
-    let mut out =
-        format!("{}: format {}, {} bytes", plan.path.display(), plan.header.version, plan.file_len);
-    let run = |r: &wal::repair::Run| match r.records {
-        0 => "no records".to_string(),
-        n => format!("{n} records (seqs {}..={})", r.first_seq, r.last_seq),
-    };
-    if let Some(at) = plan.header_fixed {
-        out += &format!("\nthe file header is damaged at byte {at}; a repair restores it");
-    }
-    let Some(first) = plan.first_damage else {
-        out += &format!("\n{} check out, and nothing is damaged", run(&plan.prefix));
-        return out;
-    };
-    out += &format!("\nbefore the damage: {} check out", run(&plan.prefix));
-    out += &format!(
-        "\ndamage: {} region(s), {} bytes, the first at offset {first}",
-        plan.region_count, plan.damaged_bytes
-    );
-    for r in &plan.regions {
-        out += &format!("\n  offset {}: {} bytes ({})", r.offset, r.len, r.reason);
-    }
-    if plan.region_count > plan.regions.len() as u64 {
-        out += &format!("\n  ... and {} more", plan.region_count - plan.regions.len() as u64);
-    }
-    out += &format!("\nafter the damage: {} check out", run(&plan.after));
-    if plan.after.records > 0 {
-        out += &format!(
-            ", touching {} key(s): their state could be wrong if a missing record was a later \
-             write or a DELETE",
-            plan.keys_after
-        );
-    }
-    if plan.missing_count > 0 {
-        let ranges: Vec<String> = plan.missing.iter().map(|(a, b)| format!("{a}..={b}")).collect();
-        let listed: u64 = plan.missing.iter().map(|(a, b)| b - a + 1).sum();
-        let more = if listed < plan.missing_count { ", ..." } else { "" };
-        out += &format!(
-            "\nmissing sequence numbers: {} ({}{more})",
-            plan.missing_count,
-            ranges.join(", ")
-        );
-    }
-    let kept = plan.prefix.records + plan.after.records;
-    out += &format!(
-        "\n--skip-damaged would keep {kept} records and drop the {} damaged bytes",
-        plan.damaged_bytes
-    );
-    out += &format!(
-        "\n--cut would keep {} records and drop the {} bytes from offset {first} on ({} records \
-         that check out among them)",
-        plan.prefix.records,
-        plan.data_end.saturating_sub(first),
-        plan.after.records
-    );
-    out += &format!(
-        "\neither way the dropped bytes are kept in a side file, and new writes continue after \
-         seq {}: no sequence number is reused",
-        plan.max_seq.max(plan.prefix_seq)
-    );
-    out
 }

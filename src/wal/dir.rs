@@ -113,10 +113,14 @@ pub enum Part {
     Newest { first: u64 },
     /// A file the next start removes (an older snapshot, a covered segment, a `.new`).
     Leftover,
+    /// A segment that is not there but must be: the first after the snapshot, whose writes
+    /// run up to the next segment's first (`next`; `None` if no segment follows).
+    Missing { first: u64, next: Option<u64> },
 }
 
 /// The files of the segmented directory `dir`, in replay order (leftovers first), judged by
-/// their names only. A chain with a missing segment is refused as [`open`] refuses it.
+/// their names only. A segment missing before the first one found is listed as
+/// [`Part::Missing`] (one missing later is found by reading: the segment before it ends early).
 pub fn parts(dir: &Path) -> Result<Vec<(PathBuf, Part)>, Error> {
     let listing = layout::list(dir)?;
     let mut parts: Vec<(PathBuf, Part)> =
@@ -128,14 +132,9 @@ pub fn parts(dir: &Path) -> Result<Vec<(PathBuf, Part)>, Error> {
     }
     let (covered, chain) = split_covered(&listing.segments, upto);
     parts.extend(covered.iter().map(|&n| (dir.join(layout::segment_name(n)), Part::Leftover)));
-    match chain.first() {
-        None => {
-            return Err(missing(dir, upto + 1, "no segment holds the writes after the snapshot"));
-        }
-        Some(&first) if first != upto + 1 => {
-            return Err(missing(dir, upto + 1, &format!("the next segment starts at seq {first}")));
-        }
-        Some(_) => {}
+    if chain.first() != Some(&(upto + 1)) {
+        let part = Part::Missing { first: upto + 1, next: chain.first().copied() };
+        parts.push((dir.join(layout::segment_name(upto + 1)), part));
     }
     for pair in chain.windows(2) {
         let part = Part::Sealed { first: pair[0], ceiling: pair[1] - 1 };
@@ -155,7 +154,7 @@ fn split_covered(segments: &[u64], upto: u64) -> (Vec<u64>, Vec<u64>) {
 
 fn missing(dir: &Path, first: u64, detail: &str) -> Error {
     let name = layout::segment_name(first);
-    Error::Unrepairable {
+    Error::Damaged {
         path: dir.join(&name),
         reason: format!(
             "this segment, which must hold the writes from seq {first} on, is missing \
@@ -326,7 +325,7 @@ mod tests {
                         "{seg11}: this segment, which must hold the writes from seq 11 on, is \
                          missing (the next segment starts at seq 21)"
                     ),
-                    "restore the file from a backup".into(),
+                    "Restoring the file from a backup loses nothing; without one, `walkv repair --dry-run".into(),
                 ],
             ),
             (
@@ -385,7 +384,7 @@ mod tests {
                     format!(
                         "{snap}: this snapshot is damaged at byte offset 24 (checksum mismatch"
                     ),
-                    "restore the file from a backup".into(),
+                    "Restoring the file from a backup loses nothing; without one, `walkv repair --dry-run".into(),
                 ],
             ),
             (

@@ -19,6 +19,7 @@
 //! | [`files`] | the file protocol: replacing a file by rename, side files, removals |
 //! | [`rewrite`] | writing a whole new log: creation, upgrade from format 1 |
 //! | [`repair`] | `walkv repair`: the plan, `--skip-damaged`, `--cut` |
+//! | [`salvage`] | `walkv repair` of a damaged snapshot or a missing segment |
 //! | [`layout`] | the data directory's file names: segments, snapshots, the marker |
 //! | [`dir`] | opening a data directory: replay and recovery across files, the upgrade |
 //! | [`snapshot`] | snapshot files: writing, loading, their end marker |
@@ -211,7 +212,9 @@
 //! segment but the newest was fsynced before the next was created, so it must read to a clean
 //! end (zeros of reserved space allowed): damage there is refused. Only the newest segment is
 //! judged by rules 0-3, and may be trimmed. A marker file with no segment and no snapshot is a
-//! directory whose files are missing: refused.
+//! directory whose files are missing: refused. What `walkv repair` can do about each refusal
+//! (and what it loses) is in [`repair`] for segments and in [`salvage`] for a damaged snapshot
+//! or a missing segment.
 //!
 //! # What the format does not do
 //!
@@ -229,6 +232,7 @@ pub mod reader;
 pub mod record;
 pub mod repair;
 pub mod rewrite;
+pub mod salvage;
 pub mod scan;
 pub mod snapshot;
 

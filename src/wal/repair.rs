@@ -141,7 +141,7 @@ enum Event<'a> {
 
 /// Reads the header of the log at `path`, restoring it if one changed byte is all that is wrong
 /// (returns that byte's offset).
-fn header_of(path: &Path) -> Result<(Header, Option<usize>), Error> {
+pub(super) fn header_of(path: &Path) -> Result<(Header, Option<usize>), Error> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|f| f.take(HEADER_LEN as u64).read_to_end(&mut bytes))
@@ -233,7 +233,9 @@ fn walk(
             Decoded::Incomplete(_) => "the file ends in the middle of a record".to_string(),
             Decoded::Damaged(fault, _) => fault.to_string(),
         };
-        let (next, end) = resync(&mut window, at, last, seed).map_err(read_err)?;
+        let wanted = |kind: u8, seq: u64| kind == 3 || seq > last;
+        let (next, end) = resync(&mut window, at, seed, wanted, |r, q| fits(r, q, last).is_some())
+            .map_err(read_err)?;
         let region_end = match next {
             Some(q) => q,
             None if end.1 <= at => return Ok((end.0, data_end)), // only reserved zeros remain
@@ -248,18 +250,21 @@ fn walk(
     }
 }
 
-/// Finds the first place after damage at `at` where a record that fits starts (any byte: the
+/// Finds the first place after damage at `at` where a record that `fits` starts (any byte: the
 /// damaged record's own length may be what is damaged). Returns it (or `None`) and (the
-/// file's length, the end of its last non-zero byte) when the search ran to the end.
+/// file's length, the end of its last non-zero byte) when the search ran to the end. `wanted`
+/// says from a record's type and sequence number alone whether its checksum is worth
+/// computing.
 ///
 /// Nothing inside a damaged record can pass for a record that fits: the checksum is seeded
-/// with this log's id, and a value holding a copy of this very log holds only sequence numbers
-/// older than its own record's.
-fn resync(
+/// with this file's id, and a value holding a copy of this very log holds only sequence
+/// numbers older than its own record's.
+pub(super) fn resync(
     window: &mut Window,
     at: u64,
-    last: u64,
     seed: Seed,
+    wanted: impl Fn(u8, u64) -> bool,
+    fits: impl Fn(&Record, u64) -> bool,
 ) -> io::Result<(Option<u64>, (u64, u64))> {
     let mut nonzero_end = at;
     let mut p = at;
@@ -271,14 +276,15 @@ fn resync(
             if buf[i] != 0 {
                 nonzero_end = q + 1;
             }
-            // No checksum for what cannot fit: a type that is not 1..=4, a number not above
-            // `last` (markers, which repeat the last number, are short and always looked at).
+            // No checksum for what cannot fit: a type that is not 1..=4, or one `wanted`
+            // rules out (for a log: a number not above the last one kept; markers, which
+            // repeat the last number, are short and always looked at).
             match peek(&buf[i..]) {
-                Some((kind, seq)) if q != at && (kind == 3 || seq > last) => {}
+                Some((kind, seq)) if q != at && wanted(kind, seq) => {}
                 _ => continue,
             }
             if let Decoded::Record(r, _) = decode(&buf[i..], seed)
-                && fits(&r, q, last).is_some()
+                && fits(&r, q)
             {
                 return Ok((Some(q), (0, 0)));
             }
@@ -432,10 +438,9 @@ fn rewrite_log(plan: &Plan, choice: Choice, boot: record::BootId) -> Result<Done
     let mut out = Rewrite::begin(path, log_id)?;
     out.last_seq = plan.base;
     let src = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-    let mut side: Option<(File, PathBuf)> = None;
+    let mut side = Dropped::new(path);
     let mut kept = 0;
     let cut_at = plan.first_damage.unwrap_or(u64::MAX);
-    let stem = format!("skipped-{}", unix_seconds());
     walk(path, plan.header, plan.base, |event| {
         match event {
             Event::Keep { at, record, .. } if choice == Choice::SkipDamaged || at < cut_at => {
@@ -443,38 +448,69 @@ fn rewrite_log(plan: &Plan, choice: Choice, boot: record::BootId) -> Result<Done
                 copy_record(&mut out, &record)?;
             }
             Event::Damage { at, len, .. } if choice == Choice::SkipDamaged => {
-                if side.is_none() {
-                    side = Some(create_side_file(path, &stem)?);
-                }
-                let (file, p) = side.as_mut().expect("created above");
-                let mut frame = at.to_le_bytes().to_vec();
-                frame.extend_from_slice(&len.to_le_bytes());
-                file.write_all(&frame)
-                    .and_then(|_| copy_range(&src, at, at + len, file).map(drop))
-                    .map_err(|e| Error::io(format!("write {}", p.display()), e))?;
+                side.keep(&src, at, len)?;
             }
             _ => {}
         }
         Ok(())
     })?;
-    let side_file = match side {
-        Some((file, p)) => {
-            file.sync_all().map_err(|e| Error::io(format!("fsync {}", p.display()), e))?;
-            sync_dir(super::files::dir_of(path))?;
-            Some(p)
-        }
-        None if choice == Choice::Cut && cut_at < plan.data_end => {
-            let stem = format!("cut-{cut_at}-{}", unix_seconds());
-            Some(save_side_file(path, &stem, cut_at, plan.data_end)?)
-        }
-        None => None,
-    };
+    let side_file = side.finish(choice, cut_at, plan.data_end)?;
     if plan.max_seq > out.last_seq {
         out.gap(plan.max_seq)?;
     }
     let last_seq = out.last_seq;
     out.commit(Some((boot, MarkKind::Repair, None)))?;
     Ok(Done { kept, side_file, last_seq })
+}
+
+/// The side file of what a repair drops, created when the first bytes are dropped.
+pub(super) struct Dropped<'a> {
+    path: &'a Path,
+    stem: String,
+    side: Option<(File, PathBuf)>,
+}
+
+impl<'a> Dropped<'a> {
+    /// For a repair of the file at `path`: the side file is `NAME.skipped-TIME`.
+    pub(super) fn new(path: &'a Path) -> Dropped<'a> {
+        Dropped { path, stem: format!("skipped-{}", unix_seconds()), side: None }
+    }
+
+    /// Keeps the `len` damaged bytes at `at` of `src` as one frame: `offset: u64 LE | length:
+    /// u64 LE | the bytes`.
+    pub(super) fn keep(&mut self, src: &File, at: u64, len: u64) -> Result<(), Error> {
+        if self.side.is_none() {
+            self.side = Some(create_side_file(self.path, &self.stem)?);
+        }
+        let (file, p) = self.side.as_mut().expect("created above");
+        let mut frame = at.to_le_bytes().to_vec();
+        frame.extend_from_slice(&len.to_le_bytes());
+        file.write_all(&frame)
+            .and_then(|_| copy_range(src, at, at + len, file).map(drop))
+            .map_err(|e| Error::io(format!("write {}", p.display()), e))
+    }
+
+    /// Makes the side file durable (with `--cut`: first copies the bytes from `cut_at` to
+    /// `data_end` into `NAME.cut-OFFSET-TIME`); returns its path, if anything was dropped.
+    pub(super) fn finish(
+        self,
+        choice: Choice,
+        cut_at: u64,
+        data_end: u64,
+    ) -> Result<Option<PathBuf>, Error> {
+        match self.side {
+            Some((file, p)) => {
+                file.sync_all().map_err(|e| Error::io(format!("fsync {}", p.display()), e))?;
+                sync_dir(super::files::dir_of(self.path))?;
+                Ok(Some(p))
+            }
+            None if choice == Choice::Cut && cut_at < data_end => {
+                let stem = format!("cut-{cut_at}-{}", unix_seconds());
+                Ok(Some(save_side_file(self.path, &stem, cut_at, data_end)?))
+            }
+            None => Ok(None),
+        }
+    }
 }
 
 /// Writes one kept record into the new log, with a GAP before it if numbers are missing.

@@ -186,7 +186,7 @@ impl Drop for Writer {
 /// `visit` for every key. Refuses anything but a complete, undamaged snapshot with
 /// [`Error::Corrupt`], naming the offset.
 pub fn load(path: &Path, upto: u64, mut visit: impl FnMut(&Record)) -> Result<Contents, Error> {
-    let corrupt = |offset: u64, reason: String| Error::Unrepairable {
+    let corrupt = |offset: u64, reason: String| Error::Damaged {
         path: path.to_path_buf(),
         reason: format!(
             "this snapshot is damaged at byte offset {offset} ({reason}). A snapshot is written \
@@ -290,8 +290,8 @@ mod tests {
         let path = dir.join("s");
         write(&path, 5, &[(b"key", b"value", 2), (b"k2", b"v2", 5)]);
         let good = fs::read(&path).unwrap();
-        assert!(matches!(load(&path, 6, |_| {}), Err(Error::Unrepairable { .. })), "wrong number");
-        assert!(matches!(load(&path, 4, |_| {}), Err(Error::Unrepairable { .. })), "seq over upto");
+        assert!(matches!(load(&path, 6, |_| {}), Err(Error::Damaged { .. })), "wrong number");
+        assert!(matches!(load(&path, 4, |_| {}), Err(Error::Damaged { .. })), "seq over upto");
         for cut in 0..good.len() {
             fs::write(&path, &good[..cut]).unwrap();
             assert!(load(&path, 5, |_| {}).is_err(), "truncated at {cut}");
