@@ -29,7 +29,7 @@ disk     DISK_KEYS keys of 100-byte values overwritten DISK_WRITES times in all,
 """
 import os, signal, socket, statistics, subprocess, sys, tempfile, threading, time, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import free_port, kill_all, rss_kib, spawn_server, stop
+from harness import free_port, kill_all, load, read_latencies, rss_kib, spawn_server, stop
 
 BIN = sys.argv[1]
 KEYS = int(os.environ.get("KEYS", 1_000_000))
@@ -89,41 +89,6 @@ def redis_info(port, field):
         if line.startswith(field + ":"):
             return line.split(":", 1)[1]
     return None
-
-
-def load(kind, port, keys, rounds=1, value=VALUE, stop_at=None):
-    """Pipelines `rounds` writes of each of `keys` keys; returns the writes answered."""
-    batch, done = 2000, 0
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        reader = s.makefile("rb")
-        for r in range(rounds):
-            for first in range(0, keys, batch):
-                if stop_at is not None and stop_at():
-                    return done
-                ks = range(first, min(first + batch, keys))
-                if kind == "walkv":
-                    out = b"".join(b"PUT /v1/key:%d HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
-                                   % (i, len(value)) + value for i in ks)
-                else:
-                    out = b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\nkey:%d\r\n$%d\r\n"
-                                   % (len(b"key:%d" % i), i, len(value)) + value + b"\r\n"
-                                   for i in ks)
-                s.sendall(out)
-                for _ in ks:
-                    if kind == "walkv":
-                        status = reader.readline()
-                        if not (status.startswith(b"HTTP/1.1 201")
-                                or status.startswith(b"HTTP/1.1 200")):
-                            sys.exit(f"walkv answered {status!r}")
-                        length = 0
-                        while (line := reader.readline()) not in (b"\r\n", b""):
-                            if line.lower().startswith(b"content-length:"):
-                                length = int(line.split(b":")[1])
-                        reader.read(length)
-                    elif reader.readline() != b"+OK\r\n":
-                        sys.exit("redis refused a SET")
-                done += len(ks)
-    return done
 
 
 def compact(port):
@@ -196,20 +161,7 @@ def phase_restart_and_compact():
         lat, writes, stop_flag = [], [0], threading.Event()
 
         def reader():
-            with socket.create_connection(("127.0.0.1", ports["history"])) as s:
-                f = s.makefile("rb")
-                i = 0
-                while not stop_flag.is_set():
-                    i += 1
-                    t = time.perf_counter()
-                    s.sendall(b"GET /v1/key:%d HTTP/1.1\r\n\r\n" % (i * 7919 % KEYS))
-                    f.readline()
-                    n = 0
-                    while (line := f.readline()) != b"\r\n":
-                        if line.lower().startswith(b"content-length:"):
-                            n = int(line.split(b":")[1])
-                    f.read(n)
-                    lat.append(time.perf_counter() - t)
+            read_latencies(ports["history"], KEYS, stop_flag, lat)
 
         def writer():
             writes[0] = load("walkv", ports["history"], KEYS, 1000, stop_at=stop_flag.is_set)

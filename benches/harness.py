@@ -63,3 +63,57 @@ def kill_all():
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def load(kind, port, keys, rounds=1, value=b"v" * 100, stop_at=None):
+    """Pipelines `rounds` writes of each of `keys` keys; returns the writes answered."""
+    batch, done = 2000, 0
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        reader = s.makefile("rb")
+        for r in range(rounds):
+            for first in range(0, keys, batch):
+                if stop_at is not None and stop_at():
+                    return done
+                ks = range(first, min(first + batch, keys))
+                if kind == "walkv":
+                    out = b"".join(b"PUT /v1/key:%d HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+                                   % (i, len(value)) + value for i in ks)
+                else:
+                    out = b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\nkey:%d\r\n$%d\r\n"
+                                   % (len(b"key:%d" % i), i, len(value)) + value + b"\r\n"
+                                   for i in ks)
+                s.sendall(out)
+                for _ in ks:
+                    if kind == "walkv":
+                        status = reader.readline()
+                        if not (status.startswith(b"HTTP/1.1 201")
+                                or status.startswith(b"HTTP/1.1 200")):
+                            sys.exit(f"walkv answered {status!r}")
+                        length = 0
+                        while (line := reader.readline()) not in (b"\r\n", b""):
+                            if line.lower().startswith(b"content-length:"):
+                                length = int(line.split(b":")[1])
+                        reader.read(length)
+                    elif reader.readline() != b"+OK\r\n":
+                        sys.exit("redis refused a SET")
+                done += len(ks)
+    return done
+
+
+def read_latencies(port, keys, stop_flag, lat):
+    """GETs keys spread over `keys` on one connection until stop_flag is set, appending each
+    one's latency (seconds) to lat."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        f = s.makefile("rb")
+        i = 0
+        while not stop_flag.is_set():
+            i += 1
+            t = time.perf_counter()
+            s.sendall(b"GET /v1/key:%d HTTP/1.1\r\n\r\n" % (i * 7919 % keys))
+            f.readline()
+            n = 0
+            while (line := f.readline()) != b"\r\n":
+                if line.lower().startswith(b"content-length:"):
+                    n = int(line.split(b":")[1])
+            f.read(n)
+            lat.append(time.perf_counter() - t)
