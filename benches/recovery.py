@@ -15,14 +15,14 @@
 5. Idle RSS and startup time on an empty data directory, ROUNDS times each, interleaved.
 Medians and ratios are printed; everything started is stopped by PID.
 """
-import os, signal, socket, statistics, subprocess, sys, tempfile, time
+import os, signal, statistics, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import free_port, kill_all, rss_kib, spawn_server, stop
+from harness import load as harness_load
 
 BIN = sys.argv[1]
 RECORDS = int(os.environ.get("RECORDS", 1_000_000))
 ROUNDS = int(os.environ.get("ROUNDS", 3))
-VALUE = b"v" * 100
 TMP = tempfile.mkdtemp(prefix="walkv-recovery-")
 
 
@@ -31,31 +31,8 @@ def start(kind, data, port, extra=()):
     return spawn_server(kind, BIN, data, port, extra)
 
 def load(kind, port):
-    """Pipelines RECORDS writes in batches and counts the answers."""
-    batch = 2000
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        reader = s.makefile("rb")
-        for first in range(0, RECORDS, batch):
-            keys = range(first, min(first + batch, RECORDS))
-            if kind == "walkv":
-                out = b"".join(b"PUT /v1/key:%d HTTP/1.1\r\nContent-Length: 100\r\n\r\n" % i + VALUE
-                               for i in keys)
-            else:
-                out = b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\nkey:%d\r\n$100\r\n" % (len(b"key:%d" % i), i)
-                               + VALUE + b"\r\n" for i in keys)
-            s.sendall(out)
-            for _ in keys:
-                if kind == "walkv":
-                    status = reader.readline()
-                    if not status.startswith(b"HTTP/1.1 201"):
-                        sys.exit(f"walkv answered {status!r}")
-                    length = 0
-                    while (line := reader.readline()) not in (b"\r\n", b""):
-                        if line.lower().startswith(b"content-length:"):
-                            length = int(line.split(b":")[1])
-                    reader.read(length)
-                elif reader.readline() != b"+OK\r\n":
-                    sys.exit("redis refused a SET")
+    """Pipelines RECORDS writes in batches and checks every answer (harness.load)."""
+    harness_load(kind, port, RECORDS)
 
 
 def median(xs):

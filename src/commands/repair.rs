@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::store;
 use crate::wal;
 use crate::wal::dir::Part;
-use crate::wal::repair::{Choice, Done, Plan, Region};
+use crate::wal::repair::{Choice, Damage, Done, Plan};
 use crate::wal::salvage::{self, SnapshotPlan};
 use std::path::{Path, PathBuf};
 
@@ -167,7 +167,7 @@ fn describe_plan(plan: &Plan) -> String {
         return out;
     };
     out += &format!("\nbefore the damage: {} check out", run(&plan.prefix));
-    out += &describe_damage(first, plan.region_count, plan.damaged_bytes, &plan.regions);
+    out += &describe_damage(first, &plan.damage);
     out += &format!("\nafter the damage: {} check out", run(&plan.after));
     if plan.after.records > 0 {
         out += &format!(
@@ -189,7 +189,7 @@ fn describe_plan(plan: &Plan) -> String {
     let kept = plan.prefix.records + plan.after.records;
     out += &format!(
         "\n--skip-damaged would keep {kept} records and drop the {} damaged bytes",
-        plan.damaged_bytes
+        plan.damage.bytes
     );
     out += &format!(
         "\n--cut would keep {} records and drop the {} bytes from offset {first} on ({} records \
@@ -207,14 +207,16 @@ fn describe_plan(plan: &Plan) -> String {
 }
 
 /// The damaged regions, one line each (the first 20).
-fn describe_damage(first: u64, count: u64, bytes: u64, regions: &[Region]) -> String {
-    let mut out =
-        format!("\ndamage: {count} region(s), {bytes} bytes, the first at offset {first}");
-    for r in regions {
+fn describe_damage(first: u64, damage: &Damage) -> String {
+    let mut out = format!(
+        "\ndamage: {} region(s), {} bytes, the first at offset {first}",
+        damage.count, damage.bytes
+    );
+    for r in &damage.regions {
         out += &format!("\n  offset {}: {} bytes ({})", r.offset, r.len, r.reason);
     }
-    if count > regions.len() as u64 {
-        out += &format!("\n  ... and {} more", count - regions.len() as u64);
+    if damage.count > damage.regions.len() as u64 {
+        out += &format!("\n  ... and {} more", damage.count - damage.regions.len() as u64);
     }
     out
 }
@@ -235,7 +237,7 @@ fn describe_snapshot(plan: &SnapshotPlan) -> String {
         return out;
     };
     out += &format!("\nbefore the damage: {} keys check out", plan.before);
-    out += &describe_damage(first, plan.region_count, plan.damaged_bytes, &plan.regions);
+    out += &describe_damage(first, &plan.damage);
     out += &format!("\nafter the damage: {} keys check out", plan.after);
     if !plan.end_found {
         out += &format!(
@@ -253,7 +255,7 @@ fn describe_snapshot(plan: &SnapshotPlan) -> String {
     out += &format!(
         "\n--skip-damaged would keep {} keys and drop the {} damaged bytes",
         plan.before + plan.after,
-        plan.damaged_bytes
+        plan.damage.bytes
     );
     out += &format!(
         "\n--cut would keep {} keys and drop the {} bytes from offset {first} on ({} keys that \

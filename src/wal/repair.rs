@@ -61,6 +61,26 @@ pub struct Region {
     pub reason: String,
 }
 
+/// The damaged regions a walk found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Damage {
+    /// The first 20 regions.
+    pub regions: Vec<Region>,
+    /// All of them.
+    pub count: u64,
+    pub bytes: u64,
+}
+
+impl Damage {
+    pub(super) fn add(&mut self, offset: u64, len: u64, reason: String) {
+        self.count += 1;
+        self.bytes += len;
+        if self.regions.len() < LISTED {
+            self.regions.push(Region { offset, len, reason });
+        }
+    }
+}
+
 /// What a repair would find and do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -81,10 +101,7 @@ pub struct Plan {
     pub prefix_seq: u64,
     /// Where the first damage is: a region that does not check out, or a record out of sequence.
     pub first_damage: Option<u64>,
-    /// The first 20 damaged regions.
-    pub regions: Vec<Region>,
-    pub region_count: u64,
-    pub damaged_bytes: u64,
+    pub damage: Damage,
     /// Records that check out after the first damage.
     pub after: Run,
     /// Distinct keys those records touch (estimated by linear counting; exact in practice
@@ -340,9 +357,7 @@ pub fn plan_segment(path: &Path, base: u64, ceiling: Option<u64>) -> Result<Plan
         prefix: Run::default(),
         prefix_seq: base,
         first_damage: None,
-        regions: Vec::new(),
-        region_count: 0,
-        damaged_bytes: 0,
+        damage: Damage::default(),
         after: Run::default(),
         keys_after: 0,
         missing: Vec::new(),
@@ -387,11 +402,7 @@ pub fn plan_segment(path: &Path, base: u64, ceiling: Option<u64>) -> Result<Plan
                 // The damaged bytes may have held the next record: its number is never reused.
                 plan.max_seq = plan.max_seq.max(last.saturating_add(1));
                 plan.first_damage.get_or_insert(at);
-                plan.region_count += 1;
-                plan.damaged_bytes += len;
-                if plan.regions.len() < LISTED {
-                    plan.regions.push(Region { offset: at, len, reason });
-                }
+                plan.damage.add(at, len, reason);
             }
         }
         Ok(())

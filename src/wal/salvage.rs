@@ -26,15 +26,12 @@ use super::reader::Window;
 use super::record::{
     self, Body, BootId, Decoded, Header, MAX_RECORD_LEN, MarkKind, Record, decode,
 };
-use super::repair::{Choice, Done, Dropped, Region, header_of, resync};
+use super::repair::{Choice, Damage, Done, Dropped, header_of, resync};
 use super::rewrite::{Rewrite, new_log_id};
 use super::snapshot;
 use crate::error::Error;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-
-/// How many damaged regions a plan lists one by one.
-const LISTED: usize = 20;
 
 /// What a repair of a snapshot would find and do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,10 +50,7 @@ pub struct SnapshotPlan {
     /// The mean size of the records kept, to estimate what the damage held.
     pub mean_record: u64,
     pub first_damage: Option<u64>,
-    /// The first 20 damaged regions.
-    pub regions: Vec<Region>,
-    pub region_count: u64,
-    pub damaged_bytes: u64,
+    pub damage: Damage,
     /// The end marker was found: the file says itself that it covers the writes up to `upto`.
     pub end_found: bool,
     /// Just past the last byte that is not reserved zeros.
@@ -71,7 +65,7 @@ impl SnapshotPlan {
 
     /// About how many records the damaged bytes held.
     pub fn records_lost_estimate(&self) -> u64 {
-        self.damaged_bytes.div_ceil(self.mean_record.max(1))
+        self.damage.bytes.div_ceil(self.mean_record.max(1))
     }
 }
 
@@ -171,9 +165,7 @@ pub fn plan_snapshot(path: &Path, upto: u64) -> Result<SnapshotPlan, Error> {
         after: 0,
         mean_record: 0,
         first_damage: None,
-        regions: Vec::new(),
-        region_count: 0,
-        damaged_bytes: 0,
+        damage: Damage::default(),
         end_found: false,
         data_end: 0,
     };
@@ -190,11 +182,7 @@ pub fn plan_snapshot(path: &Path, upto: u64) -> Result<SnapshotPlan, Error> {
             Event::End => plan.end_found = true,
             Event::Damage { at, len, reason } => {
                 plan.first_damage.get_or_insert(at);
-                plan.region_count += 1;
-                plan.damaged_bytes += len;
-                if plan.regions.len() < LISTED {
-                    plan.regions.push(Region { offset: at, len, reason });
-                }
+                plan.damage.add(at, len, reason);
             }
         }
         Ok(())
@@ -300,9 +288,9 @@ mod tests {
         assert!(snapshot::load(&path, UPTO, |_| {}).is_err(), "damage is refused at load");
 
         let plan = plan_snapshot(&path, UPTO).unwrap();
-        assert_eq!((plan.before, plan.after, plan.region_count), (3, 6, 1), "{plan:?}");
+        assert_eq!((plan.before, plan.after, plan.damage.count), (3, 6, 1), "{plan:?}");
         assert_eq!(plan.first_damage, Some((24 + 3 * record) as u64));
-        assert_eq!(plan.damaged_bytes, record as u64);
+        assert_eq!(plan.damage.bytes, record as u64);
         assert_eq!(plan.records_lost_estimate(), 1);
         assert!(plan.end_found);
 
@@ -358,7 +346,7 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         let plan = plan_snapshot(&path, UPTO).unwrap();
         assert!(plan.end_found);
-        assert_eq!((plan.before, plan.region_count, plan.damaged_bytes), (3, 1, 8));
+        assert_eq!((plan.before, plan.damage.count, plan.damage.bytes), (3, 1, 8));
         repair_snapshot(&plan, Choice::SkipDamaged, [1; 16]).unwrap();
         assert_eq!(keys_in(&path).len(), 3);
     }
