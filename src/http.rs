@@ -12,6 +12,11 @@
 //! | `POST /sync`                    | 200 `{"synced_seq":N}`                   | after an fsync covering all earlier writes |
 //! | `POST /compact`                 | 200 `{"live_bytes","disk_bytes_before","disk_bytes_after","seconds"}` | when the compaction it started or joined ends; 507 or 500 if it failed |
 //! | `GET /status`                   | 200 `{"ready":true,"last_seq":N,"synced_seq":M,...}` | 503, `"ready":false`, once the log failed |
+//! | `GET /livez`                    | 200 `{"live":true}`                      | whenever the loop runs; no token needed |
+//! | `GET /readyz`                   | 200 `{"ready":true}`                     | 503 `{"ready":false,"reason":"log_failed"}` or `"stopping"`; no token needed |
+//!
+//! The two probes answer without the token ([`is_probe`]): they say nothing but "alive" and
+//! "ready", and a probe (Kubernetes, a load balancer, systemd) should not need the secret.
 //!
 //! Any write may add `?sync` (`PUT /v1/k?sync`): its answer then waits for an fsync that covers
 //! it, whatever the server's `--sync` mode. Responses that must wait carry [`Response::sync`];
@@ -124,13 +129,26 @@ fn store_error(error: &Error) -> Response {
     Response::error(error_status(error), &error.to_string())
 }
 
+/// What the serving loop knows that the store does not.
+#[derive(Debug, Clone, Copy)]
+pub struct Serving<'a> {
+    pub compaction: &'a Stats,
+    /// A stop signal came: the loop only drains what is queued. `/readyz` says not ready.
+    pub stopping: bool,
+}
+
+/// `GET` or `HEAD` of `/livez` or `/readyz`: answered without the token.
+pub fn is_probe(method: &str, path: &str) -> bool {
+    matches!(method, "GET" | "HEAD") && matches!(path, "/livez" | "/readyz")
+}
+
 /// Answers one request against the store. With a token configured, a request without it gets
-/// 401 and touches nothing.
-pub fn handle(store: &mut Store, req: &Request, auth: &Auth, compaction: &Stats) -> Response {
-    if !auth.allows(req.headers) {
+/// 401 and touches nothing (the probes excepted: see [`is_probe`]).
+pub fn handle(store: &mut Store, req: &Request, auth: &Auth, serving: Serving) -> Response {
+    if !is_probe(req.method, req.path) && !auth.allows(req.headers) {
         return unauthorized();
     }
-    let mut response = route(store, req, compaction);
+    let mut response = route(store, req, serving);
     let is_write = matches!(req.method, "PUT" | "POST" | "DELETE");
     if is_write && (200..300).contains(&response.status) && has_param(req.query, "sync") {
         response.sync = true;
@@ -138,16 +156,18 @@ pub fn handle(store: &mut Store, req: &Request, auth: &Auth, compaction: &Stats)
     response
 }
 
-fn route(store: &mut Store, req: &Request, compaction: &Stats) -> Response {
+fn route(store: &mut Store, req: &Request, serving: Serving) -> Response {
     match (req.method, req.path) {
-        ("GET" | "HEAD", "/status") => return status(store, compaction),
+        ("GET" | "HEAD", "/livez") => return Response::json(200, r#"{"live":true}"#.into()),
+        ("GET" | "HEAD", "/readyz") => return readyz(store, serving.stopping),
+        ("GET" | "HEAD", "/status") => return status(store, serving.compaction),
         ("POST", "/sync") => return sync(store),
         ("POST", "/compact") => {
             let mut placeholder = Response::json(202, String::new());
             placeholder.compact = true;
             return placeholder;
         }
-        (_, "/status") => return method_not_allowed("GET, HEAD"),
+        (_, "/status" | "/livez" | "/readyz") => return method_not_allowed("GET, HEAD"),
         (_, "/sync" | "/compact") => return method_not_allowed("POST"),
         _ => {}
     }
@@ -180,6 +200,17 @@ fn method_not_allowed(allow: &str) -> Response {
     let mut response = Response::error(405, &format!("method not allowed; use {allow}"));
     response.headers.push(("Allow", allow.to_string()));
     response
+}
+
+/// `GET /readyz`: 200 while the log takes writes and no stop signal came; else 503 with the
+/// reason (`log_failed`, `stopping`), so that a load balancer sends traffic elsewhere.
+fn readyz(store: &Store, stopping: bool) -> Response {
+    let reason = match () {
+        _ if store.log_failed() => "log_failed",
+        _ if stopping => "stopping",
+        _ => return Response::json(200, r#"{"ready":true}"#.into()),
+    };
+    Response::json(503, format!(r#"{{"ready":false,"reason":"{reason}"}}"#))
 }
 
 /// `GET /status`: readiness, how far the log is written and synced, and its files.
@@ -394,7 +425,8 @@ mod tests {
             None => (target, None),
         };
         let stats = Stats::default();
-        handle(store, &Request { method, path, query, headers: &[], body }, &Auth::none(), &stats)
+        let serving = Serving { compaction: &stats, stopping: false };
+        handle(store, &Request { method, path, query, headers: &[], body }, &Auth::none(), serving)
     }
 
     fn text(r: &Response) -> String {
@@ -537,6 +569,38 @@ mod tests {
         assert_eq!(call(&mut s, "GET", "/v1/k?raw", b"").body, b"w");
     }
 
+    fn serve(stats: &Stats) -> Serving<'_> {
+        Serving { compaction: stats, stopping: false }
+    }
+
+    /// The probes: `/livez` always 200; `/readyz` 503 once the log failed or a stop began; both
+    /// without the token, and nothing else is opened by that.
+    #[test]
+    fn probes_answer_without_the_token() {
+        let (_dir, mut s) = store("probes");
+        let auth = Auth::from_token("t0ken").unwrap();
+        let stats = Stats::default();
+        let probe = |s: &mut Store, method, path, stopping| {
+            let req = Request { method, path, query: None, headers: &[], body: b"" };
+            let r = handle(s, &req, &auth, Serving { compaction: &stats, stopping });
+            (r.status, String::from_utf8(r.body).unwrap())
+        };
+        assert_eq!(probe(&mut s, "GET", "/livez", false), (200, r#"{"live":true}"#.into()));
+        assert_eq!(probe(&mut s, "HEAD", "/livez", false).0, 200);
+        assert_eq!(probe(&mut s, "GET", "/readyz", false), (200, r#"{"ready":true}"#.into()));
+        let stopping = (503, r#"{"ready":false,"reason":"stopping"}"#.to_string());
+        assert_eq!(probe(&mut s, "GET", "/readyz", true), stopping);
+        assert_eq!(probe(&mut s, "GET", "/livez", true).0, 200);
+        assert_eq!(probe(&mut s, "POST", "/readyz", false).0, 401, "only GET and HEAD are open");
+        assert_eq!(probe(&mut s, "GET", "/status", false).0, 401);
+        assert_eq!(probe(&mut s, "GET", "/livez/", false).0, 401);
+        assert_eq!(call(&mut s, "DELETE", "/livez", b"").status, 405);
+        s.fail_log_for_test();
+        let failed = (503, r#"{"ready":false,"reason":"log_failed"}"#.to_string());
+        assert_eq!(probe(&mut s, "GET", "/readyz", false), failed);
+        assert_eq!(probe(&mut s, "GET", "/livez", false).0, 200);
+    }
+
     /// With a token, every endpoint needs `Authorization: Bearer <token>`; without it: 401, a
     /// JSON error, `WWW-Authenticate`, and nothing read or written.
     #[test]
@@ -556,7 +620,7 @@ mod tests {
         ] {
             for headers in [&wrong[..], &[]] {
                 let req = Request { method, path, query: None, headers, body };
-                let r = handle(&mut s, &req, &auth, &Stats::default());
+                let r = handle(&mut s, &req, &auth, serve(&Stats::default()));
                 assert_eq!(r.status, 401, "{method} {path}");
                 assert!(text(&r).starts_with("{\"error\":"));
                 assert_eq!(r.headers[0].0, "WWW-Authenticate");
@@ -564,7 +628,7 @@ mod tests {
         }
         assert!(s.is_empty(), "nothing was written without the token");
         let req = Request { method: "PUT", path: "/v1/k", query: None, headers: &good, body: b"v" };
-        assert_eq!(handle(&mut s, &req, &auth, &Stats::default()).status, 201);
+        assert_eq!(handle(&mut s, &req, &auth, serve(&Stats::default())).status, 201);
     }
 
     /// Random request lines and bodies never panic the router (`WALKV_FUZZ_ITERS` / 4 of them).

@@ -434,6 +434,7 @@ impl Connection {
         let limits = &self.shared.limits;
         let has_body = head.framing != Framing::None;
         if self.shared.auth.is_required()
+            && !http::is_probe(head.method(), head.path())
             && !self.shared.auth.allows(&head.fields().collect::<Vec<_>>())
         {
             let answer = http::unauthorized();

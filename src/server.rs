@@ -45,7 +45,6 @@
 //!   that is closed unanswered when the process exits.
 
 use crate::auth::{Auth, TokenSource};
-use crate::compactor::Stats;
 use crate::compactor::{Compactor, Policy, Started};
 use crate::error::Error;
 use crate::http::{self, Response};
@@ -143,7 +142,8 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
             break;
         }
         if let Some(event) = intake.recv_timeout(TICK)
-            && let Err(e) = serve_batch(&intake, &mut store, config, &auth, &mut compaction, event)
+            && let Err(e) =
+                serve_batch(&intake, &mut store, config, &auth, &mut compaction, event, false)
         {
             crate::log!("the listener failed and accepts no more connections: {e}");
             outcome = Some(Outcome::ListenerFailed(e));
@@ -195,7 +195,7 @@ fn drain_queue(
     while Instant::now() < deadline && !store.log_failed() {
         match intake.try_recv() {
             Some(first) => {
-                if serve_batch(intake, store, config, auth, compaction, first).is_err() {
+                if serve_batch(intake, store, config, auth, compaction, first, true).is_err() {
                     return;
                 }
             }
@@ -219,6 +219,7 @@ fn serve_batch(
     auth: &Auth,
     compaction: &mut Compaction,
     first: Event,
+    stopping: bool,
 ) -> io::Result<()> {
     let mut held = Vec::new();
     let (mut held_bytes, mut taken) = (0, 0);
@@ -228,7 +229,8 @@ fn serve_batch(
         match event {
             Event::Request(job) => {
                 taken += 1;
-                let response = handle(store, auth, &job, compaction.compactor.stats());
+                let serving = http::Serving { compaction: compaction.compactor.stats(), stopping };
+                let response = handle(store, auth, &job, serving);
                 if response.compact {
                     compaction.request(store, job);
                 } else if config.sync == SyncMode::Always || response.sync {
@@ -376,12 +378,12 @@ fn spawn_sync_thread(
 
 /// Works out the answer to one request (not sending it yet). The intake has already checked
 /// the token and the body size; the router checks the token again, which costs nothing.
-fn handle(store: &mut Store, auth: &Auth, job: &Job, compaction: &Stats) -> Response {
+fn handle(store: &mut Store, auth: &Auth, job: &Job, serving: http::Serving) -> Response {
     let (path, query) = job.path_and_query();
     let headers = job.header_pairs();
     let request =
         http::Request { method: job.method(), path, query, headers: &headers, body: &job.body };
-    http::handle(store, &request, auth, compaction)
+    http::handle(store, &request, auth, serving)
 }
 
 /// The compactor, and the `POST /compact` requests waiting for the compaction they joined.
