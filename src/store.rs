@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;
+use std::time::{Duration, Instant};
 
 /// Name of the lock file inside the data directory.
 pub const LOCK_FILE: &str = "LOCK";
@@ -233,11 +234,23 @@ fn read_log(
     changes: mpsc::SyncSender<Vec<Change>>,
 ) -> Result<OpenedLog, Error> {
     let mut batch = Vec::with_capacity(Replay::BATCH);
+    let mut progress = Progress::new(wal::layout::log_bytes(dir), Instant::now());
     let opened = wal::dir::open(dir, options, |record| {
         match record.body {
-            Body::Set { key, value } => batch.push(Change::Set(Entry::new(key, value))),
-            Body::Delete { key } => batch.push(Change::Delete(key.into())),
+            Body::Set { key, value } => {
+                progress.note(entry_bytes(key, value));
+                batch.push(Change::Set(Entry::new(key, value)));
+            }
+            Body::Delete { key } => {
+                progress.note(entry_bytes(key, b""));
+                batch.push(Change::Delete(key.into()));
+            }
             Body::Mark(_) | Body::Gap { .. } => return,
+        }
+        if progress.records.is_multiple_of(Progress::EVERY)
+            && let Some(line) = progress.report(Instant::now())
+        {
+            crate::log!("{line}");
         }
         if batch.len() == Replay::BATCH {
             // The receiver only goes away if the main thread panicked: nothing left to do.
@@ -248,6 +261,47 @@ fn read_log(
         let _ = changes.send(batch);
     }
     opened
+}
+
+/// How far a replay has come, for a line on stderr about once a second when it takes longer
+/// than that (the summary comes after, from the server).
+struct Progress {
+    records: u64,
+    bytes: u64,
+    /// The bytes of the log's files.
+    total: u64,
+    started: Instant,
+    next: Instant,
+}
+
+impl Progress {
+    /// The clock is looked at once per this many records.
+    const EVERY: u64 = 4096;
+
+    fn new(total: u64, now: Instant) -> Progress {
+        Progress { records: 0, bytes: 0, total, started: now, next: now + Duration::from_secs(1) }
+    }
+
+    fn note(&mut self, bytes: u64) {
+        self.records += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+    }
+
+    /// The progress line, if a second has passed since the last one (or the start).
+    fn report(&mut self, now: Instant) -> Option<String> {
+        if now < self.next {
+            return None;
+        }
+        self.next = now + Duration::from_secs(1);
+        let percent = (self.bytes as f64 * 100.0 / self.total.max(1) as f64).min(100.0);
+        Some(format!(
+            "replaying: {} records, {} of {} bytes of the log ({percent:.0}%) in {:.1} s",
+            self.records,
+            self.bytes,
+            self.total,
+            now.duration_since(self.started).as_secs_f64()
+        ))
+    }
 }
 
 /// The map being rebuilt from the log at startup, on the main thread while the replay thread
@@ -423,6 +477,22 @@ mod tests {
 
     fn test_options() -> Options {
         Options { mode: wal::SyncMode::Interval, boot: [7; 16] }
+    }
+
+    /// A progress line comes once a second at most, none in the first second, and says how
+    /// many records and what share of the log's bytes.
+    #[test]
+    fn replay_progress_is_reported_about_once_a_second() {
+        let start = Instant::now();
+        let mut p = Progress::new(1000, start);
+        p.note(250);
+        assert_eq!(p.report(start + Duration::from_millis(999)), None, "not in the first second");
+        let line = p.report(start + Duration::from_millis(1200)).unwrap();
+        assert_eq!(line, "replaying: 1 records, 250 of 1000 bytes of the log (25%) in 1.2 s");
+        assert_eq!(p.report(start + Duration::from_millis(2100)), None, "not twice a second");
+        p.note(2000);
+        let line = p.report(start + Duration::from_millis(2300)).unwrap();
+        assert!(line.contains("2 records, 2250 of 1000 bytes of the log (100%)"), "{line}");
     }
 
     /// Sets and deletes come back after reopening, in the order they were made.

@@ -126,6 +126,22 @@ pub fn disk_bytes(dir: &Path) -> u64 {
         .fold(0u64, u64::saturating_add)
 }
 
+/// The bytes of the files replay reads (the marker, snapshots, segments): what a replay's
+/// progress is a share of. Leftovers that replay skips count too, so it is an upper bound.
+pub fn log_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name();
+            let kind = classify(name.to_str()?);
+            matches!(kind, Kind::Marker | Kind::Segment(_) | Kind::Snapshot(_))
+                .then(|| e.metadata().ok().map(|m| m.len()))
+                .flatten()
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
 /// A sealed segment: complete, fsynced, never written again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
