@@ -44,7 +44,7 @@ def instructions(kind, count):
          "--data-dir", data], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     port = None
     for line in proc.stderr:
-        if m := re.search(r"listening on http://127\.0\.0\.1:(\d+)", line):
+        if m := re.search(r"ready on http://127\.0\.0\.1:(\d+)", line):
             port = int(m.group(1))
             break
     if port is None:

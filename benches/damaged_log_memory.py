@@ -84,7 +84,7 @@ def measure(name, argv, stop_after_listening=False):
     lines = []
     for line in proc.stderr:
         lines.append(line)
-        if stop_after_listening and b"listening on" in line:
+        if stop_after_listening and b"walkv: ready on" in line:
             subprocess.run(["pkill", "-TERM", "-P", str(proc.pid)])
     code = proc.wait()
     took = time.monotonic() - started

@@ -30,6 +30,8 @@
 //! - `WALKV_FS_GRAVEYARD`: with the trace, a directory where every file walkv removes is first
 //!   hard-linked (`remove PATH GRAVE` in the trace), so that a simulated power cut can bring
 //!   back a removal whose directory was not fsynced afterwards.
+//! - `WALKV_REPLAY_DELAY_MS`: the replay thread waits this long before reading the log, so that
+//!   a test can see what the server answers while it replays (`tests/api.rs`).
 //! - `WALKV_BOOT_ID`: the kernel boot id the log's SYNC markers record and recovery compares
 //!   with (instead of `/proc/sys/kernel/random/boot_id`), so that a test can restart a server
 //!   as if the machine had rebooted after a simulated power cut.
@@ -89,6 +91,20 @@ pub fn bury(path: &std::path::Path) -> Option<std::path::PathBuf> {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn bury(_path: &std::path::Path) -> Option<std::path::PathBuf> {
+    None
+}
+
+/// How long the replay thread waits before it reads the log (`WALKV_REPLAY_DELAY_MS`), so that
+/// a test can look at the server while it replays.
+#[cfg(feature = "failpoints")]
+pub fn replay_delay() -> Option<std::time::Duration> {
+    let ms = std::env::var("WALKV_REPLAY_DELAY_MS").ok()?.parse().ok()?;
+    Some(std::time::Duration::from_millis(ms))
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn replay_delay() -> Option<std::time::Duration> {
     None
 }
 

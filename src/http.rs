@@ -13,7 +13,10 @@
 //! | `POST /compact`                 | 200 `{"live_bytes","disk_bytes_before","disk_bytes_after","seconds"}` | when the compaction it started or joined ends; 507 or 500 if it failed |
 //! | `GET /status`                   | 200 `{"ready":true,"last_seq":N,"synced_seq":M,...}` | 503, `"ready":false`, once the log failed |
 //! | `GET /livez`                    | 200 `{"live":true}`                      | whenever the loop runs; no token needed |
-//! | `GET /readyz`                   | 200 `{"ready":true}`                     | 503 `{"ready":false,"reason":"log_failed"}` or `"stopping"`; no token needed |
+//! | `GET /readyz`                   | 200 `{"ready":true}`                     | 503 `{"ready":false,"reason":"log_failed"}`, `"stopping"` or `"replaying"`; no token needed |
+//!
+//! While the log is replayed at startup the server already listens, and answers every request
+//! with [`while_replaying`].
 //!
 //! The two probes answer without the token ([`is_probe`]): they say nothing but "alive" and
 //! "ready", and a probe (Kubernetes, a load balancer, systemd) should not need the secret.
@@ -200,6 +203,24 @@ fn method_not_allowed(allow: &str) -> Response {
     let mut response = Response::error(405, &format!("method not allowed; use {allow}"));
     response.headers.push(("Allow", allow.to_string()));
     response
+}
+
+/// The answer to any request while the log is being replayed at startup: `/livez` is 200,
+/// `/readyz` 503 `replaying`, everything else 503 with `Retry-After: 1`.
+pub fn while_replaying(method: &str, path: &str) -> Response {
+    match (method, path) {
+        ("GET" | "HEAD", "/livez") => Response::json(200, r#"{"live":true}"#.into()),
+        ("GET" | "HEAD", "/readyz") => {
+            Response::json(503, r#"{"ready":false,"reason":"replaying"}"#.into())
+        }
+        _ => {
+            let message = "the server is replaying its log and serves nothing else yet; try \
+                           again in a second (GET /readyz says when it is ready)";
+            let mut response = Response::error(503, message);
+            response.headers.push(("Retry-After", "1".to_string()));
+            response
+        }
+    }
 }
 
 /// `GET /readyz`: 200 while the log takes writes and no stop signal came; else 503 with the
@@ -599,6 +620,21 @@ mod tests {
         let failed = (503, r#"{"ready":false,"reason":"log_failed"}"#.to_string());
         assert_eq!(probe(&mut s, "GET", "/readyz", false), failed);
         assert_eq!(probe(&mut s, "GET", "/livez", false).0, 200);
+    }
+
+    /// While replaying: alive, not ready, and everything else 503 with `Retry-After`.
+    #[test]
+    fn answers_while_replaying() {
+        let r = while_replaying("GET", "/livez");
+        assert_eq!((r.status, text(&r)), (200, r#"{"live":true}"#.into()));
+        let r = while_replaying("HEAD", "/readyz");
+        assert_eq!((r.status, text(&r)), (503, r#"{"ready":false,"reason":"replaying"}"#.into()));
+        for (method, path) in [("GET", "/v1/k"), ("PUT", "/v1/k"), ("GET", "/status")] {
+            let r = while_replaying(method, path);
+            assert_eq!(r.status, 503, "{method} {path}");
+            assert_eq!(r.headers, vec![("Retry-After", "1".to_string())]);
+            assert!(text(&r).contains("replaying its log"), "{}", text(&r));
+        }
     }
 
     /// With a token, every endpoint needs `Authorization: Bearer <token>`; without it: 401, a

@@ -109,10 +109,6 @@ pub enum Outcome {
 /// loaded `config.token`, already checked against the bind address ([`crate::auth::check_bind`]).
 pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     let started = Instant::now();
-    let options = crate::wal::Options { mode: config.sync, boot: crate::wal::boot_id() };
-    let (mut store, recovery, opened) = Store::open_dir(&config.data_dir, options)?;
-    report_recovery(config, &recovery, &opened, store.len(), started.elapsed());
-
     let addr = format!("{}:{}", config.bind, config.port);
     let listener =
         TcpListener::bind(addr.as_str()).map_err(|e| Error::io(format!("listen on {addr}"), e))?;
@@ -122,16 +118,35 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     let auth = Arc::new(auth.clone());
     let intake = Intake::start(listener, config.limits.clone(), Arc::clone(&auth))
         .map_err(|e| Error::io("start the accept thread", e))?;
+    crate::log!("listening on http://{bound}");
+
+    // Listen before replay: probes learn that the server is alive and not ready yet.
+    let options = crate::wal::Options { mode: config.sync, boot: crate::wal::boot_id() };
+    let mut listener_error = None;
+    let opened = Store::open_dir_while(&config.data_dir, options, || {
+        answer_while_replaying(&intake, &mut listener_error)
+    });
+    let (mut store, recovery, opened) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            intake.finish_writing(DRAIN_TIME);
+            return Err(e);
+        }
+    };
+    report_recovery(config, &recovery, &opened, store.len(), started.elapsed());
     let sync_thread = (config.sync == SyncMode::Interval)
         .then(|| spawn_sync_thread(store.shared_wal(), config.sync_interval));
-    crate::log!("listening on http://{bound}");
+    crate::log!("ready on http://{bound}");
 
     let mut compaction = Compaction {
         compactor: Compactor::new(config.compaction, config.data_dir.clone()),
         waiting: Vec::new(),
     };
-    let mut outcome = None;
-    while !stop.load(Ordering::Relaxed) {
+    let mut outcome = listener_error.map(|e| {
+        crate::log!("the listener failed and accepts no more connections: {e}");
+        Outcome::ListenerFailed(e)
+    });
+    while outcome.is_none() && !stop.load(Ordering::Relaxed) {
         if store.log_failed() {
             outcome = Some(Outcome::LogFailed);
             break;
@@ -171,6 +186,21 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
         Err(e) => {
             crate::log!("stopping: {e}. Restart the server: it replays what is on disk");
             Ok(Outcome::LogFailed)
+        }
+    }
+}
+
+/// While the log is replayed: answers what has arrived (see [`http::while_replaying`]), and
+/// keeps a listener failure for after the replay.
+fn answer_while_replaying(intake: &Intake, listener_error: &mut Option<io::Error>) {
+    while let Some(event) = intake.try_recv() {
+        match event {
+            Event::Request(job) => {
+                let (path, _) = job.path_and_query();
+                let response = http::while_replaying(job.method(), path);
+                job.respond(response);
+            }
+            Event::ListenerFailed(e) => *listener_error = Some(e),
         }
     }
 }

@@ -62,6 +62,17 @@ impl Store {
 
     /// [`Store::open`], also returning what opening the directory found and did.
     pub fn open_dir(dir: &Path, options: Options) -> Result<(Store, Recovery, Opened), Error> {
+        Store::open_dir_while(dir, options, || {})
+    }
+
+    /// [`Store::open_dir`], calling `between` on this thread between batches of the replay
+    /// (every 256 records, and at least every 50 ms): the server answers requests there while
+    /// it replays.
+    pub fn open_dir_while(
+        dir: &Path,
+        options: Options,
+        mut between: impl FnMut(),
+    ) -> Result<(Store, Recovery, Opened), Error> {
         let lock = lock_data_dir(dir)?;
         let mut replay = Replay::new(estimate_keys(dir));
         let (changes, batches) = mpsc::sync_channel::<Vec<Change>>(Replay::IN_FLIGHT);
@@ -70,8 +81,13 @@ impl Store {
                 .name("replay".into())
                 .spawn_scoped(scope, move || read_log(dir, options, changes))
                 .map_err(|e| Error::io("start the replay thread", e))?;
-            for batch in batches {
-                replay.apply(batch);
+            loop {
+                match batches.recv_timeout(Duration::from_millis(50)) {
+                    Ok(batch) => replay.apply(batch),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+                between();
             }
             reader.join().unwrap_or_else(|_| {
                 Err(Error::Failed { reason: "the replay thread panicked".to_string() })
@@ -233,6 +249,9 @@ fn read_log(
     options: Options,
     changes: mpsc::SyncSender<Vec<Change>>,
 ) -> Result<OpenedLog, Error> {
+    if let Some(delay) = crate::failpoint::replay_delay() {
+        thread::sleep(delay);
+    }
     let mut batch = Vec::with_capacity(Replay::BATCH);
     let mut progress = Progress::new(wal::layout::log_bytes(dir), Instant::now());
     let opened = wal::dir::open(dir, options, |record| {

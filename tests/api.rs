@@ -275,3 +275,46 @@ fn expect_100_continue() {
     assert_eq!(reply.status, 413, "{}", reply.text());
     assert_eq!(request(&server.addr, "GET", "/v1/c?raw", b"").unwrap().body, b"hello");
 }
+
+/// The server listens before it replays its log: meanwhile `/livez` is 200, `/readyz` 503
+/// `replaying`, and everything else 503 with `Retry-After: 1`; once it says ready, all is served.
+#[test]
+fn probes_and_503_while_the_log_is_replayed() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new("replaying");
+    let server = Server::start(&dir);
+    assert_eq!(request(&server.addr, "PUT", "/v1/k", b"kept").unwrap().status, 201);
+    server.terminate();
+
+    let child = std::process::Command::new(support::BIN)
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(&*dir)
+        .env("WALKV_REPLAY_DELAY_MS", "3000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = support::KillOnDrop(child);
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let addr = lines
+        .find_map(|l| l.strip_prefix("walkv: listening on http://").map(str::to_string))
+        .expect("it listens");
+    let r = request(&addr, "GET", "/livez", b"").unwrap();
+    assert_eq!((r.status, r.text()), (200, r#"{"live":true}"#.to_string()));
+    let r = request(&addr, "GET", "/readyz", b"").unwrap();
+    assert_eq!((r.status, r.text()), (503, r#"{"ready":false,"reason":"replaying"}"#.to_string()));
+    for (method, path) in [("GET", "/v1/k"), ("PUT", "/v1/k2"), ("GET", "/status")] {
+        let r = request(&addr, method, path, b"v").unwrap();
+        assert_eq!(r.status, 503, "{method} {path}: {}", r.text());
+        assert_eq!(r.header("Retry-After"), Some("1"));
+        assert!(r.text().contains("replaying its log"), "{}", r.text());
+    }
+
+    assert!(lines.any(|l| l.starts_with("walkv: ready on http://")), "it becomes ready");
+    assert_eq!(request(&addr, "GET", "/readyz", b"").unwrap().status, 200);
+    assert_eq!(request(&addr, "GET", "/v1/k?raw", b"").unwrap().body, b"kept");
+    assert_eq!(request(&addr, "GET", "/v1/k2", b"").unwrap().status, 404, "the 503 wrote nothing");
+    support::signal(child.0.id(), "TERM");
+    let status = support::wait_with_timeout(&mut child.0, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0));
+}

@@ -125,8 +125,11 @@ fn serve_reads_port_and_data_dir_from_env() {
         .unwrap();
     let mut child = support::KillOnDrop(child);
     let stderr = BufReader::new(child.0.stderr.take().unwrap());
-    let line = stderr.lines().map_while(Result::ok).find(|l| l.contains("listening on"));
+    let mut lines = stderr.lines().map_while(Result::ok);
+    let line = lines.find(|l| l.contains("listening on"));
     assert_eq!(line, Some(format!("walkv: listening on http://127.0.0.1:{port}")));
+    let line = lines.find(|l| l.starts_with("walkv: ready on"));
+    assert_eq!(line, Some(format!("walkv: ready on http://127.0.0.1:{port}")));
     assert!(dir.join(walkv::wal::FILE_NAME).exists());
     support::signal(child.0.id(), "TERM");
     let status = support::wait_with_timeout(&mut child.0, std::time::Duration::from_secs(20));

@@ -157,7 +157,8 @@ impl Server {
         }
     }
 
-    /// Spawns `command` (which runs walkv serve) and waits until it listens.
+    /// Spawns `command` (which runs walkv serve) and waits until it is ready (it has replayed
+    /// its log).
     fn spawn(
         mut command: Command,
         data_dir: &Path,
@@ -176,8 +177,9 @@ impl Server {
         let pipe = child.stderr.take().expect("stderr pipe");
         let log = Arc::clone(&stderr);
         std::thread::spawn(move || {
+            // The server listens before it replays its log, and says "ready" after.
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("walkv: listening on http://") {
+                if let Some(addr) = line.strip_prefix("walkv: ready on http://") {
                     let _ = tx.send(addr.to_string());
                 }
                 let mut log = log.lock().unwrap();
