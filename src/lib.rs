@@ -28,6 +28,7 @@ pub mod failpoint;
 pub mod http;
 pub mod intake;
 pub mod json;
+pub mod notify;
 pub mod server;
 pub mod store;
 pub mod wal;

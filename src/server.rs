@@ -119,6 +119,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     let intake = Intake::start(listener, config.limits.clone(), Arc::clone(&auth))
         .map_err(|e| Error::io("start the accept thread", e))?;
     crate::log!("listening on http://{bound}");
+    crate::notify::send("STATUS=replaying the log");
 
     // Listen before replay: probes learn that the server is alive and not ready yet.
     let options = crate::wal::Options { mode: config.sync, boot: crate::wal::boot_id() };
@@ -137,6 +138,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     let sync_thread = (config.sync == SyncMode::Interval)
         .then(|| spawn_sync_thread(store.shared_wal(), config.sync_interval));
     crate::log!("ready on http://{bound}");
+    crate::notify::send(&format!("READY=1\nSTATUS=serving {} keys", store.len()));
 
     let mut compaction = Compaction {
         compactor: Compactor::new(config.compaction, config.data_dir.clone()),
@@ -166,6 +168,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
         }
         compaction.tend(&mut store);
     }
+    crate::notify::send("STOPPING=1\nSTATUS=stopping");
     if outcome.is_none() {
         drain_queue(&intake, &mut store, config, &auth, &mut compaction);
     }

@@ -270,6 +270,8 @@ fn read_log(
             && let Some(line) = progress.report(Instant::now())
         {
             crate::log!("{line}");
+            // A replay that keeps moving is not a start that hangs (see crate::notify).
+            crate::notify::send(&format!("STATUS={line}\nEXTEND_TIMEOUT_USEC=5000000"));
         }
         if batch.len() == Replay::BATCH {
             // The receiver only goes away if the main thread panicked: nothing left to do.
