@@ -17,6 +17,15 @@
 //!   in request order         one fsync for the held answers; send them
 //! ```
 //!
+//! # Startup
+//!
+//! The socket opens before the log is replayed, so a probe can tell "starting" from "dead".
+//! While the replay thread reads the log and this thread fills the map, this thread also
+//! answers whatever has arrived between batches, without touching the store: `/livez` 200,
+//! `/readyz` 503 `replaying`, everything else 503 with `Retry-After: 1`
+//! ([`http::while_replaying`]). Then the log line `ready on http://ADDR` and systemd's
+//! `READY=1` ([`crate::notify`]) say that every request is served.
+//!
 //! # Sync modes and group commit
 //!
 //! [`SyncMode`] decides when the log is fsynced, which is what a write's acknowledgement means
@@ -40,8 +49,9 @@
 //!   once, so no later fsync can be trusted. The log refuses further writes (503), every held
 //!   answer becomes a 503, and [`run`] ends with [`Outcome::LogFailed`]; a restart replays what
 //!   is really on disk. A write answered 503 may or may not be in the log after that restart.
-//! - SIGINT/SIGTERM: the loop ends after the batch in hand, answers what is already queued (for
-//!   at most half a second), then flushes and fsyncs the log. A connection still waiting after
+//! - SIGINT/SIGTERM: the loop ends after the batch in hand (systemd hears `STOPPING=1`), answers
+//!   what is already queued (for at most half a second; `/readyz` then says `stopping`), then
+//!   flushes and fsyncs the log. A connection still waiting after
 //!   that is closed unanswered when the process exits.
 
 use crate::auth::{Auth, TokenSource};
