@@ -141,12 +141,13 @@ pub struct Done {
 }
 
 /// One step of the walk.
-enum Event<'a> {
-    /// A record that checks out. `chained`: it follows the one before exactly (still the
-    /// prefix, if no damage came before).
+pub(super) enum Event<'a> {
+    /// A record that checks out, `len` bytes long. `chained`: it follows the one before
+    /// exactly (still the prefix, if no damage came before).
     Keep {
         at: u64,
         record: Record<'a>,
+        len: usize,
         chained: bool,
     },
     Damage {
@@ -216,46 +217,112 @@ fn fits(record: &Record, at: u64, last: u64) -> Option<bool> {
     }
 }
 
+/// What a walk keeps: the rules of the file being walked (a log here, a snapshot in
+/// [`super::salvage`]).
+pub(super) trait Rules {
+    /// Whether `record`, at `at`, may be kept here: `Some(chained)` (see [`Event::Keep`]), or
+    /// `None`: it is damage.
+    fn fits(&self, record: &Record, at: u64) -> Option<bool>;
+    /// A record was kept.
+    fn kept(&mut self, record: &Record);
+    /// From a record's type and sequence number alone: whether it could fit, so that its
+    /// checksum is worth computing while looking for the next record after damage.
+    fn wanted(&self, kind: u8, seq: u64) -> bool;
+    /// Whether zeros that run to the end of the file are reserved space (not damage).
+    fn zeros_may_end(&self) -> bool;
+    /// Why bytes at which a walk found `record` (if one checked out but did not fit), or
+    /// `fault`, are damage.
+    fn reason(&self, record: Option<&Record>, fault: String) -> String;
+}
+
+/// A log's rules: sequence numbers only grow, markers repeat the last one.
+struct LogRules {
+    last: u64,
+}
+
+impl Rules for LogRules {
+    fn fits(&self, record: &Record, at: u64) -> Option<bool> {
+        fits(record, at, self.last)
+    }
+
+    fn kept(&mut self, record: &Record) {
+        if !matches!(record.body, Body::Mark(_)) {
+            self.last = record.seq;
+        }
+    }
+
+    fn wanted(&self, kind: u8, seq: u64) -> bool {
+        kind == 3 || seq > self.last
+    }
+
+    fn zeros_may_end(&self) -> bool {
+        true
+    }
+
+    fn reason(&self, record: Option<&Record>, fault: String) -> String {
+        match record {
+            Some(r) => format!("a record that does not fit here (seq {})", r.seq),
+            None => fault,
+        }
+    }
+}
+
 /// Walks the log, reporting every record kept and every damaged region, in file order. Returns
 /// the file's length and the end of its last byte that is not reserved zeros.
 fn walk(
     path: &Path,
     header: Header,
     base: u64,
+    on: impl FnMut(Event) -> Result<(), Error>,
+) -> Result<(u64, u64), Error> {
+    walk_by(path, header, &mut LogRules { last: base }, on)
+}
+
+/// Walks the file at `path` by `rules`: every record kept and every damaged region, in file
+/// order. Returns the file's length and the end of its last byte that is not reserved zeros.
+pub(super) fn walk_by(
+    path: &Path,
+    header: Header,
+    rules: &mut impl Rules,
     mut on: impl FnMut(Event) -> Result<(), Error>,
 ) -> Result<(u64, u64), Error> {
     let read_err = |e| Error::io(format!("read {}", path.display()), e);
     let file = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
     let mut window = Window::new(file, 0);
     let seed = header.seed();
-    let (mut at, mut last, mut data_end) = (header.size() as u64, base, header.size() as u64);
+    let (mut at, mut data_end) = (header.size() as u64, header.size() as u64);
     loop {
         let buf = window.fill(at, MAX_RECORD_LEN).map_err(read_err)?;
         if buf.is_empty() {
             return Ok((at, data_end));
         }
         let reason = match decode(buf, seed) {
-            Decoded::Record(record, len) => match fits(&record, at, last) {
+            Decoded::Record(record, len) => match rules.fits(&record, at) {
                 Some(chained) => {
-                    if !matches!(record.body, Body::Mark(_)) {
-                        last = record.seq;
-                    }
-                    on(Event::Keep { at, record, chained })?;
+                    rules.kept(&record);
+                    on(Event::Keep { at, record, len, chained })?;
                     at += len as u64;
                     data_end = at;
                     continue;
                 }
-                None => format!("a record that does not fit here (seq {})", record.seq),
+                None => rules.reason(Some(&record), String::new()),
             },
-            Decoded::Incomplete(_) => "the file ends in the middle of a record".to_string(),
-            Decoded::Damaged(fault, _) => fault.to_string(),
+            Decoded::Incomplete(_) => {
+                rules.reason(None, "the file ends in the middle of a record".to_string())
+            }
+            Decoded::Damaged(fault, _) => rules.reason(None, fault.to_string()),
         };
-        let wanted = |kind: u8, seq: u64| kind == 3 || seq > last;
-        let (next, end) = resync(&mut window, at, seed, wanted, |r, q| fits(r, q, last).is_some())
-            .map_err(read_err)?;
+        let (next, end) = resync(
+            &mut window,
+            at,
+            seed,
+            |kind, seq| rules.wanted(kind, seq),
+            |r, q| rules.fits(r, q).is_some(),
+        )
+        .map_err(read_err)?;
         let region_end = match next {
             Some(q) => q,
-            None if end.1 <= at => return Ok((end.0, data_end)), // only reserved zeros remain
+            None if end.1 <= at && rules.zeros_may_end() => return Ok((end.0, data_end)),
             None => end.0,
         };
         on(Event::Damage { at, len: region_end - at, reason })?;
@@ -276,7 +343,7 @@ fn walk(
 /// Nothing inside a damaged record can pass for a record that fits: the checksum is seeded
 /// with this file's id, and a value holding a copy of this very log holds only sequence
 /// numbers older than its own record's.
-pub(super) fn resync(
+fn resync(
     window: &mut Window,
     at: u64,
     seed: Seed,
@@ -369,7 +436,7 @@ pub fn plan_segment(path: &Path, base: u64, ceiling: Option<u64>) -> Result<Plan
     let mut last = base;
     let (file_len, data_end) = walk(path, header, base, |event| {
         match event {
-            Event::Keep { at, record, chained } => {
+            Event::Keep { at, record, chained, .. } => {
                 if !chained {
                     plan.first_damage.get_or_insert(at);
                 }

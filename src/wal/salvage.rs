@@ -22,11 +22,8 @@
 //!   snapshot, and the plan says so.
 
 use super::layout;
-use super::reader::Window;
-use super::record::{
-    self, Body, BootId, Decoded, Header, MAX_RECORD_LEN, MarkKind, Record, decode,
-};
-use super::repair::{Choice, Damage, Done, Dropped, header_of, resync};
+use super::record::{self, Body, BootId, Header, MarkKind, Record};
+use super::repair::{Choice, Damage, Done, Dropped, Event, Rules, header_of, walk_by};
 use super::rewrite::{Rewrite, new_log_id};
 use super::snapshot;
 use crate::error::Error;
@@ -69,83 +66,57 @@ impl SnapshotPlan {
     }
 }
 
-/// One step of the walk of a snapshot.
-enum Event<'a> {
-    Keep { at: u64, record: Record<'a>, len: usize },
-    End,
-    Damage { at: u64, len: u64, reason: String },
-}
-
 /// The snapshot's end marker, at offset `at`.
 fn is_end(record: &Record, at: u64, upto: u64) -> bool {
     matches!(record.body, Body::Mark(m) if m.kind == MarkKind::Snapshot && m.offset == at)
         && record.seq == upto
 }
 
-/// A record a snapshot up to `upto` holds, at offset `at`.
-fn fits(record: &Record, at: u64, upto: u64) -> bool {
-    matches!(record.body, Body::Set { .. }) && record.seq <= upto || is_end(record, at, upto)
+/// A snapshot's rules: SETs up to `upto` in any order, then the end marker, then nothing (not
+/// even zeros: [`snapshot::load`] refuses them).
+struct SnapshotRules {
+    upto: u64,
+    ended: bool,
 }
 
-/// Walks the snapshot, reporting every SET kept, the end marker, and every damaged region.
-/// Returns the file's length and the end of its last byte that is not zero.
+impl Rules for SnapshotRules {
+    fn fits(&self, record: &Record, at: u64) -> Option<bool> {
+        let set = matches!(record.body, Body::Set { .. }) && record.seq <= self.upto;
+        (!self.ended && (set || is_end(record, at, self.upto))).then_some(true)
+    }
+
+    fn kept(&mut self, record: &Record) {
+        self.ended = matches!(record.body, Body::Mark(_));
+    }
+
+    fn wanted(&self, kind: u8, seq: u64) -> bool {
+        !self.ended && (kind == 3 || kind == 1 && seq <= self.upto)
+    }
+
+    fn zeros_may_end(&self) -> bool {
+        !self.ended
+    }
+
+    fn reason(&self, record: Option<&Record>, fault: String) -> String {
+        match record {
+            _ if self.ended => "bytes after the snapshot's end marker".to_string(),
+            Some(r) => {
+                format!("a record a snapshot up to seq {} cannot hold (seq {})", self.upto, r.seq)
+            }
+            None => fault,
+        }
+    }
+}
+
+/// Walks the snapshot, reporting every record kept (the SETs, then the end marker) and every
+/// damaged region. Returns the file's length and the end of its last byte that is not zero.
 fn walk(
     path: &Path,
     header: Header,
     upto: u64,
-    mut on: impl FnMut(Event) -> Result<(), Error>,
+    on: impl FnMut(Event) -> Result<(), Error>,
 ) -> Result<(u64, u64), Error> {
-    let read_err = |e| Error::io(format!("read {}", path.display()), e);
-    let file = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-    let mut window = Window::new(file, 0);
-    let seed = header.seed();
-    let (mut at, mut data_end) = (header.size() as u64, header.size() as u64);
-    let mut ended = false;
-    loop {
-        let buf = window.fill(at, MAX_RECORD_LEN).map_err(read_err)?;
-        if buf.is_empty() {
-            return Ok((at, data_end));
-        }
-        let reason = match decode(buf, seed) {
-            Decoded::Record(record, len) if !ended && fits(&record, at, upto) => {
-                ended = is_end(&record, at, upto);
-                on(if ended { Event::End } else { Event::Keep { at, record, len } })?;
-                at += len as u64;
-                data_end = at;
-                continue;
-            }
-            _ if ended => "bytes after the snapshot's end marker".to_string(),
-            Decoded::Record(record, _) => {
-                format!("a record a snapshot up to seq {upto} cannot hold (seq {})", record.seq)
-            }
-            Decoded::Incomplete(_) => "the file ends in the middle of a record".to_string(),
-            Decoded::Damaged(fault, _) => fault.to_string(),
-        };
-        let (next, end) = match ended {
-            // To the end of the file: the search for a record that fits nothing.
-            true => (
-                None,
-                resync(&mut window, at, seed, |_, _| false, |_, _| false).map_err(read_err)?.1,
-            ),
-            false => {
-                let wanted = |kind: u8, seq: u64| kind == 3 || kind == 1 && seq <= upto;
-                resync(&mut window, at, seed, wanted, |r, q| fits(r, q, upto)).map_err(read_err)?
-            }
-        };
-        let region_end = match next {
-            Some(q) => q,
-            // Only zeros remain (reserved space, or what a torn write left), unless the end
-            // marker came before them: a snapshot ends with its marker.
-            None if end.1 <= at && !ended => return Ok((end.0, data_end)),
-            None => end.0,
-        };
-        on(Event::Damage { at, len: region_end - at, reason })?;
-        data_end = next.map_or(end.1, |q| q.max(data_end));
-        match next {
-            Some(q) => at = q,
-            None => return Ok((end.0, data_end)),
-        }
-    }
+    walk_by(path, header, &mut SnapshotRules { upto, ended: false }, on)
 }
 
 /// Builds the plan for the snapshot at `path`, which covers the writes up to `upto`. Reads only.
@@ -172,6 +143,9 @@ pub fn plan_snapshot(path: &Path, upto: u64) -> Result<SnapshotPlan, Error> {
     let mut kept_bytes = 0u64;
     let (file_len, data_end) = walk(path, header, upto, |event| {
         match event {
+            Event::Keep { record, .. } if matches!(record.body, Body::Mark(_)) => {
+                plan.end_found = true;
+            }
             Event::Keep { len, .. } => {
                 kept_bytes += len as u64;
                 match plan.first_damage {
@@ -179,7 +153,6 @@ pub fn plan_snapshot(path: &Path, upto: u64) -> Result<SnapshotPlan, Error> {
                     Some(_) => plan.after += 1,
                 }
             }
-            Event::End => plan.end_found = true,
             Event::Damage { at, len, reason } => {
                 plan.first_damage.get_or_insert(at);
                 plan.damage.add(at, len, reason);
