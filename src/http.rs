@@ -161,7 +161,7 @@ pub fn handle(store: &mut Store, req: &Request, auth: &Auth, serving: Serving) -
 
 fn route(store: &mut Store, req: &Request, serving: Serving) -> Response {
     match (req.method, req.path) {
-        ("GET" | "HEAD", "/livez") => return Response::json(200, r#"{"live":true}"#.into()),
+        ("GET" | "HEAD", "/livez") => return live(),
         ("GET" | "HEAD", "/readyz") => return readyz(store, serving.stopping),
         ("GET" | "HEAD", "/status") => return status(store, serving.compaction),
         ("POST", "/sync") => return sync(store),
@@ -209,10 +209,8 @@ fn method_not_allowed(allow: &str) -> Response {
 /// `/readyz` 503 `replaying`, everything else 503 with `Retry-After: 1`.
 pub fn while_replaying(method: &str, path: &str) -> Response {
     match (method, path) {
-        ("GET" | "HEAD", "/livez") => Response::json(200, r#"{"live":true}"#.into()),
-        ("GET" | "HEAD", "/readyz") => {
-            Response::json(503, r#"{"ready":false,"reason":"replaying"}"#.into())
-        }
+        ("GET" | "HEAD", "/livez") => live(),
+        ("GET" | "HEAD", "/readyz") => not_ready("replaying"),
         _ => {
             let message = "the server is replaying its log and serves nothing else yet; try \
                            again in a second (GET /readyz says when it is ready)";
@@ -226,11 +224,20 @@ pub fn while_replaying(method: &str, path: &str) -> Response {
 /// `GET /readyz`: 200 while the log takes writes and no stop signal came; else 503 with the
 /// reason (`log_failed`, `stopping`), so that a load balancer sends traffic elsewhere.
 fn readyz(store: &Store, stopping: bool) -> Response {
-    let reason = match () {
-        _ if store.log_failed() => "log_failed",
-        _ if stopping => "stopping",
-        _ => return Response::json(200, r#"{"ready":true}"#.into()),
-    };
+    match () {
+        _ if store.log_failed() => not_ready("log_failed"),
+        _ if stopping => not_ready("stopping"),
+        _ => Response::json(200, r#"{"ready":true}"#.into()),
+    }
+}
+
+/// `GET /livez`: the loop runs, which is all it says.
+fn live() -> Response {
+    Response::json(200, r#"{"live":true}"#.into())
+}
+
+/// `/readyz` when not ready, with the reason (a fixed word, never client text).
+fn not_ready(reason: &str) -> Response {
     Response::json(503, format!(r#"{{"ready":false,"reason":"{reason}"}}"#))
 }
 

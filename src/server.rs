@@ -51,8 +51,8 @@
 //!   is really on disk. A write answered 503 may or may not be in the log after that restart.
 //! - SIGINT/SIGTERM: the loop ends after the batch in hand (systemd hears `STOPPING=1`), answers
 //!   what is already queued (for at most half a second; `/readyz` then says `stopping`), then
-//!   flushes and fsyncs the log. A connection still waiting after
-//!   that is closed unanswered when the process exits.
+//!   flushes and fsyncs the log. A connection still waiting after that is closed unanswered
+//!   when the process exits.
 
 use crate::auth::{Auth, TokenSource};
 use crate::compactor::{Compactor, Policy, Started};

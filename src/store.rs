@@ -126,11 +126,7 @@ impl Store {
     /// whether the key is new.
     pub fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(u64, bool), Error> {
         let seq = self.wal()?.append(Op::Set, key, value)?;
-        self.live_bytes += entry_bytes(key, value);
-        let old = self.map.replace(Entry::new(key, value));
-        if let Some(old) = &old {
-            self.live_bytes -= old.bytes();
-        }
+        let old = put(&mut self.map, &mut self.live_bytes, Entry::new(key, value));
         Ok((seq, old.is_none()))
     }
 
@@ -142,9 +138,7 @@ impl Store {
             return Ok(None);
         }
         let seq = self.wal()?.append(Op::Delete, key, b"")?;
-        if let Some(old) = self.map.take(key) {
-            self.live_bytes -= old.bytes();
-        }
+        take(&mut self.map, &mut self.live_bytes, key);
         Ok(Some(seq))
     }
 
@@ -229,6 +223,26 @@ impl Store {
     fn wal(&self) -> Result<MutexGuard<'_, Wal>, Error> {
         lock_wal(&self.wal)
     }
+}
+
+/// Puts `entry` in `map`, keeping `live_bytes` the sum of the map's [`Entry::bytes`]; returns
+/// the entry it replaced.
+fn put(map: &mut HashSet<Entry>, live_bytes: &mut u64, entry: Entry) -> Option<Entry> {
+    *live_bytes += entry.bytes();
+    let old = map.replace(entry);
+    if let Some(old) = &old {
+        *live_bytes -= old.bytes();
+    }
+    old
+}
+
+/// Takes `key` out of `map`, keeping `live_bytes` the sum of the map's [`Entry::bytes`].
+fn take(map: &mut HashSet<Entry>, live_bytes: &mut u64, key: &[u8]) -> Option<Entry> {
+    let old = map.take(key);
+    if let Some(old) = &old {
+        *live_bytes -= old.bytes();
+    }
+    old
 }
 
 /// What the replay thread opened: the log, the files before its newest segment, and what
@@ -354,18 +368,9 @@ impl Replay {
     fn apply(&mut self, batch: Vec<Change>) {
         for change in batch {
             match change {
-                Change::Set(entry) => {
-                    self.live_bytes += entry.bytes();
-                    if let Some(old) = self.map.replace(entry) {
-                        self.live_bytes -= old.bytes();
-                    }
-                }
-                Change::Delete(key) => {
-                    if let Some(old) = self.map.take(&key[..]) {
-                        self.live_bytes -= old.bytes();
-                    }
-                }
-            }
+                Change::Set(entry) => put(&mut self.map, &mut self.live_bytes, entry),
+                Change::Delete(key) => take(&mut self.map, &mut self.live_bytes, &key),
+            };
         }
     }
 
