@@ -32,6 +32,9 @@
 //!   back a removal whose directory was not fsynced afterwards.
 //! - `WALKV_REPLAY_DELAY_MS`: the replay thread waits this long before reading the log, so that
 //!   a test can see what the server answers while it replays (`tests/api.rs`).
+//! - `WALKV_FSYNC_DELAY_MS`: every fsync of the log while serving first sleeps this long, as a
+//!   slow disk would, so that a test can act while one runs (a SIGTERM during the drain, in
+//!   `tests/api.rs`) and see it in `walkv_wal_fsync_duration_seconds` (`tests/metrics.rs`).
 //! - `WALKV_BOOT_ID`: the kernel boot id the log's SYNC markers record and recovery compares
 //!   with (instead of `/proc/sys/kernel/random/boot_id`), so that a test can restart a server
 //!   as if the machine had rebooted after a simulated power cut.
@@ -107,6 +110,23 @@ pub fn replay_delay() -> Option<std::time::Duration> {
 pub fn replay_delay() -> Option<std::time::Duration> {
     None
 }
+
+/// Sleeps `WALKV_FSYNC_DELAY_MS` (read once) before an fsync of the log, as a slow disk.
+#[cfg(feature = "failpoints")]
+pub fn slow_fsync() {
+    static DELAY: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    let delay = DELAY.get_or_init(|| {
+        let ms = std::env::var("WALKV_FSYNC_DELAY_MS").ok()?.parse().ok()?;
+        Some(std::time::Duration::from_millis(ms))
+    });
+    if let Some(delay) = delay {
+        std::thread::sleep(*delay);
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn slow_fsync() {}
 
 /// The boot id to use instead of the kernel's (`WALKV_BOOT_ID`), so that a test can restart the
 /// server as if the machine had rebooted after a simulated power cut.

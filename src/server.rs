@@ -47,8 +47,10 @@
 //!   connection; those threads share nothing a panic could leave half-done.)
 //! - A failed fsync is fail-stop: Linux may drop the unwritten pages and report the error only
 //!   once, so no later fsync can be trusted. The log refuses further writes (503), every held
-//!   answer becomes a 503, and [`run`] ends with [`Outcome::LogFailed`]; a restart replays what
-//!   is really on disk. A write answered 503 may or may not be in the log after that restart.
+//!   answer becomes a 503, `/readyz` says `log_failed`, what is already queued is answered
+//!   (for at most half a second, as on a stop: reads from the map, writes 503), and [`run`]
+//!   ends with [`Outcome::LogFailed`]; a restart replays what is really on disk. A write
+//!   answered 503 may or may not be in the log after that restart.
 //! - SIGINT/SIGTERM: the loop ends after the batch in hand (systemd hears `STOPPING=1`), answers
 //!   what is already queued (for at most half a second; `/readyz` then says `stopping`), then
 //!   flushes and fsyncs the log. A connection still waiting after that is closed unanswered
@@ -179,7 +181,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
         compaction.tend(&mut store);
     }
     crate::notify::send("STOPPING=1\nSTATUS=stopping");
-    if outcome.is_none() {
+    if matches!(outcome, None | Some(Outcome::LogFailed)) {
         drain_queue(&intake, &mut store, config, &auth, &mut compaction);
     }
     compaction.abandon();
@@ -225,8 +227,10 @@ const MAX_HELD_BYTES: usize = 16 << 20;
 /// How long a stopping server goes on answering requests that were already queued.
 const DRAIN_TIME: Duration = Duration::from_millis(500);
 
-/// On a stop signal: serves what is already queued (for at most [`DRAIN_TIME`]), so that requests
-/// that arrived before the signal are answered rather than cut off.
+/// On a stop signal, or after the log failed: serves what is already queued (for at most
+/// [`DRAIN_TIME`]), so that requests that arrived before are answered rather than cut off. With
+/// a failed log, reads are still answered from the map, writes get 503, and `/readyz` says
+/// `log_failed`.
 fn drain_queue(
     intake: &Intake,
     store: &mut Store,
@@ -235,7 +239,7 @@ fn drain_queue(
     compaction: &mut Compaction,
 ) {
     let deadline = Instant::now() + DRAIN_TIME;
-    while Instant::now() < deadline && !store.log_failed() {
+    while Instant::now() < deadline {
         match intake.try_recv() {
             Some(first) => {
                 if serve_batch(intake, store, config, auth, compaction, first, true).is_err() {
@@ -296,7 +300,9 @@ fn serve_batch(
     if !held.is_empty()
         && let Err(e) = store.sync()
     {
-        crate::log!("fsync failed: {e}; answering 503 and stopping");
+        if !matches!(e, Error::Failed { .. }) {
+            crate::log!("fsync failed: {e}; answering 503 and stopping");
+        }
         let message = format!("{e}; the server is stopping, restart it");
         for (_, response) in &mut held {
             *response = Response::error(503, &message);

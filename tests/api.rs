@@ -318,3 +318,63 @@ fn probes_and_503_while_the_log_is_replayed() {
     let status = support::wait_with_timeout(&mut child.0, Duration::from_secs(20));
     assert_eq!(status.code(), Some(0));
 }
+
+/// Sends one request on a new connection and returns the connection, without reading the answer.
+fn send_only(addr: &str, request: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    stream
+}
+
+/// After SIGTERM the server answers what is already queued, and `/readyz` among it says 503
+/// `stopping`. A slow disk (every fsync takes 1.5 s) holds the loop in a `--sync always` write
+/// while the signal and the probe arrive.
+#[test]
+fn readyz_is_503_stopping_during_the_drain() {
+    let dir = TempDir::new("readyz-drain");
+    let envs = [("WALKV_FSYNC_DELAY_MS", "1500")];
+    let server = Server::start_env(&dir, &["--sync", "always"], &envs);
+    let mut write = send_only(&server.addr, "PUT /v1/k HTTP/1.1\r\nContent-Length: 1\r\n\r\nv");
+    std::thread::sleep(Duration::from_millis(300)); // the loop is in the write's fsync now
+    support::signal(server.pid(), "TERM");
+    std::thread::sleep(Duration::from_millis(100));
+    let mut probe = send_only(&server.addr, "GET /readyz HTTP/1.1\r\n\r\n");
+    let written = support::read_reply(&mut write, false).expect("the write is answered");
+    assert_eq!(written.status, 201, "{}", written.text());
+    let ready = support::read_reply(&mut probe, false).expect("the queued probe is answered");
+    assert_eq!(
+        (ready.status, ready.text()),
+        (503, r#"{"ready":false,"reason":"stopping"}"#.to_string())
+    );
+    let (status, stderr) = server.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+/// When an fsync fails the log stops taking writes and the server exits (10) for a restart; what
+/// was queued meanwhile is still answered: writes 503, `/readyz` 503 `log_failed`, reads from
+/// the map. The periodic fsync is made slow (2 s) and then failing, so that the requests queue
+/// while it runs.
+#[test]
+fn readyz_is_503_log_failed_after_a_failed_fsync() {
+    let dir = TempDir::new("readyz-failed");
+    let envs = [("WALKV_FSYNC_DELAY_MS", "2000"), ("WALKV_FAILPOINTS", "fsync=1:io")];
+    let server = Server::start_env(&dir, &["--sync-interval", "0.1"], &envs);
+    assert_eq!(request(&server.addr, "PUT", "/v1/k", b"v").unwrap().status, 201);
+    std::thread::sleep(Duration::from_millis(600)); // the sync thread holds the log, sleeping
+    let mut write = send_only(&server.addr, "PUT /v1/k2 HTTP/1.1\r\nContent-Length: 1\r\n\r\nw");
+    std::thread::sleep(Duration::from_millis(100));
+    let mut probe = send_only(&server.addr, "GET /readyz HTTP/1.1\r\n\r\n");
+    let mut read = send_only(&server.addr, "GET /v1/k HTTP/1.1\r\n\r\n");
+    let refused = support::read_reply(&mut write, false).expect("the write is answered");
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    let ready = support::read_reply(&mut probe, false).expect("the probe is answered");
+    assert_eq!(
+        (ready.status, ready.text()),
+        (503, r#"{"ready":false,"reason":"log_failed"}"#.to_string())
+    );
+    let value = support::read_reply(&mut read, false).expect("the read is answered");
+    assert_eq!((value.status, value.text()), (200, r#"{"value":"v"}"#.to_string()));
+    let (status, stderr) = server.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(10), "{stderr}");
+}

@@ -549,6 +549,9 @@ impl Wal {
         if let Some(reason) = &self.failed {
             return Err(Error::Failed { reason: reason.clone() });
         }
+        if injectable {
+            failpoint::slow_fsync();
+        }
         let injected = if injectable { failpoint::check("fsync") } else { None };
         let result = self.writer.flush().and_then(|_| match injected {
             Some(injected) => Err(injected),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_walkv");
 
 /// Every environment variable walkv reads, so a developer's own settings cannot change a test.
-const WALKV_ENV: [&str; 9] = [
+const WALKV_ENV: [&str; 13] = [
     "PORT",
     "WALKV_ADDR",
     "WALKV_DATA_DIR",
@@ -27,6 +27,10 @@ const WALKV_ENV: [&str; 9] = [
     "WALKV_FAILPOINTS",
     "WALKV_SYNC_TRACE",
     "WALKV_FS_TRACE",
+    "WALKV_FSYNC_DELAY_MS",
+    "WALKV_REPLAY_DELAY_MS",
+    "WALKV_LOG_REQUESTS",
+    "WALKV_LOG_FORMAT",
 ];
 
 /// A boot id that is not this machine's: a server started with `WALKV_BOOT_ID` set to it
