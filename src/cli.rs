@@ -157,12 +157,12 @@ pub fn parse(
     };
     // Which options each command knows: Some(true) takes a value, Some(false) is a switch.
     let takes = |flag: &str| match (name.as_str(), flag) {
-        ("serve", "--insecure-open") => Some(false),
+        ("serve", "--insecure-open" | "--log-requests") => Some(false),
         ("repair", "--dry-run" | "--skip-damaged" | "--cut") => Some(false),
         ("serve", "--port" | "--bind" | "--data-dir" | "--sync" | "--sync-interval")
         | ("serve", "--max-batch" | "--auth-token-file" | "--max-connections")
         | ("serve", "--idle-timeout" | "--header-timeout" | "--body-timeout")
-        | ("serve", "--compact-ratio" | "--compact-min-size")
+        | ("serve", "--compact-ratio" | "--compact-min-size" | "--log-format")
         | ("check" | "repair", "--data-dir")
         | ("get" | "set" | "delete" | "compact", "--addr" | "--auth-token-file") => Some(true),
         _ => None,
@@ -323,6 +323,21 @@ fn serve_config(
             })?,
         },
     };
+    let log_requests = parsed.option("--log-requests").is_some()
+        || match env("WALKV_LOG_REQUESTS").as_deref() {
+            None | Some("" | "0") => false,
+            Some("1") => true,
+            Some(other) => {
+                return Err(UsageError(format!(
+                    "WALKV_LOG_REQUESTS must be 1 (on) or 0 (off), got {other:?}"
+                )));
+            }
+        };
+    let format_text =
+        setting(parsed.option("--log-format"), env("WALKV_LOG_FORMAT"), "logfmt".into());
+    let format = crate::request_log::Format::parse(&format_text).ok_or_else(|| {
+        UsageError(format!("--log-format must be logfmt or json, got {format_text:?}"))
+    })?;
     Ok(Config {
         bind,
         port,
@@ -334,6 +349,7 @@ fn serve_config(
         insecure_open,
         limits,
         compaction,
+        request_log: log_requests.then_some(format),
     })
 }
 
@@ -448,6 +464,7 @@ USAGE:
                   [--auth-token-file PATH] [--insecure-open] [--max-connections N]
                   [--idle-timeout S] [--header-timeout S] [--body-timeout S]
                   [--compact-ratio R] [--compact-min-size SIZE]
+                  [--log-requests] [--log-format logfmt|json]
 
 OPTIONS:
     --port N                  TCP port (env PORT; default 8080; 0 picks a free port)
@@ -474,10 +491,15 @@ OPTIONS:
     --compact-ratio R         compact the log by itself when its files hold more than R times
                               the live data (default 2; 0 turns automatic compaction off)
     --compact-min-size SIZE   ... and at least SIZE bytes (default 64M; suffixes K, M, G)
+    --log-requests            one line per request on stderr (env WALKV_LOG_REQUESTS=1):
+                              time id method path status in out dur_ms conn
+    --log-format FORMAT       logfmt (default) or json, one object per line
+                              (env WALKV_LOG_FORMAT)
 
 Any write can ask for its own fsync with ?sync (PUT /v1/k?sync); POST /sync waits until
 everything written before it is synced; POST /compact compacts the log now and answers when
 done; GET /status reports last_seq, synced_seq, disk_bytes, live_bytes and compaction.
+GET /livez and /readyz are the probes (no token needed); GET /metrics is for Prometheus.
 
 SIGINT or SIGTERM: stop, flush and fsync the log, exit 0 (a second signal exits at once, 130).
 Exit 2: bad options, an unreadable token, or an open address without a token.
@@ -593,6 +615,37 @@ mod tests {
             get,
             Command::Get { addr: "h:2".into(), token: TokenSource::None, key: b"k".to_vec() }
         );
+    }
+
+    /// `--log-requests` and `--log-format`, and their environment variables.
+    #[test]
+    fn request_log_switches() {
+        use crate::request_log::Format;
+        let log = |line: &[&str], env: &dyn Fn(&str) -> Option<String>| match parse(args(line), env)
+        {
+            Ok(Command::Serve(c)) => Ok(c.request_log),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(log(&[], &no_env), Ok(None), "off by default");
+        assert_eq!(log(&["--log-requests"], &no_env), Ok(Some(Format::Logfmt)));
+        assert_eq!(log(&["--log-requests", "--log-format=json"], &no_env), Ok(Some(Format::Json)));
+        let on = |n: &str| (n == "WALKV_LOG_REQUESTS").then(|| "1".to_string());
+        assert_eq!(log(&[], &on), Ok(Some(Format::Logfmt)));
+        let json = |n: &str| match n {
+            "WALKV_LOG_REQUESTS" => Some("1".to_string()),
+            "WALKV_LOG_FORMAT" => Some("json".to_string()),
+            _ => None,
+        };
+        assert_eq!(log(&[], &json), Ok(Some(Format::Json)));
+        assert_eq!(log(&["--log-format", "logfmt"], &json), Ok(Some(Format::Logfmt)));
+        let off = |n: &str| (n == "WALKV_LOG_REQUESTS").then(|| "0".to_string());
+        assert_eq!(log(&[], &off), Ok(None));
+        let yes = |n: &str| (n == "WALKV_LOG_REQUESTS").then(|| "yes".to_string());
+        assert!(log(&[], &yes).unwrap_err().contains("WALKV_LOG_REQUESTS must be 1"));
+        let bad = log(&["--log-requests", "--log-format", "xml"], &no_env).unwrap_err();
+        assert!(bad.contains("--log-format must be logfmt or json"), "{bad}");
+        assert!(log(&["--log-requests=1"], &no_env).unwrap_err().contains("takes no value"));
     }
 
     /// Client commands: `-` means stdin, `--` allows keys that look like flags.

@@ -160,6 +160,7 @@ impl Compactor {
             Ok(done) => {
                 store.finish_compaction(&done);
                 self.stats.completed += 1;
+                crate::metrics::METRICS.compacted(done.took);
                 self.stats.last_error = None;
                 self.failures = 0;
                 self.retry_at = None;

@@ -14,6 +14,7 @@
 //! | `GET /status`                   | 200 `{"ready":true,"last_seq":N,"synced_seq":M,...}` | 503, `"ready":false`, once the log failed |
 //! | `GET /livez`                    | 200 `{"live":true}`                      | whenever the loop runs; no token needed |
 //! | `GET /readyz`                   | 200 `{"ready":true}`                     | 503 `{"ready":false,"reason":"log_failed"}`, `"stopping"` or `"replaying"`; no token needed |
+//! | `GET /metrics`                  | 200, Prometheus text format 0.0.4        | see [`crate::metrics`]; needs the token, as everything but the probes |
 //!
 //! While the log is replayed at startup the server already listens, and answers every request
 //! with [`while_replaying`].
@@ -164,13 +165,16 @@ fn route(store: &mut Store, req: &Request, serving: Serving) -> Response {
         ("GET" | "HEAD", "/livez") => return live(),
         ("GET" | "HEAD", "/readyz") => return readyz(store, serving.stopping),
         ("GET" | "HEAD", "/status") => return status(store, serving.compaction),
+        ("GET" | "HEAD", "/metrics") => return metrics(store, serving.stopping),
         ("POST", "/sync") => return sync(store),
         ("POST", "/compact") => {
             let mut placeholder = Response::json(202, String::new());
             placeholder.compact = true;
             return placeholder;
         }
-        (_, "/status" | "/livez" | "/readyz") => return method_not_allowed("GET, HEAD"),
+        (_, "/status" | "/livez" | "/readyz" | "/metrics") => {
+            return method_not_allowed("GET, HEAD");
+        }
         (_, "/sync" | "/compact") => return method_not_allowed("POST"),
         _ => {}
     }
@@ -270,6 +274,22 @@ fn status(store: &Store, compaction: &Stats) -> Response {
                 .to_string(),
         ),
     }
+}
+
+/// `GET /metrics`: the counters of [`crate::metrics::METRICS`] and what the store says now.
+fn metrics(store: &Store, stopping: bool) -> Response {
+    let (last_seq, synced_seq) = store.seqs().unwrap_or_default();
+    let gauges = crate::metrics::Gauges {
+        keys: store.len() as u64,
+        live_bytes: store.live_bytes(),
+        disk_bytes: store.disk_bytes(),
+        last_seq,
+        synced_seq,
+        ready: !store.log_failed() && !stopping,
+    };
+    let mut response = Response::json(200, crate::metrics::text::render(&gauges));
+    response.content_type = crate::metrics::text::CONTENT_TYPE;
+    response
 }
 
 /// The answer to `POST /compact` once the compaction has ended.

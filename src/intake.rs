@@ -39,6 +39,15 @@
 //! dropped for a moment (a "lingering close"), so that the client reads the error instead of a
 //! connection reset.
 //!
+//! # Metrics and the request log
+//! Each connection thread counts the answers it writes (`walkv_http_requests_total` and
+//! `walkv_http_request_duration_seconds`, from the arrival of a request's first byte to the
+//! moment its answer is handed to the socket), refusals included, and, with `--log-requests`,
+//! queues their log lines ([`crate::request_log`]), so that the main thread does neither. A
+//! sane client `X-Request-ID` is echoed in the answer; with the request log on, a request
+//! without one gets one made up, echoed too. The accept thread counts open and refused
+//! connections ([`crate::metrics`]).
+//!
 //! # Failures
 //! Running out of file descriptors (or memory for a socket) makes the accept thread wait
 //! [`ACCEPT_BACKOFF`] and try again: connections queue in the kernel meanwhile and are accepted
@@ -49,15 +58,17 @@
 
 use crate::auth::Auth;
 use crate::http::{self, Response};
+use crate::metrics::{METRICS, Method};
+use crate::request_log::{self, RequestLog};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Largest request head (request line and header fields). A maximal key, percent-encoded, is
 /// 12 KiB of request line; 32 KiB leaves room for ordinary headers.
@@ -164,16 +175,23 @@ pub struct Intake {
 
 impl Intake {
     /// Starts accepting on `listener`. `auth` is checked on each connection's thread, before
-    /// bodies are read.
-    pub fn start(listener: TcpListener, limits: Limits, auth: Arc<Auth>) -> io::Result<Intake> {
+    /// bodies are read. With `log`, every answer gets a line in the request log.
+    pub fn start(
+        listener: TcpListener,
+        limits: Limits,
+        auth: Arc<Auth>,
+        log: Option<RequestLog>,
+    ) -> io::Result<Intake> {
         let (events, receiver) = mpsc::channel();
         let unwritten = Arc::new(AtomicUsize::new(0));
         let shared = Arc::new(Shared {
             limits,
             auth,
             open: AtomicUsize::new(0),
+            accepted: AtomicU64::new(0),
             budget: Budget::new(BODY_BUDGET),
             unwritten: Arc::clone(&unwritten),
+            log,
         });
         thread::Builder::new()
             .name("walkv-accept".into())
@@ -207,8 +225,11 @@ struct Shared {
     auth: Arc<Auth>,
     /// Connections open now.
     open: AtomicUsize,
+    /// Connections accepted so far: the last one's number (`conn=` in the request log).
+    accepted: AtomicU64,
     budget: Arc<Budget>,
     unwritten: Arc<AtomicUsize>,
+    log: Option<RequestLog>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -264,6 +285,7 @@ fn admit(stream: TcpStream, shared: &Arc<Shared>, events: &Sender<Event>) {
             "too many connections (the limit is {}); try again later",
             shared.limits.max_connections
         );
+        METRICS.connection_refused();
         refuse(stream, &Response::error(503, &message));
         return;
     }
@@ -281,6 +303,7 @@ fn admit(stream: TcpStream, shared: &Arc<Shared>, events: &Sender<Event>) {
             }
         });
     if let Err(e) = spawned {
+        METRICS.connection_refused();
         crate::log!("cannot start a thread for a new connection: {e}; closed it");
     }
 }
@@ -294,6 +317,7 @@ struct OpenConnection {
 impl OpenConnection {
     fn count(shared: &Arc<Shared>) -> OpenConnection {
         let at_start = shared.open.fetch_add(1, Ordering::SeqCst) + 1;
+        METRICS.connection_opened();
         OpenConnection { shared: Arc::clone(shared), at_start }
     }
 }
@@ -301,6 +325,7 @@ impl OpenConnection {
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.shared.open.fetch_sub(1, Ordering::SeqCst);
+        METRICS.connection_closed();
     }
 }
 
@@ -308,7 +333,7 @@ impl Drop for OpenConnection {
 fn refuse(mut stream: TcpStream, response: &Response) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
     let mut out = Vec::new();
-    write_answer(&mut out, response, false, true);
+    write_answer(&mut out, response, false, true, None);
     let _ = stream.write_all(&out);
     let _ = stream.shutdown(Shutdown::Write);
 }
@@ -339,6 +364,10 @@ struct Connection {
     /// Requests handed over and not yet answered, oldest first.
     waiting: VecDeque<Waiting>,
     next_id: u64,
+    /// This connection's number in the process (`conn=` in the request log).
+    number: u64,
+    /// The request whose head was read last, until it is handed over (or refused).
+    current: Option<Seen>,
 }
 
 /// What writing an answer needs to remember about its request.
@@ -346,6 +375,39 @@ struct Waiting {
     id: u64,
     head_only: bool,
     close: bool,
+    seen: Seen,
+}
+
+/// What the metrics and the request log need to know about a request. Small on purpose
+/// (32 bytes): it travels with every request, and the rare parts sit behind one box.
+struct Seen {
+    method: Method,
+    /// When its head began to arrive (when it was found, for a pipelined request).
+    arrived: Instant,
+    /// Only with a request id to echo or the request log on.
+    extra: Option<Box<Extra>>,
+}
+
+impl Seen {
+    fn request_id(&self) -> Option<&str> {
+        self.extra.as_ref().map(|extra| &*extra.request_id)
+    }
+}
+
+/// The request id, and what the request log says about a request besides its answer.
+struct Extra {
+    /// Echoed as `X-Request-ID`: the client's if sane; made up if the request log is on.
+    request_id: Box<str>,
+    /// Only with the request log on.
+    logged: Option<Logged>,
+}
+
+struct Logged {
+    method: String,
+    /// The request target, cut to [`request_log::MAX_PATH`] bytes.
+    path: String,
+    trunc: bool,
+    in_bytes: u64,
 }
 
 /// A parsed request head: the head's text, kept whole (field names lowercased in place), and
@@ -376,6 +438,15 @@ impl Head {
         self.target().split_once('?').map_or(self.target(), |(path, _)| path)
     }
 
+    /// The value of the first field called `name` (lowercase), if any.
+    fn field(&self, name: &str) -> Option<&str> {
+        let (_, value) = self
+            .fields
+            .iter()
+            .find(|(n, _)| n.len() == name.len() && self.text.get(n.clone()) == Some(name))?;
+        self.text.get(value.clone())
+    }
+
     /// (lowercased name, value) of every field, in order.
     fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields.iter().map(|(n, v)| (&self.text[n.clone()], &self.text[v.clone()]))
@@ -402,6 +473,8 @@ impl Connection {
             answer_to,
             waiting: VecDeque::new(),
             next_id: 0,
+            number: shared.accepted.fetch_add(1, Ordering::Relaxed) + 1,
+            current: None,
         }
     }
 
@@ -418,19 +491,79 @@ impl Connection {
         };
         let flushed = self.write_answers();
         if let (End::Refused(response), Ok(())) = (end, flushed) {
+            // The refused request's head, if it was read; else one that never got that far.
+            let seen = self.current.take().unwrap_or_else(|| self.seen(None, Instant::now()));
             let mut out = Vec::new();
-            write_answer(&mut out, &response, false, true);
-            if self.stream.write_all(&out).is_ok() {
+            write_answer(&mut out, &response, false, true, seen.request_id());
+            let written = self.stream.write_all(&out).is_ok();
+            self.account(&seen, &response, false, Instant::now(), SystemTime::now());
+            if written {
                 self.linger_close();
             }
         }
     }
 
+    /// What is known of a request once its head is read (`None`: it could not be).
+    fn seen(&self, head: Option<&Head>, arrived: Instant) -> Seen {
+        let log = self.shared.log.is_some();
+        let client_id = head.and_then(|h| h.field("x-request-id"));
+        let request_id: Option<Box<str>> = match client_id.filter(|id| request_log::is_sane_id(id))
+        {
+            Some(id) => Some(id.into()),
+            None if log => Some(request_log::new_id().into()),
+            None => None,
+        };
+        let logged = log.then(|| {
+            let (method, target) = head.map_or(("-", "-"), |h| (h.method(), h.target()));
+            let (path, trunc) = request_log::cut(target);
+            Logged {
+                method: request_log::cut(method).0.to_string(),
+                path: path.to_string(),
+                trunc,
+                in_bytes: 0,
+            }
+        });
+        let extra = request_id.map(|request_id| Box::new(Extra { request_id, logged }));
+        let method = head.map_or(Method::Other, |h| Method::from_name(h.method()));
+        Seen { method, arrived, extra }
+    }
+
+    /// Counts an answer that is being written, and logs it if the request log is on.
+    fn account(
+        &self,
+        seen: &Seen,
+        response: &Response,
+        head_only: bool,
+        answered: Instant,
+        now: SystemTime,
+    ) {
+        let took = answered.saturating_duration_since(seen.arrived);
+        METRICS.answered(seen.method, response.status, took);
+        let extra = seen.extra.as_deref();
+        if let (Some(log), Some(Extra { request_id, logged: Some(logged) })) =
+            (&self.shared.log, extra)
+        {
+            log.submit(&request_log::Entry {
+                time: now,
+                id: request_id,
+                method: &logged.method,
+                path: &logged.path,
+                trunc: logged.trunc,
+                status: response.status,
+                in_bytes: logged.in_bytes,
+                out_bytes: if head_only { 0 } else { response.body.len() as u64 },
+                took,
+                conn: self.number,
+            });
+        }
+    }
+
     /// Reads one request and hands it over. `Ok(false)`: the connection is done, cleanly.
     fn next_request(&mut self) -> Step<bool> {
-        let Some(head) = self.read_head()? else {
+        let Some((head, arrived)) = self.read_head()? else {
             return Ok(false);
         };
+        self.current = Some(self.seen(Some(&head), arrived));
         let limits = &self.shared.limits;
         let has_body = head.framing != Framing::None;
         if self.shared.auth.is_required()
@@ -485,6 +618,10 @@ impl Connection {
     /// Passes the request to the main thread. Answers are written when no further request is
     /// already waiting in the buffer, or when [`MAX_PIPELINE`] are outstanding.
     fn hand_over(&mut self, head: Head, body: Vec<u8>, reserved: Reservation) -> Step<()> {
+        let extra = self.current.as_mut().and_then(|seen| seen.extra.as_mut());
+        if let Some(logged) = extra.and_then(|extra| extra.logged.as_mut()) {
+            logged.in_bytes = body.len() as u64;
+        }
         let id = self.await_answer(&head);
         let job = Job {
             head,
@@ -514,12 +651,14 @@ impl Connection {
         Ok(())
     }
 
-    /// Queues the request's place in the answer order; its id.
+    /// Queues the request's place in the answer order (with what [`Connection::current`] saw
+    /// of it); its id.
     fn await_answer(&mut self, head: &Head) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        let (head_only, close) = (head.method() == "HEAD", !head.keep_alive);
-        self.waiting.push_back(Waiting { id, head_only, close });
+        let seen = self.current.take().unwrap_or_else(|| self.seen(Some(head), Instant::now()));
+        let (head_only, close) = (seen.method == Method::Head, !head.keep_alive);
+        self.waiting.push_back(Waiting { id, head_only, close, seen });
         id
     }
 
@@ -536,12 +675,18 @@ impl Connection {
                 Err(_) => return Err(End::Quietly), // unreachable: we hold a sender
             }
         }
+        // "Handed back": the answers leave together, now (a pipelined answer waits for those
+        // before it, as its client does).
+        let answered = Instant::now();
         let count = ready.len();
         let mut out = Vec::new();
-        for waiting in self.waiting.drain(..) {
-            if let Some(at) = ready.iter().position(|(id, _)| *id == waiting.id) {
+        let now =
+            if self.shared.log.is_some() { SystemTime::now() } else { SystemTime::UNIX_EPOCH };
+        while let Some(w) = self.waiting.pop_front() {
+            if let Some(at) = ready.iter().position(|(id, _)| *id == w.id) {
                 let (_, response) = ready.swap_remove(at);
-                write_answer(&mut out, &response, waiting.head_only, waiting.close);
+                write_answer(&mut out, &response, w.head_only, w.close, w.seen.request_id());
+                self.account(&w.seen, &response, w.head_only, answered, now);
             }
         }
         let written = self.write_raw(&out);
@@ -555,7 +700,7 @@ impl Connection {
 
     /// Reads until a whole head is in the buffer, then parses and removes it. `None`: the client
     /// closed (or stayed idle past `idle_timeout`) between requests.
-    fn read_head(&mut self) -> Step<Option<Head>> {
+    fn read_head(&mut self) -> Step<Option<(Head, Instant)>> {
         let mut scanned = 0;
         let mut started: Option<Instant> = None;
         loop {
@@ -563,7 +708,7 @@ impl Connection {
             if let Some(end) = find_head_end(&self.buf, scanned) {
                 let head = parse_head(&self.buf[..end]).map_err(End::Refused)?;
                 self.buf.drain(..end);
-                return Ok(Some(head));
+                return Ok(Some((head, started.unwrap_or_else(Instant::now))));
             }
             if self.buf.len() > MAX_HEAD_BYTES {
                 return Err(End::Refused(Response::error(
@@ -1027,8 +1172,15 @@ fn chunk_size(line: &[u8]) -> Result<u64, Response> {
 // Answers
 
 /// Appends the answer's bytes. Always `Content-Length`, never chunked: simpler clients, exact
-/// HEAD answers. `close` adds `Connection: close`.
-fn write_answer(out: &mut Vec<u8>, response: &Response, head_only: bool, close: bool) {
+/// HEAD answers. `close` adds `Connection: close`; `request_id` (visible ASCII, checked by
+/// [`request_log::is_sane_id`] or made by walkv) is echoed as `X-Request-ID`.
+fn write_answer(
+    out: &mut Vec<u8>,
+    response: &Response,
+    head_only: bool,
+    close: bool,
+    request_id: Option<&str>,
+) {
     // Plain appends rather than `write!`: formatting machinery was a tenth of a GET's cost.
     let body = if head_only { &[][..] } else { &response.body[..] };
     out.reserve(128 + body.len());
@@ -1043,6 +1195,11 @@ fn write_answer(out: &mut Vec<u8>, response: &Response, head_only: bool, close: 
     out.extend_from_slice(b"\r\n");
     for (name, value) in &response.headers {
         for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+            out.extend_from_slice(part);
+        }
+    }
+    if let Some(id) = request_id {
+        for part in [&b"X-Request-ID: "[..], id.as_bytes(), b"\r\n"] {
             out.extend_from_slice(part);
         }
     }
@@ -1251,7 +1408,7 @@ mod tests {
         let mut out = Vec::new();
         let mut r = Response::error(404, "key not found");
         r.headers.push(("Allow", "GET".into()));
-        write_answer(&mut out, &r, false, true);
+        write_answer(&mut out, &r, false, true, None);
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
@@ -1259,7 +1416,7 @@ mod tests {
              Allow: GET\r\nConnection: close\r\n\r\n{\"error\":\"key not found\"}"
         );
         let mut out = Vec::new();
-        write_answer(&mut out, &r, true, false);
+        write_answer(&mut out, &r, true, false, None);
         assert!(out.ends_with(b"Allow: GET\r\n\r\n"), "HEAD: no body, length kept");
     }
 

@@ -102,6 +102,9 @@ pub struct Config {
     pub limits: Limits,
     /// When the log is compacted by itself (see [`crate::compactor`]).
     pub compaction: Policy,
+    /// `--log-requests`: one line per request on stderr, in this format
+    /// (see [`crate::request_log`]).
+    pub request_log: Option<crate::request_log::Format>,
 }
 
 /// How a server that started successfully ended.
@@ -121,6 +124,7 @@ pub enum Outcome {
 /// loaded `config.token`, already checked against the bind address ([`crate::auth::check_bind`]).
 pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     let started = Instant::now();
+    crate::metrics::METRICS.started();
     let addr = format!("{}:{}", config.bind, config.port);
     let listener =
         TcpListener::bind(addr.as_str()).map_err(|e| Error::io(format!("listen on {addr}"), e))?;
@@ -128,7 +132,14 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     let stop = register_stop_signals()?;
     install_panic_hook();
     let auth = Arc::new(auth.clone());
-    let intake = Intake::start(listener, config.limits.clone(), Arc::clone(&auth))
+    let request_log = match config.request_log {
+        Some(format) => Some(
+            crate::request_log::RequestLog::start(format)
+                .map_err(|e| Error::io("start the request log's thread", e))?,
+        ),
+        None => None,
+    };
+    let intake = Intake::start(listener, config.limits.clone(), Arc::clone(&auth), request_log)
         .map_err(|e| Error::io("start the accept thread", e))?;
     crate::log!("listening on http://{bound}");
     crate::notify::send("STATUS=replaying the log");

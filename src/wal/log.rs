@@ -114,6 +114,8 @@ pub struct Wal {
     /// The file was cut back since the last sync (see [`Wal::close`]).
     length_changed: bool,
     last_mark: Option<Instant>,
+    /// SET and DELETE records appended since the last fsync (`walkv_group_commit_batch_size`).
+    unsynced_records: u64,
     failed: Option<String>,
     /// Mirrors `failed.is_some()` for readers that must not wait for the log's mutex.
     failed_flag: Arc<AtomicBool>,
@@ -216,6 +218,7 @@ impl Wal {
             reserve_again_at: 0,
             length_changed: true,
             last_mark: None,
+            unsynced_records: 0,
             failed: None,
             failed_flag: Arc::new(AtomicBool::new(false)),
         };
@@ -382,6 +385,8 @@ impl Wal {
         self.len += len;
         self.data_len = self.len;
         self.next_seq += 1;
+        self.unsynced_records += 1;
+        crate::metrics::METRICS.appended(len);
         Ok(seq)
     }
 
@@ -549,6 +554,7 @@ impl Wal {
         if let Some(reason) = &self.failed {
             return Err(Error::Failed { reason: reason.clone() });
         }
+        let began = Instant::now();
         if injectable {
             failpoint::slow_fsync();
         }
@@ -564,6 +570,8 @@ impl Wal {
             self.fail(format!("{error}; acknowledged writes may not be on disk"));
             return Err(error);
         }
+        let records = std::mem::take(&mut self.unsynced_records);
+        crate::metrics::METRICS.fsynced(began.elapsed(), records);
         self.synced_len = self.len;
         self.length_changed = false;
         self.synced_seq = self.last_seq();
