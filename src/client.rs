@@ -20,7 +20,16 @@ pub const MAX_RESPONSE: usize = crate::wal::MAX_VALUE_LEN + 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
+    /// The header fields, names as sent.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The value of the header `name` (any case), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
 }
 
 /// Why a request got no usable answer.
@@ -47,6 +56,22 @@ impl fmt::Display for ClientError {
     }
 }
 
+/// One request: what [`send`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+    /// Extra header fields (`If-Match`, ...).
+    pub headers: &'a [(&'a str, String)],
+    pub body: &'a [u8],
+}
+
+impl<'a> Call<'a> {
+    pub fn new(method: &'a str, target: &'a str, body: &'a [u8]) -> Call<'a> {
+        Call { method, target, headers: &[], body }
+    }
+}
+
 /// Sends one request (with `Authorization: <authorization>` if given) and returns the parsed
 /// response.
 pub fn request(
@@ -56,7 +81,7 @@ pub fn request(
     target: &str,
     body: &[u8],
 ) -> Result<Reply, ClientError> {
-    request_waiting(addr, authorization, method, target, body, TIMEOUT)
+    send(addr, authorization, &Call::new(method, target, body), TIMEOUT)
 }
 
 /// [`request`] that waits up to `wait` for the answer (`walkv compact`: a compaction of a large
@@ -69,22 +94,118 @@ pub fn request_waiting(
     body: &[u8],
     wait: Duration,
 ) -> Result<Reply, ClientError> {
+    send(addr, authorization, &Call::new(method, target, body), wait)
+}
+
+/// Sends `call` on a connection of its own, waiting up to `wait` for the answer.
+pub fn send(
+    addr: &str,
+    authorization: Option<&str>,
+    call: &Call,
+    wait: Duration,
+) -> Result<Reply, ClientError> {
     let mut stream = connect(addr)?;
     stream.set_read_timeout(Some(wait)).map_err(ClientError::Io)?;
-    let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
-    let head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    let mut message = head.into_bytes();
-    message.extend_from_slice(body);
-    stream.write_all(&message).map_err(ClientError::Io)?;
+    stream.write_all(&message(addr, authorization, call, true)).map_err(ClientError::Io)?;
     let mut raw = Vec::new();
     stream.take(MAX_RESPONSE as u64 + 1).read_to_end(&mut raw).map_err(ClientError::Io)?;
     if raw.len() > MAX_RESPONSE {
         return Err(ClientError::BadResponse(format!("response over {MAX_RESPONSE} bytes")));
     }
     parse_response(&raw).map_err(ClientError::BadResponse)
+}
+
+/// The bytes of a request.
+fn message(addr: &str, authorization: Option<&str>, call: &Call, close: bool) -> Vec<u8> {
+    let mut head = format!("{} {} HTTP/1.1\r\nHost: {addr}\r\n", call.method, call.target);
+    if let Some(a) = authorization {
+        head.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    for (name, value) in call.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", call.body.len()));
+    let mut message = head.into_bytes();
+    message.extend_from_slice(call.body);
+    message
+}
+
+/// A connection kept open for many requests, one after another (`walkv ls`, `walkv import`).
+/// Each answer is read exactly as far as its `Content-Length` says.
+pub struct Connection {
+    addr: String,
+    authorization: Option<String>,
+    stream: TcpStream,
+    /// Bytes read past the last answer.
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    pub fn open(addr: &str, authorization: Option<&str>) -> Result<Connection, ClientError> {
+        let stream = connect(addr)?;
+        let _ = stream.set_nodelay(true);
+        Ok(Connection {
+            addr: addr.to_string(),
+            authorization: authorization.map(str::to_string),
+            stream,
+            buffer: Vec::new(),
+        })
+    }
+
+    /// Writes `call` without waiting for its answer (several may be in flight: pipelining).
+    pub fn write(&mut self, call: &Call) -> Result<(), ClientError> {
+        let bytes = message(&self.addr, self.authorization.as_deref(), call, false);
+        self.stream.write_all(&bytes).map_err(ClientError::Io)
+    }
+
+    /// Reads the answer to the oldest request written and not yet answered.
+    pub fn read(&mut self) -> Result<Reply, ClientError> {
+        let head_end = loop {
+            if let Some(at) = find(&self.buffer, b"\r\n\r\n") {
+                break at + 4;
+            }
+            if self.buffer.len() > 64 * 1024 {
+                return Err(ClientError::BadResponse("response head over 64 KiB".into()));
+            }
+            self.fill()?;
+        };
+        let (mut reply, len) =
+            parse_head(&self.buffer[..head_end - 4]).map_err(ClientError::BadResponse)?;
+        // A 304 has no body, whatever it says (RFC 9110 15.4.5).
+        let len = if reply.status == 304 { Some(0) } else { len };
+        let len =
+            len.ok_or_else(|| ClientError::BadResponse("an answer without Content-Length".into()))?;
+        if len > MAX_RESPONSE {
+            return Err(ClientError::BadResponse(format!("response over {MAX_RESPONSE} bytes")));
+        }
+        while self.buffer.len() < head_end + len {
+            self.fill()?;
+        }
+        reply.body = self.buffer[head_end..head_end + len].to_vec();
+        self.buffer.drain(..head_end + len);
+        Ok(reply)
+    }
+
+    /// Sends `call` and reads its answer.
+    pub fn call(&mut self, call: &Call) -> Result<Reply, ClientError> {
+        self.write(call)?;
+        self.read()
+    }
+
+    fn fill(&mut self) -> Result<(), ClientError> {
+        let mut chunk = [0u8; 64 * 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => Err(ClientError::BadResponse("the server closed the connection".into())),
+            Ok(n) => {
+                self.buffer.extend_from_slice(&chunk[..n]);
+                Ok(())
+            }
+            Err(e) => Err(ClientError::Io(e)),
+        }
+    }
 }
 
 fn connect(addr: &str) -> Result<TcpStream, ClientError> {
@@ -107,7 +228,21 @@ fn connect(addr: &str) -> Result<TcpStream, ClientError> {
 /// `Content-Length` or, without one, by the end of the connection.
 pub fn parse_response(raw: &[u8]) -> Result<Reply, String> {
     let head_end = find(raw, b"\r\n\r\n").ok_or("no end of headers")?;
-    let head = std::str::from_utf8(&raw[..head_end]).map_err(|_| "headers are not UTF-8")?;
+    let (mut reply, content_length) = parse_head(&raw[..head_end])?;
+    let rest = &raw[head_end + 4..];
+    let body = match content_length {
+        Some(n) if n <= rest.len() => &rest[..n],
+        Some(n) => return Err(format!("body ended after {} of {n} bytes", rest.len())),
+        None => rest,
+    };
+    reply.body = body.to_vec();
+    Ok(reply)
+}
+
+/// Parses a response's head (without the blank line): the reply without its body, and the
+/// `Content-Length` if there is one.
+fn parse_head(raw: &[u8]) -> Result<(Reply, Option<usize>), String> {
+    let head = std::str::from_utf8(raw).map_err(|_| "headers are not UTF-8")?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.splitn(3, ' ');
@@ -120,6 +255,7 @@ pub fn parse_response(raw: &[u8]) -> Result<Reply, String> {
         _ => return Err(format!("bad status code in {status_line:?}")),
     };
     let mut content_length = None;
+    let mut headers = Vec::new();
     for line in lines {
         let (name, value) = line.split_once(':').ok_or_else(|| format!("bad header {line:?}"))?;
         let value = value.trim();
@@ -129,14 +265,9 @@ pub fn parse_response(raw: &[u8]) -> Result<Reply, String> {
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err("chunked responses are not supported".to_string());
         }
+        headers.push((name.to_string(), value.to_string()));
     }
-    let rest = &raw[head_end + 4..];
-    let body = match content_length {
-        Some(n) if n <= rest.len() => &rest[..n],
-        Some(n) => return Err(format!("body ended after {} of {n} bytes", rest.len())),
-        None => rest,
-    };
-    Ok(Reply { status, body: body.to_vec() })
+    Ok((Reply { status, headers, body: Vec::new() }, content_length))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -164,7 +295,9 @@ mod tests {
     #[test]
     fn parses_responses() {
         let raw = b"HTTP/1.1 200 OK\r\nContent-Type: x\r\ncontent-length: 5\r\n\r\nhello";
-        assert_eq!(parse_response(raw).unwrap(), Reply { status: 200, body: b"hello".to_vec() });
+        let reply = parse_response(raw).unwrap();
+        assert_eq!((reply.status, reply.body.as_slice()), (200, &b"hello"[..]));
+        assert_eq!(reply.header("Content-type"), Some("x"));
         let raw = b"HTTP/1.0 404 Not Found\r\n\r\n{\"error\":\"key not found\"}";
         assert_eq!(parse_response(raw).unwrap().status, 404);
         let raw = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";

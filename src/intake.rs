@@ -1190,9 +1190,18 @@ fn write_answer(
     out.extend_from_slice(reason(response.status).as_bytes());
     out.extend_from_slice(b"\r\nContent-Type: ");
     out.extend_from_slice(response.content_type.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Length: ");
-    push_decimal(out, response.body.len() as u64);
     out.extend_from_slice(b"\r\n");
+    if response.status != 304 {
+        // A 304 never has a body, and its Content-Length could only be the 200's (RFC 9110 8.6).
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(out, response.body.len() as u64);
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(seq) = response.etag {
+        out.extend_from_slice(b"ETag: \"");
+        push_decimal(out, seq);
+        out.extend_from_slice(b"\"\r\n");
+    }
     for (name, value) in &response.headers {
         for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
             out.extend_from_slice(part);
@@ -1229,12 +1238,14 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         201 => "Created",
+        304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         406 => "Not Acceptable",
         408 => "Request Timeout",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
         417 => "Expectation Failed",
         431 => "Request Header Fields Too Large",

@@ -107,6 +107,27 @@ pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// [`write_string`] that also escapes DEL and the C1 controls (U+007F..U+009F) as `\u00XX`, so
+/// that no byte of `s` reaches a terminal as a control sequence: for text a person may read
+/// (the request log, `walkv export`). Still plain JSON; a parser reads back exactly `s`.
+pub fn write_string_for_terminal(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c < ' ' || ('\u{7f}'..='\u{9f}').contains(&c) => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 /// Builds `{"<name>":"<text>"}`, the shape of every walkv value and error body.
 pub fn object_with_string(name: &str, text: &str) -> String {
     let mut out = String::with_capacity(text.len() + name.len() + 8);

@@ -18,6 +18,7 @@ macro_rules! log {
 }
 
 pub mod auth;
+pub mod base64;
 pub mod cli;
 pub mod client;
 pub mod commands;

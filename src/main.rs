@@ -16,11 +16,17 @@ fn main() -> ExitCode {
     };
     let code = match &command {
         Command::Serve(config) => commands::serve(config),
-        Command::Get { addr, token, key } => commands::get(addr, token, key),
-        Command::Set { addr, token, key, value } => {
-            commands::set(addr, token, key, value.as_deref())
+        Command::Get { addr, token, key, etag } => commands::get(addr, token, key, *etag),
+        Command::Set { addr, token, key, value, condition } => {
+            commands::set(addr, token, key, value.as_deref(), *condition)
         }
-        Command::Delete { addr, token, key } => commands::delete(addr, token, key),
+        Command::Delete { addr, token, key, condition } => {
+            commands::delete(addr, token, key, *condition)
+        }
+        Command::List { addr, token, prefix, null } => commands::list(addr, token, prefix, *null),
+        Command::Dump { data_dir, from_seq, limit } => commands::dump(data_dir, *from_seq, *limit),
+        Command::Export { data_dir, format } => commands::export(data_dir, *format),
+        Command::Import { addr, token, file } => commands::import(addr, token, file.as_deref()),
         Command::Compact { addr, token } => commands::compact(addr, token),
         Command::Check { data_dir } => commands::check(data_dir),
         Command::Repair { data_dir, mode } => commands::repair(data_dir, *mode),

@@ -174,7 +174,7 @@ impl Entry<'_> {
                     out.push_str(name);
                     out.push_str("\":");
                     if *text {
-                        push_quoted(&mut out, value);
+                        crate::json::write_string_for_terminal(&mut out, value);
                     } else {
                         out.push_str(value);
                     }
@@ -194,28 +194,8 @@ fn push_logfmt_value(out: &mut String, text: &str) {
     if bare {
         out.push_str(text);
     } else {
-        push_quoted(out, text);
+        crate::json::write_string_for_terminal(out, text);
     }
-}
-
-/// `"text"` with JSON's string escapes, and `\u00XX` for DEL and the C1 controls as well, so
-/// that nothing a client sent can reach a terminal as a control sequence.
-fn push_quoted(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c < ' ' || ('\u{7f}'..='\u{9f}').contains(&c) => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// `text` cut to at most [`MAX_PATH`] bytes at a character boundary, and whether it was cut.

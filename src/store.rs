@@ -14,7 +14,8 @@
 //! compaction merges ([`Store::begin_compaction`]).
 //!
 //! The map is std's hash table with its default SipHash, which keeps lookups safe against
-//! crafted keys. Each key and its value live in one allocation, an `Entry`, and the table holds
+//! crafted keys. Each key, its value and the seq of the record that set it (its ETag) live in one
+//! allocation, an `Entry`, and the table holds
 //! only a 16-byte pointer to it: with 1M keys of 100-byte values that is about a third less memory
 //! than a `HashMap<Vec<u8>, Vec<u8>>` (two allocations and 48 bytes of slot per key), and replay
 //! allocates half as often. The log sits behind a mutex only because the sync thread needs it too.
@@ -25,7 +26,7 @@ use crate::wal::layout::Layout;
 use crate::wal::snapshot::entry_bytes;
 use crate::wal::{self, Body, Op, Options, Recovery, Wal, compact};
 use std::borrow::Borrow;
-use std::collections::HashSet;
+use std::collections::{BinaryHeap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -113,6 +114,45 @@ impl Store {
         self.map.get(key).map(Entry::value)
     }
 
+    /// The value of `key` and the seq of the record that set it (its ETag), if it has one.
+    pub fn get_versioned(&self, key: &[u8]) -> Option<(&[u8], u64)> {
+        self.map.get(key).map(|e| (e.value(), e.seq()))
+    }
+
+    /// The seq of the record that set `key`'s value (its ETag), if it has one.
+    pub fn version(&self, key: &[u8]) -> Option<u64> {
+        self.map.get(key).map(Entry::seq)
+    }
+
+    /// The first `limit` keys in byte order that start with `prefix` and sort after `after`,
+    /// and whether more follow. The table has no order, so this looks at every key, keeping the
+    /// `limit + 1` smallest in a heap (see [`crate::http::list`] for what that costs).
+    pub fn keys_page(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> (Vec<&[u8]>, bool) {
+        let mut heap: BinaryHeap<&[u8]> = BinaryHeap::with_capacity(limit.saturating_add(1));
+        for entry in &self.map {
+            let key = entry.key();
+            if !key.starts_with(prefix) || after.is_some_and(|a| key <= a) {
+                continue;
+            }
+            if heap.len() <= limit {
+                heap.push(key);
+            } else if let Some(mut largest) = heap.peek_mut()
+                && key < *largest
+            {
+                *largest = key; // sifted into place when `largest` is dropped
+            }
+        }
+        let mut keys = heap.into_sorted_vec();
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        (keys, more)
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -126,7 +166,7 @@ impl Store {
     /// whether the key is new.
     pub fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(u64, bool), Error> {
         let seq = self.wal()?.append(Op::Set, key, value)?;
-        let old = put(&mut self.map, &mut self.live_bytes, Entry::new(key, value));
+        let old = put(&mut self.map, &mut self.live_bytes, Entry::new(seq, key, value));
         Ok((seq, old.is_none()))
     }
 
@@ -272,7 +312,7 @@ fn read_log(
         match record.body {
             Body::Set { key, value } => {
                 progress.note(entry_bytes(key, value));
-                batch.push(Change::Set(Entry::new(key, value)));
+                batch.push(Change::Set(Entry::new(record.seq, key, value)));
             }
             Body::Delete { key } => {
                 progress.note(entry_bytes(key, b""));
@@ -386,31 +426,43 @@ impl Replay {
     }
 }
 
-/// A key and its value in one allocation: `[key length: u16 LE][key][value]`. Keys are at most
-/// [`wal::MAX_KEY_LEN`] (4096) bytes, so two bytes hold the length. Hashing and equality look at
-/// the key only, and `Borrow<[u8]>` lets the set be searched with a plain key.
+/// A key, its value and the sequence number of the record that set it, in one allocation:
+/// `[seq: u64 LE][key length: u16 LE][key][value]`. Keys are at most [`wal::MAX_KEY_LEN`] (4096)
+/// bytes, so two bytes hold the length. The seq is the key's ETag (compare-and-set, see
+/// [`crate::http`]). Hashing and equality look at the key only, and `Borrow<[u8]>` lets the set
+/// be searched with a plain key.
 struct Entry(Box<[u8]>);
 
 impl Entry {
-    fn new(key: &[u8], value: &[u8]) -> Entry {
+    /// Bytes before the key: the seq and the key's length.
+    const HEAD: usize = 8 + 2;
+
+    fn new(seq: u64, key: &[u8], value: &[u8]) -> Entry {
         debug_assert!(key.len() <= wal::MAX_KEY_LEN, "the log checked the length");
-        let mut bytes = Vec::with_capacity(2 + key.len() + value.len());
+        let mut bytes = Vec::with_capacity(Entry::HEAD + key.len() + value.len());
+        bytes.extend_from_slice(&seq.to_le_bytes());
         bytes.extend_from_slice(&(key.len() as u16).to_le_bytes());
         bytes.extend_from_slice(key);
         bytes.extend_from_slice(value);
         Entry(bytes.into_boxed_slice())
     }
 
+    fn seq(&self) -> u64 {
+        let mut seq = [0; 8];
+        seq.copy_from_slice(&self.0[..8]);
+        u64::from_le_bytes(seq)
+    }
+
     fn key_len(&self) -> usize {
-        usize::from(u16::from_le_bytes([self.0[0], self.0[1]]))
+        usize::from(u16::from_le_bytes([self.0[8], self.0[9]]))
     }
 
     fn key(&self) -> &[u8] {
-        &self.0[2..2 + self.key_len()]
+        &self.0[Entry::HEAD..Entry::HEAD + self.key_len()]
     }
 
     fn value(&self) -> &[u8] {
-        &self.0[2 + self.key_len()..]
+        &self.0[Entry::HEAD + self.key_len()..]
     }
 
     /// What this key takes in a snapshot.
@@ -478,6 +530,42 @@ pub fn is_locked(dir: &Path) -> Result<bool, Error> {
     }
 }
 
+/// True if a process holds `dir`'s lock, found without taking it, even for a moment: from the
+/// kernel's table of file locks, `/proc/locks`, so that a server starting at that very moment
+/// can never find the lock taken by a reader (`walkv dump`, `walkv export`). Where that table
+/// cannot be read, falls back to [`is_locked`]'s probe.
+pub fn is_held(dir: &Path) -> Result<bool, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let path = dir.join(LOCK_FILE);
+    let meta = match fs::metadata(&path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(format!("stat lock file {}", path.display()), e)),
+    };
+    match fs::read_to_string("/proc/locks") {
+        Ok(table) => Ok(table.lines().any(|line| names_inode(line, meta.dev(), meta.ino()))),
+        Err(_) => is_locked(dir),
+    }
+}
+
+/// True if a line of `/proc/locks` (`1: FLOCK ADVISORY WRITE 4321 08:01:1234 0 EOF`, the device
+/// in hex, the inode in decimal) is a lock on the file with device `dev` and inode `ino`.
+fn names_inode(line: &str, dev: u64, ino: u64) -> bool {
+    let (major, minor) =
+        ((dev >> 8) & 0xfff | (dev >> 32) & !0xfff, (dev & 0xff) | (dev >> 12) & !0xff);
+    line.split_whitespace().any(|field| {
+        let mut parts = field.split(':');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(ma), Some(mi), Some(i), None) => {
+                u64::from_str_radix(ma, 16) == Ok(major)
+                    && u64::from_str_radix(mi, 16) == Ok(minor)
+                    && i.parse::<u64>() == Ok(ino)
+            }
+            _ => false,
+        }
+    })
+}
+
 /// Creates `dir` if needed (durably: every new level's parent is fsynced, see
 /// [`wal::files::create_dir_durably`]) and takes an exclusive lock on its `LOCK` file.
 pub fn lock_data_dir(dir: &Path) -> Result<File, Error> {
@@ -541,11 +629,23 @@ mod tests {
         assert_eq!(store.len(), 1);
     }
 
-    /// A second store on the same directory is refused while the first holds it.
+    /// A second store on the same directory is refused while the first holds it; the lock is
+    /// seen without taking it (`/proc/locks`), and not seen once it is released.
     #[test]
     fn second_open_is_refused_while_locked() {
         let dir = TempDir::new("lock");
+        assert!(!is_held(&dir).unwrap(), "no lock file yet");
+        drop(Store::open(&dir, test_options()).unwrap());
+        assert!(!is_held(&dir).unwrap() && !is_locked(&dir).unwrap(), "released");
         let (_first, _) = Store::open(&dir, test_options()).unwrap();
+        assert!(is_held(&dir).unwrap() && is_locked(&dir).unwrap());
+        assert!(!names_inode("1: FLOCK  ADVISORY  WRITE 7 08:01:12 0 EOF", 0x801, 13));
+        assert!(names_inode("1: FLOCK  ADVISORY  WRITE 7 08:01:12 0 EOF", 0x801, 12));
+        assert!(names_inode(
+            "2: -> FLOCK  ADVISORY  WRITE 7 103:02:12 0 EOF",
+            (0x103 << 8) | 2,
+            12
+        ));
         match Store::open(&dir, test_options()) {
             Err(Error::Locked { .. }) => {}
             other => panic!("expected Locked, got {:?}", other.err()),

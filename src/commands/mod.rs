@@ -3,15 +3,13 @@
 //! Messages go to standard error prefixed with `walkv:`; standard output carries only data (the
 //! value bytes of `get`, the report of `check` and `repair`), so `walkv get k > file` is exact.
 
-use crate::auth::{self, TokenSource};
+use crate::auth;
 use crate::cli::exit;
-use crate::client::{self, ClientError, Reply};
 use crate::error::Error;
 use crate::server::{self, Config, Outcome};
 use crate::store::{self, wal_path};
 use crate::wal::dir::Part;
 use crate::wal::{self, Body, Judge, Tail};
-use std::io::{Read, Write};
 use std::path::Path;
 
 /// `println!` that ignores a closed stdout (`walkv check | head -1` must not panic).
@@ -22,7 +20,16 @@ macro_rules! say {
     }};
 }
 
+mod dump;
+mod export;
+mod import;
+mod printable;
+mod remote;
 mod repair;
+pub use dump::dump;
+pub use export::export;
+pub use import::import;
+pub use remote::{compact, delete, get, list, set};
 pub use repair::repair;
 
 /// `walkv serve`. A token that cannot be loaded, or an open address without a token, is refused
@@ -47,113 +54,6 @@ pub fn serve(config: &Config) -> u8 {
         Err(e) => {
             crate::log!("{e}");
             exit::for_error(&e)
-        }
-    }
-}
-
-/// The `Authorization` header a client command sends, or the exit code if the token is bad.
-fn auth_header(token: &TokenSource) -> Result<Option<String>, u8> {
-    token.load().map(|auth| auth.header_value()).map_err(|e| {
-        crate::log!("{e}");
-        exit::USAGE
-    })
-}
-
-/// `walkv get KEY`: the value's exact bytes on standard output.
-pub fn get(addr: &str, token: &TokenSource, key: &[u8]) -> u8 {
-    let auth = match auth_header(token) {
-        Ok(auth) => auth,
-        Err(code) => return code,
-    };
-    let target = format!("/v1/{}?raw", client::encode_key(key));
-    finish(client::request(addr, auth.as_deref(), "GET", &target, b""), |reply| {
-        let mut out = std::io::stdout().lock();
-        match out.write_all(&reply.body).and_then(|_| out.flush()) {
-            Ok(()) => exit::OK,
-            Err(e) => {
-                crate::log!("cannot write to standard output: {e}");
-                exit::FAILED
-            }
-        }
-    })
-}
-
-/// `walkv set KEY VALUE` (`value: None` reads standard input).
-pub fn set(addr: &str, token: &TokenSource, key: &[u8], value: Option<&[u8]>) -> u8 {
-    let auth = match auth_header(token) {
-        Ok(auth) => auth,
-        Err(code) => return code,
-    };
-    let stdin_value;
-    let value = match value {
-        Some(v) => v,
-        None => {
-            let mut buf = Vec::new();
-            if let Err(e) = std::io::stdin().lock().read_to_end(&mut buf) {
-                crate::log!("cannot read the value from standard input: {e}");
-                return exit::FAILED;
-            }
-            stdin_value = buf;
-            &stdin_value
-        }
-    };
-    let target = format!("/v1/{}", client::encode_key(key));
-    finish(client::request(addr, auth.as_deref(), "PUT", &target, value), |_| exit::OK)
-}
-
-/// `walkv delete KEY`.
-pub fn delete(addr: &str, token: &TokenSource, key: &[u8]) -> u8 {
-    let auth = match auth_header(token) {
-        Ok(auth) => auth,
-        Err(code) => return code,
-    };
-    let target = format!("/v1/{}", client::encode_key(key));
-    finish(client::request(addr, auth.as_deref(), "DELETE", &target, b""), |_| exit::OK)
-}
-
-/// How long `walkv compact` waits for the server's answer.
-const COMPACT_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// `walkv compact`: asks the server to compact its log and prints its report (JSON) once done.
-pub fn compact(addr: &str, token: &TokenSource) -> u8 {
-    let auth = match auth_header(token) {
-        Ok(auth) => auth,
-        Err(code) => return code,
-    };
-    let reply =
-        client::request_waiting(addr, auth.as_deref(), "POST", "/compact", b"", COMPACT_WAIT);
-    finish(reply, |reply| {
-        say!("{}", String::from_utf8_lossy(&reply.body));
-        exit::OK
-    })
-}
-
-/// Maps a client result to an exit code, running `on_success` for a 2xx.
-fn finish(result: Result<Reply, ClientError>, on_success: impl FnOnce(Reply) -> u8) -> u8 {
-    let reply = match result {
-        Ok(reply) => reply,
-        Err(e) => {
-            crate::log!("{e}");
-            return match e {
-                ClientError::Connect { .. } => exit::UNAVAILABLE,
-                _ => exit::SERVER_ERROR,
-            };
-        }
-    };
-    let message = String::from_utf8_lossy(&reply.body);
-    match reply.status {
-        200..=299 => on_success(reply),
-        404 => {
-            crate::log!("key not found");
-            exit::NOT_FOUND
-        }
-        400..=499 => {
-            crate::log!("the server refused the request ({}): {message}", reply.status);
-            exit::REJECTED
-        }
-        status => {
-            crate::log!("the server failed ({status}): {message}");
-            exit::SERVER_ERROR
         }
     }
 }

@@ -22,6 +22,7 @@
 //! | [`salvage`] | `walkv repair` of a damaged snapshot or a missing segment |
 //! | [`layout`] | the data directory's file names: segments, snapshots, the marker |
 //! | [`dir`] | opening a data directory: replay and recovery across files, the upgrade |
+//! | [`view`] | reading a data directory without opening it: `walkv export` and `walkv dump` |
 //! | [`snapshot`] | snapshot files: writing, loading, their end marker |
 //! | [`compact`] | compaction: the merge, its check, the commit, garbage collection |
 //!
@@ -235,6 +236,7 @@ pub mod rewrite;
 pub mod salvage;
 pub mod scan;
 pub mod snapshot;
+pub mod view;
 
 pub use files::{FILE_NAME, sync_dir};
 pub use log::{Options, Recovery, Trim, Wal, boot_id, check_lengths};

@@ -154,6 +154,21 @@ pub fn scan_after(
     after: u64,
     mut visit: impl FnMut(&Record),
 ) -> Result<Scan, Error> {
+    scan_every(path, judge, after, |_, record| {
+        if record.is_data() {
+            visit(record);
+        }
+    })
+}
+
+/// [`scan_after`] that shows `visit` every record of the valid prefix, markers and gaps too,
+/// with the offset it starts at (`walkv dump`, `walkv export`).
+pub fn scan_every(
+    path: &Path,
+    judge: Judge,
+    after: u64,
+    mut visit: impl FnMut(u64, &Record),
+) -> Result<Scan, Error> {
     let read_err = |e| Error::io(format!("read {}", path.display()), e);
     let header = match read_header(path)? {
         Some(header) if header.version == LAYOUT_VERSION => {
@@ -181,9 +196,7 @@ pub fn scan_after(
         let (fault, extent) = match decode(buf, seed) {
             Decoded::Record(record, len) => match advance(&mut prefix, &record, at) {
                 Ok(()) => {
-                    if record.is_data() {
-                        visit(&record);
-                    }
+                    visit(at, &record);
                     at += len as u64;
                     continue;
                 }

@@ -433,3 +433,30 @@ pub fn encode_all(key: &[u8]) -> String {
 pub fn json_string(s: &str) -> String {
     serde_json::to_string(s).expect("serialize")
 }
+
+/// Keys and values a hostile client might store: every byte value in keys and values,
+/// newlines, `\r\n`, quotes, backslashes, NUL, empty values, a maximal key and a 1 MiB value.
+pub fn hostile_pairs() -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut pairs = std::collections::BTreeMap::new();
+    for b in 0..=255u8 {
+        pairs.insert(vec![b], vec![b; usize::from(b) % 7]);
+        pairs.insert(vec![b'k', b, b'k'], vec![b'v', b, b'\r', b'\n', b]);
+    }
+    pairs.insert(b"crlf\r\n".to_vec(), b"a\r\nb\r\n".to_vec());
+    pairs.insert(b"\"quoted\"".to_vec(), b"\"\\\"".to_vec());
+    pairs.insert(b"empty".to_vec(), Vec::new());
+    pairs.insert(b"nul\0inside".to_vec(), b"\0\0".to_vec());
+    pairs.insert(b"caf\xc3\xa9 \xe2\x80\xa8".to_vec(), "\u{9b}\u{7f}é".as_bytes().to_vec());
+    pairs.insert(b"*3\r\n$3\r\nSET".to_vec(), b"$-1\r\n".to_vec());
+    pairs.insert(vec![b'x'; 4096], b"longest key".to_vec());
+    pairs.insert(b"big".to_vec(), (0..1 << 20).map(|i| (i % 251) as u8).collect());
+    pairs
+}
+
+/// Writes every pair with `PUT /v1/{key}`.
+pub fn fill(addr: &str, pairs: &std::collections::BTreeMap<Vec<u8>, Vec<u8>>) {
+    for (key, value) in pairs {
+        let r = request(addr, "PUT", &format!("/v1/{}", encode_all(key)), value).unwrap();
+        assert!(r.status == 201 || r.status == 200, "{key:?}: {}", r.text());
+    }
+}

@@ -15,6 +15,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod help;
+pub use help::{HELP, HELP_CHECK, HELP_CLIENT, HELP_DATA, HELP_SERVE};
+
 /// Exit codes: the one place they are decided. Scripts rely on these numbers.
 pub mod exit {
     /// Success.
@@ -71,10 +74,12 @@ pub const DEFAULT_MAX_BATCH: usize = 128;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Serve(Config),
+    /// `etag`: print the value's ETag on standard error.
     Get {
         addr: String,
         token: TokenSource,
         key: Vec<u8>,
+        etag: bool,
     },
     /// `value: None` means "read it from standard input" (`-`).
     Set {
@@ -82,11 +87,37 @@ pub enum Command {
         token: TokenSource,
         key: Vec<u8>,
         value: Option<Vec<u8>>,
+        condition: Option<Condition>,
     },
     Delete {
         addr: String,
         token: TokenSource,
         key: Vec<u8>,
+        condition: Option<Condition>,
+    },
+    /// `walkv ls [PREFIX]`: every key starting with PREFIX; `null`: NUL-separated, exact bytes.
+    List {
+        addr: String,
+        token: TokenSource,
+        prefix: Vec<u8>,
+        null: bool,
+    },
+    /// `walkv dump`: every record of the log's files, one per line.
+    Dump {
+        data_dir: PathBuf,
+        from_seq: u64,
+        limit: Option<u64>,
+    },
+    /// `walkv export`: the data as of one moment, on standard output.
+    Export {
+        data_dir: PathBuf,
+        format: ExportFormat,
+    },
+    /// `walkv import [FILE]`: `file: None` (or `-`) reads standard input.
+    Import {
+        addr: String,
+        token: TokenSource,
+        file: Option<PathBuf>,
     },
     /// `walkv compact`: ask the server to compact its log, and wait for the result.
     Compact {
@@ -104,6 +135,24 @@ pub enum Command {
     /// Print this help text and exit 0.
     Help(&'static str),
     Version,
+}
+
+/// The condition of a client's write (`--if-match SEQ`, `--if-absent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// Only if the key's current ETag is this seq.
+    IfMatch(u64),
+    /// Only if the key has no value.
+    IfAbsent,
+}
+
+/// `walkv export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One JSON object per key and line (the default).
+    Jsonl,
+    /// Redis protocol `SET` commands, for `redis-cli --pipe`.
+    Resp,
 }
 
 /// What `walkv repair` was asked to do after printing its plan.
@@ -148,9 +197,10 @@ pub fn parse(
 ) -> Result<Command, UsageError> {
     let first = args.first().and_then(|a| a.to_str());
     let (name, rest) = match first {
-        Some("serve" | "get" | "set" | "delete" | "compact" | "check" | "repair") => {
-            (first.unwrap_or_default().to_string(), args[1..].to_vec())
-        }
+        Some(
+            "serve" | "get" | "set" | "delete" | "ls" | "compact" | "check" | "repair" | "dump"
+            | "export" | "import",
+        ) => (first.unwrap_or_default().to_string(), args[1..].to_vec()),
         Some("help" | "--help" | "-h") => return Ok(Command::Help(help_for(args.get(1)))),
         Some("--version" | "-V") => return Ok(Command::Version),
         _ => ("serve".to_string(), args), // plain `walkv [--port N ...]` serves
@@ -159,6 +209,11 @@ pub fn parse(
     let takes = |flag: &str| match (name.as_str(), flag) {
         ("serve", "--insecure-open" | "--log-requests") => Some(false),
         ("repair", "--dry-run" | "--skip-damaged" | "--cut") => Some(false),
+        ("get", "--etag") | ("set", "--if-absent") | ("ls", "-0" | "--null") => Some(false),
+        ("set" | "delete", "--if-match") => Some(true),
+        ("dump", "--from-seq" | "--limit") | ("export", "--format") => Some(true),
+        ("dump" | "export", "--data-dir") => Some(true),
+        ("ls" | "import", "--addr" | "--auth-token-file") => Some(true),
         ("serve", "--port" | "--bind" | "--data-dir" | "--sync" | "--sync-interval")
         | ("serve", "--max-batch" | "--auth-token-file" | "--max-connections")
         | ("serve", "--idle-timeout" | "--header-timeout" | "--body-timeout")
@@ -201,16 +256,74 @@ pub fn parse(
         }
         "get" => {
             want(1, "`walkv get KEY`")?;
-            Ok(Command::Get { addr: addr(), token: token(), key: key_bytes(&pos[0])? })
+            let etag = parsed.option("--etag").is_some();
+            Ok(Command::Get { addr: addr(), token: token(), key: key_bytes(&pos[0])?, etag })
         }
         "delete" => {
             want(1, "`walkv delete KEY`")?;
-            Ok(Command::Delete { addr: addr(), token: token(), key: key_bytes(&pos[0])? })
+            let condition = condition(&parsed)?;
+            Ok(Command::Delete {
+                addr: addr(),
+                token: token(),
+                key: key_bytes(&pos[0])?,
+                condition,
+            })
         }
         "set" => {
             want(2, "`walkv set KEY VALUE` (VALUE `-` reads standard input)")?;
             let value = (pos[1] != "-").then(|| pos[1].clone().into_encoded_bytes());
-            Ok(Command::Set { addr: addr(), token: token(), key: key_bytes(&pos[0])?, value })
+            let condition = condition(&parsed)?;
+            let key = key_bytes(&pos[0])?;
+            Ok(Command::Set { addr: addr(), token: token(), key, value, condition })
+        }
+        "ls" => {
+            if pos.len() > 1 {
+                return Err(UsageError(format!(
+                    "expected `walkv ls [PREFIX]`, got {} arguments",
+                    pos.len()
+                )));
+            }
+            let prefix = pos.first().map(|p| p.clone().into_encoded_bytes()).unwrap_or_default();
+            let null = parsed.option("-0").is_some() || parsed.option("--null").is_some();
+            Ok(Command::List { addr: addr(), token: token(), prefix, null })
+        }
+        "dump" => {
+            want(0, "no positional arguments for dump")?;
+            let number = |flag: &str| -> Result<Option<u64>, UsageError> {
+                parsed
+                    .option(flag)
+                    .map(|text| {
+                        text.parse::<u64>().map_err(|_| {
+                            UsageError(format!("{flag} must be a whole number, got {text:?}"))
+                        })
+                    })
+                    .transpose()
+            };
+            let from_seq = number("--from-seq")?.unwrap_or(0);
+            Ok(Command::Dump { data_dir: data_dir(), from_seq, limit: number("--limit")? })
+        }
+        "export" => {
+            want(0, "no positional arguments for export")?;
+            let format = match parsed.option("--format").unwrap_or("jsonl") {
+                "jsonl" => ExportFormat::Jsonl,
+                "resp" => ExportFormat::Resp,
+                other => {
+                    return Err(UsageError(format!(
+                        "--format must be jsonl or resp, got {other:?}"
+                    )));
+                }
+            };
+            Ok(Command::Export { data_dir: data_dir(), format })
+        }
+        "import" => {
+            if pos.len() > 1 {
+                return Err(UsageError(format!(
+                    "expected `walkv import [FILE]`, got {} arguments",
+                    pos.len()
+                )));
+            }
+            let file = pos.first().filter(|p| *p != "-").map(PathBuf::from);
+            Ok(Command::Import { addr: addr(), token: token(), file })
         }
         "compact" => {
             want(0, "no positional arguments for compact")?;
@@ -245,6 +358,27 @@ pub fn parse(
 /// Flag, else environment variable, else default.
 fn setting(flag: Option<&str>, env: Option<String>, default: String) -> String {
     flag.map(str::to_string).or(env).unwrap_or(default)
+}
+
+/// `--if-match SEQ` (digits, or the ETag as printed, `"SEQ"`) or `--if-absent`, at most one.
+fn condition(parsed: &Parsed) -> Result<Option<Condition>, UsageError> {
+    match (parsed.option("--if-match"), parsed.option("--if-absent")) {
+        (Some(_), Some(_)) => Err(UsageError("choose one of --if-match and --if-absent".into())),
+        (None, Some(_)) => Ok(Some(Condition::IfAbsent)),
+        (None, None) => Ok(None),
+        (Some(text), None) => {
+            let digits = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+            match digits.parse::<u64>() {
+                Ok(seq) if digits.bytes().all(|b| b.is_ascii_digit()) => {
+                    Ok(Some(Condition::IfMatch(seq)))
+                }
+                _ => Err(UsageError(format!(
+                    "--if-match takes the ETag `walkv get KEY --etag` printed (a number such as \
+                     42), got {text:?}"
+                ))),
+            }
+        }
+    }
 }
 
 fn key_bytes(arg: &OsString) -> Result<Vec<u8>, UsageError> {
@@ -426,307 +560,12 @@ fn split_options(
 fn help_for(topic: Option<&OsString>) -> &'static str {
     match topic.and_then(|t| t.to_str()) {
         Some("serve") => HELP_SERVE,
-        Some("get" | "set" | "delete" | "compact") => HELP_CLIENT,
+        Some("get" | "set" | "delete" | "ls" | "compact") => HELP_CLIENT,
         Some("check" | "repair") => HELP_CHECK,
+        Some("dump" | "export" | "import") => HELP_DATA,
         _ => HELP,
     }
 }
 
-pub const HELP: &str = "\
-walkv: a small, durable key-value server with a write-ahead log
-
-USAGE:
-    walkv [serve] [OPTIONS]          run the server (the default command)
-    walkv get KEY [--addr ADDR]      print KEY's value bytes to standard output
-    walkv set KEY VALUE [--addr ADDR]   set KEY; VALUE `-` reads standard input
-    walkv delete KEY [--addr ADDR]   delete KEY (succeeds if it is already gone)
-    walkv compact [--addr ADDR]      compact the server's log now, and wait until it is done
-    walkv check [--data-dir DIR]     verify the log (safe on a running server's directory)
-    walkv repair [--dry-run | --skip-damaged | --cut] [--data-dir DIR]
-                                     say what a repair would keep, then do the one chosen
-    walkv help COMMAND               more about one command
-
-EXIT CODES:
-    0 ok   1 key not found   2 usage   3 cannot connect   4 rejected by the server (4xx)
-    5 server error (5xx)   6 log has a tail the server trims at startup
-    7 log is corrupt, or not a walkv log   8 I/O error or locked
-    9 the listener failed while serving   10 an fsync failed: the server stopped, restart it
-    11 a server thread panicked (a bug): the server stopped, restart it
-    12 the log was written by a newer walkv: upgrade walkv
-";
-
-pub const HELP_SERVE: &str = "\
-walkv serve: run the server
-
-USAGE:
-    walkv [serve] [--port N] [--bind ADDR] [--data-dir DIR] [--sync MODE]
-                  [--sync-interval SECONDS] [--max-batch N]
-                  [--auth-token-file PATH] [--insecure-open] [--max-connections N]
-                  [--idle-timeout S] [--header-timeout S] [--body-timeout S]
-                  [--compact-ratio R] [--compact-min-size SIZE]
-                  [--log-requests] [--log-format logfmt|json]
-
-OPTIONS:
-    --port N                  TCP port (env PORT; default 8080; 0 picks a free port)
-    --bind ADDR               address to listen on (default 127.0.0.1). An address that is
-                              not loopback needs a token, or --insecure-open
-    --auth-token-file PATH    every request must carry `Authorization: Bearer <token>`, the
-                              first line of PATH (env WALKV_AUTH_TOKEN gives the token itself)
-    --insecure-open           accept serving a non-loopback address without a token
-    --data-dir DIR            where the log lives (env WALKV_DATA_DIR; default ./walkv-data;
-                              created if missing; locked while the server runs)
-    --sync MODE               when the log is fsynced (env WALKV_SYNC; default interval):
-                              always    before any write is acknowledged (group commit)
-                              interval  every --sync-interval seconds
-                              never     only at shutdown; the OS writes back when it likes
-                              In every mode an acknowledged write survives a killed process.
-    --sync-interval SECONDS   the interval for --sync interval (default 5): a power cut loses
-                              at most the writes acknowledged since the last sync
-    --max-batch N             most requests answered per batch, and so per fsync in always
-                              mode (default 128; 1 turns group commit off)
-    --max-connections N       open connections at most (default 1024); one more gets 503
-    --idle-timeout SECONDS    close a connection idle between requests (default 60)
-    --header-timeout SECONDS  a request header must arrive within this (default 10; 408)
-    --body-timeout SECONDS    longest pause inside a request body (default 30; 408)
-    --compact-ratio R         compact the log by itself when its files hold more than R times
-                              the live data (default 2; 0 turns automatic compaction off)
-    --compact-min-size SIZE   ... and at least SIZE bytes (default 64M; suffixes K, M, G)
-    --log-requests            one line per request on stderr (env WALKV_LOG_REQUESTS=1):
-                              time id method path status in out dur_ms conn
-    --log-format FORMAT       logfmt (default) or json, one object per line
-                              (env WALKV_LOG_FORMAT)
-
-Any write can ask for its own fsync with ?sync (PUT /v1/k?sync); POST /sync waits until
-everything written before it is synced; POST /compact compacts the log now and answers when
-done; GET /status reports last_seq, synced_seq, disk_bytes, live_bytes and compaction.
-GET /livez and /readyz are the probes (no token needed); GET /metrics is for Prometheus.
-
-SIGINT or SIGTERM: stop, flush and fsync the log, exit 0 (a second signal exits at once, 130).
-Exit 2: bad options, an unreadable token, or an open address without a token.
-Exit 7: the log is corrupt (run `walkv check`, then `walkv repair --dry-run`), or not a
-walkv log. Exit 8: cannot start. Exit 12: the log was written by a newer walkv.
-Exit 10: an fsync failed; the log stopped taking writes (503) and the server stopped.
-";
-
-pub const HELP_CLIENT: &str = "\
-walkv get | set | delete: talk to a running server
-
-USAGE:
-    walkv get KEY [--addr ADDR]          print the value's exact bytes (no newline added)
-    walkv set KEY VALUE [--addr ADDR]    VALUE `-` reads the value from standard input
-    walkv delete KEY [--addr ADDR]
-    walkv compact [--addr ADDR]          compact the server's log now; waits until done
-
-OPTIONS:
-    --addr ADDR               server address (env WALKV_ADDR; default 127.0.0.1:8080)
-    --auth-token-file PATH    send this token (env WALKV_AUTH_TOKEN gives the token itself)
-
-Use `--` before a KEY that starts with `-`. Keys and values may be any bytes.
-EXIT CODES: 0 ok, 1 not found (get), 2 usage, 3 cannot connect, 4 rejected, 5 server error.
-";
-
-pub const HELP_CHECK: &str = "\
-walkv check | repair: inspect and fix the log
-
-USAGE:
-    walkv check [--data-dir DIR]     read the log and report; changes nothing
-    walkv repair [--dry-run | --skip-damaged | --cut] [--data-dir DIR]
-
-OPTIONS:
-    --data-dir DIR    the server's data directory (env WALKV_DATA_DIR; default ./walkv-data)
-    --dry-run         print what each repair would keep and drop, change nothing
-    --skip-damaged    keep every record that checks out; drop only the damaged bytes
-    --cut             keep the records before the first damage; drop everything after it
-
-check prints its verdict on stdout and exits 0 for a clean log, 6 for a tail the server trims
-by itself at startup (an unfinished append, or bytes a power cut may have lost), 7 for
-corruption (damage to data that had been on disk: the server refuses to start) or a file that
-is not a walkv log, 12 for a log written by a newer walkv. On a running server's directory it
-checks what is complete and never judges the record being written.
-
-repair first prints its plan: the records before and after the damage, the sequence numbers
-that would be missing, the keys the later records touch. Without a choice it stops there
-(exit 2). What it drops is kept in DIR/walkv.wal.skipped-TIME or DIR/walkv.wal.cut-OFFSET-TIME;
-sequence numbers are never reused. It takes the data directory's lock: stop the server first.
-";
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Vec<OsString> {
-        list.iter().map(OsString::from).collect()
-    }
-
-    fn no_env(_: &str) -> Option<String> {
-        None
-    }
-
-    /// A flag beats its environment variable, which beats the default.
-    #[test]
-    fn flag_beats_env_beats_default() {
-        let env = |name: &str| match name {
-            "PORT" => Some("9000".to_string()),
-            "WALKV_DATA_DIR" => Some("/env/dir".to_string()),
-            "WALKV_ADDR" => Some("10.0.0.1:1".to_string()),
-            _ => None,
-        };
-        let Command::Serve(c) = parse(args(&[]), &env).unwrap() else { panic!() };
-        assert_eq!((c.port, c.data_dir), (9000, PathBuf::from("/env/dir")));
-        let Command::Serve(c) =
-            parse(args(&["serve", "--port=1", "--data-dir", "d"]), &env).unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!((c.port, c.data_dir), (1, PathBuf::from("d")));
-        let Command::Serve(c) = parse(args(&[]), &no_env).unwrap() else { panic!() };
-        assert_eq!(c.port, 8080);
-        assert_eq!(c.bind, "127.0.0.1");
-        assert_eq!(c.data_dir, PathBuf::from("./walkv-data"));
-        assert_eq!(c.sync_interval, Duration::from_secs(5));
-        assert_eq!((c.sync, c.max_batch), (SyncMode::Interval, DEFAULT_MAX_BATCH));
-        let env_sync = |name: &str| (name == "WALKV_SYNC").then(|| "never".to_string());
-        let Command::Serve(c) = parse(args(&[]), &env_sync).unwrap() else { panic!() };
-        assert_eq!(c.sync, SyncMode::Never);
-        let Command::Serve(c) =
-            parse(args(&["--sync=always", "--max-batch", "1"]), &env_sync).unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!((c.sync, c.max_batch), (SyncMode::Always, 1));
-        let get = parse(args(&["get", "k"]), &env).unwrap();
-        assert_eq!(
-            get,
-            Command::Get {
-                addr: "10.0.0.1:1".into(),
-                token: TokenSource::None,
-                key: b"k".to_vec()
-            }
-        );
-        let get = parse(args(&["get", "--addr", "h:2", "k"]), &env).unwrap();
-        let Command::Get { token, .. } = parse(args(&["get", "k"]), &|n: &str| {
-            (n == "WALKV_AUTH_TOKEN").then(|| "from-env".to_string())
-        })
-        .unwrap() else {
-            panic!()
-        };
-        assert_eq!(token, TokenSource::Env("from-env".into()));
-        assert_eq!(
-            get,
-            Command::Get { addr: "h:2".into(), token: TokenSource::None, key: b"k".to_vec() }
-        );
-    }
-
-    /// `--log-requests` and `--log-format`, and their environment variables.
-    #[test]
-    fn request_log_switches() {
-        use crate::request_log::Format;
-        let log = |line: &[&str], env: &dyn Fn(&str) -> Option<String>| match parse(args(line), env)
-        {
-            Ok(Command::Serve(c)) => Ok(c.request_log),
-            Ok(other) => panic!("{other:?}"),
-            Err(e) => Err(e.to_string()),
-        };
-        assert_eq!(log(&[], &no_env), Ok(None), "off by default");
-        assert_eq!(log(&["--log-requests"], &no_env), Ok(Some(Format::Logfmt)));
-        assert_eq!(log(&["--log-requests", "--log-format=json"], &no_env), Ok(Some(Format::Json)));
-        let on = |n: &str| (n == "WALKV_LOG_REQUESTS").then(|| "1".to_string());
-        assert_eq!(log(&[], &on), Ok(Some(Format::Logfmt)));
-        let json = |n: &str| match n {
-            "WALKV_LOG_REQUESTS" => Some("1".to_string()),
-            "WALKV_LOG_FORMAT" => Some("json".to_string()),
-            _ => None,
-        };
-        assert_eq!(log(&[], &json), Ok(Some(Format::Json)));
-        assert_eq!(log(&["--log-format", "logfmt"], &json), Ok(Some(Format::Logfmt)));
-        let off = |n: &str| (n == "WALKV_LOG_REQUESTS").then(|| "0".to_string());
-        assert_eq!(log(&[], &off), Ok(None));
-        let yes = |n: &str| (n == "WALKV_LOG_REQUESTS").then(|| "yes".to_string());
-        assert!(log(&[], &yes).unwrap_err().contains("WALKV_LOG_REQUESTS must be 1"));
-        let bad = log(&["--log-requests", "--log-format", "xml"], &no_env).unwrap_err();
-        assert!(bad.contains("--log-format must be logfmt or json"), "{bad}");
-        assert!(log(&["--log-requests=1"], &no_env).unwrap_err().contains("takes no value"));
-    }
-
-    /// Client commands: `-` means stdin, `--` allows keys that look like flags.
-    #[test]
-    fn client_commands() {
-        let set = parse(args(&["set", "k", "-"]), &no_env).unwrap();
-        assert_eq!(
-            set,
-            Command::Set {
-                addr: DEFAULT_ADDR.into(),
-                token: TokenSource::None,
-                key: b"k".to_vec(),
-                value: None
-            }
-        );
-        let del = parse(args(&["delete", "--", "-k"]), &no_env).unwrap();
-        assert_eq!(
-            del,
-            Command::Delete {
-                addr: DEFAULT_ADDR.into(),
-                token: TokenSource::None,
-                key: b"-k".to_vec()
-            }
-        );
-        let set = parse(args(&["set", "k", "v=1 2", "--addr=x:1"]), &no_env).unwrap();
-        assert_eq!(
-            set,
-            Command::Set {
-                addr: "x:1".into(),
-                token: TokenSource::None,
-                key: b"k".to_vec(),
-                value: Some(b"v=1 2".to_vec())
-            }
-        );
-    }
-
-    /// Wrong command lines are usage errors that say what is wrong.
-    #[test]
-    fn usage_errors() {
-        for (line, says) in [
-            (&["get"][..], "expected `walkv get KEY`"),
-            (&["set", "k"], "expected `walkv set KEY VALUE`"),
-            (&["--port", "x"], "port must be a number"),
-            (&["--port", "70000"], "port must be a number"),
-            (&["--sync-interval", "0"], "--sync-interval"),
-            (&["--sync", "sometimes"], "--sync must be always, interval or never"),
-            (&["--max-batch", "0"], "--max-batch must be"),
-            (&["--insecure-open=yes"], "--insecure-open takes no value"),
-            (&["get", "k", "--insecure-open"], "unknown option --insecure-open"),
-            (&["--frobnicate"], "unknown option --frobnicate"),
-            (&["get", "k", "--port", "1"], "unknown option --port"),
-            (&["--data-dir"], "--data-dir needs a value"),
-            (&["get", ""], "KEY must not be empty"),
-            (&["repair", "--cut", "--skip-damaged"], "choose one of --dry-run"),
-            (&["check", "--cut"], "unknown option --cut"),
-        ] {
-            let err = parse(args(line), &no_env).unwrap_err();
-            assert!(err.0.contains(says), "{line:?}: {err}");
-        }
-    }
-
-    /// `repair` takes at most one of its three choices; none means "print the plan".
-    #[test]
-    fn repair_choices() {
-        let mode = |line: &[&str]| match parse(args(line), &no_env).unwrap() {
-            Command::Repair { mode, .. } => mode,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(mode(&["repair"]), None);
-        assert_eq!(mode(&["repair", "--dry-run"]), Some(RepairMode::DryRun));
-        assert_eq!(mode(&["repair", "--skip-damaged"]), Some(RepairMode::SkipDamaged));
-        assert_eq!(mode(&["repair", "--data-dir", "d", "--cut"]), Some(RepairMode::Cut));
-    }
-
-    /// `--help` works on every command.
-    #[test]
-    fn help_everywhere() {
-        assert_eq!(parse(args(&["--help"]), &no_env).unwrap(), Command::Help(HELP));
-        assert_eq!(parse(args(&["serve", "--help"]), &no_env).unwrap(), Command::Help(HELP_SERVE));
-        assert_eq!(parse(args(&["get", "-h"]), &no_env).unwrap(), Command::Help(HELP_CLIENT));
-        assert_eq!(parse(args(&["repair", "--help"]), &no_env).unwrap(), Command::Help(HELP_CHECK));
-        assert_eq!(parse(args(&["help", "set"]), &no_env).unwrap(), Command::Help(HELP_CLIENT));
-    }
-}
+mod tests;

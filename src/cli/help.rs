@@ -1,0 +1,169 @@
+//! The help texts: `walkv --help` and `walkv help COMMAND`.
+
+pub const HELP: &str = "\
+walkv: a small, durable key-value server with a write-ahead log
+
+USAGE:
+    walkv [serve] [OPTIONS]          run the server (the default command)
+    walkv get KEY [--etag] [--addr ADDR]    print KEY's value bytes to standard output
+    walkv set KEY VALUE [--if-match SEQ | --if-absent] [--addr ADDR]
+                                     set KEY; VALUE `-` reads standard input
+    walkv delete KEY [--if-match SEQ] [--addr ADDR]
+                                     delete KEY (succeeds if it is already gone)
+    walkv ls [PREFIX] [-0] [--addr ADDR]    list the keys, one per line, in byte order
+    walkv compact [--addr ADDR]      compact the server's log now, and wait until it is done
+    walkv check [--data-dir DIR]     verify the log (safe on a running server's directory)
+    walkv repair [--dry-run | --skip-damaged | --cut] [--data-dir DIR]
+                                     say what a repair would keep, then do the one chosen
+    walkv dump [--data-dir DIR] [--from-seq N] [--limit N]
+                                     print the log's files and records (reads only)
+    walkv export [--data-dir DIR] [--format jsonl|resp]
+                                     write every key and value to standard output (reads only)
+    walkv import [FILE|-] [--addr ADDR]     load an export (jsonl) into a running server
+    walkv help COMMAND               more about one command
+
+EXIT CODES:
+    0 ok   1 key not found   2 usage   3 cannot connect
+    4 rejected by the server (4xx), or a failed --if-match / --if-absent (412)
+    5 server error (5xx)   6 log has a tail the server trims at startup
+    7 log is corrupt, or not a walkv log   8 I/O error or locked
+    9 the listener failed while serving   10 an fsync failed: the server stopped, restart it
+    11 a server thread panicked (a bug): the server stopped, restart it
+    12 the log was written by a newer walkv: upgrade walkv
+";
+
+pub const HELP_SERVE: &str = "\
+walkv serve: run the server
+
+USAGE:
+    walkv [serve] [--port N] [--bind ADDR] [--data-dir DIR] [--sync MODE]
+                  [--sync-interval SECONDS] [--max-batch N]
+                  [--auth-token-file PATH] [--insecure-open] [--max-connections N]
+                  [--idle-timeout S] [--header-timeout S] [--body-timeout S]
+                  [--compact-ratio R] [--compact-min-size SIZE]
+                  [--log-requests] [--log-format logfmt|json]
+
+OPTIONS:
+    --port N                  TCP port (env PORT; default 8080; 0 picks a free port)
+    --bind ADDR               address to listen on (default 127.0.0.1). An address that is
+                              not loopback needs a token, or --insecure-open
+    --auth-token-file PATH    every request must carry `Authorization: Bearer <token>`, the
+                              first line of PATH (env WALKV_AUTH_TOKEN gives the token itself)
+    --insecure-open           accept serving a non-loopback address without a token
+    --data-dir DIR            where the log lives (env WALKV_DATA_DIR; default ./walkv-data;
+                              created if missing; locked while the server runs)
+    --sync MODE               when the log is fsynced (env WALKV_SYNC; default interval):
+                              always    before any write is acknowledged (group commit)
+                              interval  every --sync-interval seconds
+                              never     only at shutdown; the OS writes back when it likes
+                              In every mode an acknowledged write survives a killed process.
+    --sync-interval SECONDS   the interval for --sync interval (default 5): a power cut loses
+                              at most the writes acknowledged since the last sync
+    --max-batch N             most requests answered per batch, and so per fsync in always
+                              mode (default 128; 1 turns group commit off)
+    --max-connections N       open connections at most (default 1024); one more gets 503
+    --idle-timeout SECONDS    close a connection idle between requests (default 60)
+    --header-timeout SECONDS  a request header must arrive within this (default 10; 408)
+    --body-timeout SECONDS    longest pause inside a request body (default 30; 408)
+    --compact-ratio R         compact the log by itself when its files hold more than R times
+                              the live data (default 2; 0 turns automatic compaction off)
+    --compact-min-size SIZE   ... and at least SIZE bytes (default 64M; suffixes K, M, G)
+    --log-requests            one line per request on stderr (env WALKV_LOG_REQUESTS=1):
+                              time id method path status in out dur_ms conn
+    --log-format FORMAT       logfmt (default) or json, one object per line
+                              (env WALKV_LOG_FORMAT)
+
+Any write can ask for its own fsync with ?sync (PUT /v1/k?sync); POST /sync waits until
+everything written before it is synced; POST /compact compacts the log now and answers when
+done; GET /status reports last_seq, synced_seq, disk_bytes, live_bytes and compaction.
+GET /livez and /readyz are the probes (no token needed); GET /metrics is for Prometheus.
+
+SIGINT or SIGTERM: stop, flush and fsync the log, exit 0 (a second signal exits at once, 130).
+Exit 2: bad options, an unreadable token, or an open address without a token.
+Exit 7: the log is corrupt (run `walkv check`, then `walkv repair --dry-run`), or not a
+walkv log. Exit 8: cannot start. Exit 12: the log was written by a newer walkv.
+Exit 10: an fsync failed; the log stopped taking writes (503) and the server stopped.
+";
+
+pub const HELP_CLIENT: &str = "\
+walkv get | set | delete | ls: talk to a running server
+
+USAGE:
+    walkv get KEY [--etag]               print the value's exact bytes (no newline added)
+    walkv set KEY VALUE [--if-match SEQ | --if-absent]
+                                         VALUE `-` reads the value from standard input
+    walkv delete KEY [--if-match SEQ]
+    walkv ls [PREFIX] [-0 | --null]      every key starting with PREFIX, in byte order
+    walkv compact                        compact the server's log now; waits until done
+
+OPTIONS:
+    --addr ADDR               server address (env WALKV_ADDR; default 127.0.0.1:8080)
+    --auth-token-file PATH    send this token (env WALKV_AUTH_TOKEN gives the token itself)
+    --etag                    get: also print the value's ETag (its seq) on standard error
+    --if-match SEQ            set, delete: only if the key's ETag is still SEQ (compare-and-set)
+    --if-absent               set: only if the key has no value yet
+    -0, --null                ls: end each key with a NUL byte instead of a newline, and print
+                              its exact bytes
+
+ls prints one key per line; a byte that is a control character, a backslash, or not UTF-8 is
+written as \\xNN, so each line is one key and nothing reaches a terminal raw. Use -0 for the
+exact bytes (`walkv ls -0 | xargs -0 ...`).
+
+Use `--` before a KEY that starts with `-`. Keys and values may be any bytes.
+EXIT CODES: 0 ok, 1 not found (get), 2 usage, 3 cannot connect, 4 rejected (a failed
+--if-match or --if-absent says the key's current ETag), 5 server error.
+";
+
+pub const HELP_CHECK: &str = "\
+walkv check | repair: inspect and fix the log
+
+USAGE:
+    walkv check [--data-dir DIR]     read the log and report; changes nothing
+    walkv repair [--dry-run | --skip-damaged | --cut] [--data-dir DIR]
+
+OPTIONS:
+    --data-dir DIR    the server's data directory (env WALKV_DATA_DIR; default ./walkv-data)
+    --dry-run         print what each repair would keep and drop, change nothing
+    --skip-damaged    keep every record that checks out; drop only the damaged bytes
+    --cut             keep the records before the first damage; drop everything after it
+
+check prints its verdict on stdout and exits 0 for a clean log, 6 for a tail the server trims
+by itself at startup (an unfinished append, or bytes a power cut may have lost), 7 for
+corruption (damage to data that had been on disk: the server refuses to start) or a file that
+is not a walkv log, 12 for a log written by a newer walkv. On a running server's directory it
+checks what is complete and never judges the record being written.
+
+repair first prints its plan: the records before and after the damage, the sequence numbers
+that would be missing, the keys the later records touch. Without a choice it stops there
+(exit 2). What it drops is kept in DIR/walkv.wal.skipped-TIME or DIR/walkv.wal.cut-OFFSET-TIME;
+sequence numbers are never reused. It takes the data directory's lock: stop the server first.
+";
+
+pub const HELP_DATA: &str = "\
+walkv dump | export | import: see the log's records, take the data out, bring it in
+
+USAGE:
+    walkv dump [--data-dir DIR] [--from-seq N] [--limit N]
+    walkv export [--data-dir DIR] [--format jsonl|resp]
+    walkv import [FILE|-] [--addr ADDR] [--auth-token-file PATH]
+
+dump prints every file of the log in replay order, then one line per record: file, offset,
+seq, type, key and value lengths, checksum ok or BAD, the key and the first 64 bytes of the
+value (bytes that are not printable ASCII as \\xNN). It says where reserved space, a torn tail
+or damage begins and what recovery would do there. --from-seq N starts at the first record
+with seq N or more; --limit N stops after N records.
+
+export writes every key and its value as of the moment it starts: jsonl (the default) is one
+{\"key\":\"...\",\"value\":\"...\"} per line in byte order of the keys, with \"key_base64\" or
+\"value_base64\" for bytes that are not UTF-8; resp is Redis SET commands for `redis-cli --pipe`.
+
+dump and export only read the files: they work on a running server's directory, take no lock
+and change nothing.
+
+import reads jsonl (an export) from FILE or standard input and writes it into the server at
+--addr, then asks for an fsync and prints how many keys it wrote. A malformed line stops it
+(exit 2) with its number; the lines before it are written, nothing after.
+
+EXIT CODES: 0 ok, 2 usage or a malformed import line, 3 cannot connect, 4 rejected, 5 server
+error, 7 dump or export found damage that recovery would refuse, 8 I/O error.
+";

@@ -1,0 +1,225 @@
+//! The command line's rules, from arguments to [`Command`]s.
+
+use super::*;
+
+fn args(list: &[&str]) -> Vec<OsString> {
+    list.iter().map(OsString::from).collect()
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+/// A flag beats its environment variable, which beats the default.
+#[test]
+fn flag_beats_env_beats_default() {
+    let env = |name: &str| match name {
+        "PORT" => Some("9000".to_string()),
+        "WALKV_DATA_DIR" => Some("/env/dir".to_string()),
+        "WALKV_ADDR" => Some("10.0.0.1:1".to_string()),
+        _ => None,
+    };
+    let Command::Serve(c) = parse(args(&[]), &env).unwrap() else { panic!() };
+    assert_eq!((c.port, c.data_dir), (9000, PathBuf::from("/env/dir")));
+    let Command::Serve(c) = parse(args(&["serve", "--port=1", "--data-dir", "d"]), &env).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((c.port, c.data_dir), (1, PathBuf::from("d")));
+    let Command::Serve(c) = parse(args(&[]), &no_env).unwrap() else { panic!() };
+    assert_eq!(c.port, 8080);
+    assert_eq!(c.bind, "127.0.0.1");
+    assert_eq!(c.data_dir, PathBuf::from("./walkv-data"));
+    assert_eq!(c.sync_interval, Duration::from_secs(5));
+    assert_eq!((c.sync, c.max_batch), (SyncMode::Interval, DEFAULT_MAX_BATCH));
+    let env_sync = |name: &str| (name == "WALKV_SYNC").then(|| "never".to_string());
+    let Command::Serve(c) = parse(args(&[]), &env_sync).unwrap() else { panic!() };
+    assert_eq!(c.sync, SyncMode::Never);
+    let Command::Serve(c) = parse(args(&["--sync=always", "--max-batch", "1"]), &env_sync).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((c.sync, c.max_batch), (SyncMode::Always, 1));
+    let get = parse(args(&["get", "k"]), &env).unwrap();
+    assert_eq!(
+        get,
+        Command::Get {
+            addr: "10.0.0.1:1".into(),
+            token: TokenSource::None,
+            key: b"k".to_vec(),
+            etag: false
+        }
+    );
+    let get = parse(args(&["get", "--addr", "h:2", "k"]), &env).unwrap();
+    let Command::Get { token, .. } = parse(args(&["get", "k"]), &|n: &str| {
+        (n == "WALKV_AUTH_TOKEN").then(|| "from-env".to_string())
+    })
+    .unwrap() else {
+        panic!()
+    };
+    assert_eq!(token, TokenSource::Env("from-env".into()));
+    assert_eq!(
+        get,
+        Command::Get {
+            addr: "h:2".into(),
+            token: TokenSource::None,
+            key: b"k".to_vec(),
+            etag: false
+        }
+    );
+}
+
+/// `--log-requests` and `--log-format`, and their environment variables.
+#[test]
+fn request_log_switches() {
+    use crate::request_log::Format;
+    let log = |line: &[&str], env: &dyn Fn(&str) -> Option<String>| match parse(args(line), env) {
+        Ok(Command::Serve(c)) => Ok(c.request_log),
+        Ok(other) => panic!("{other:?}"),
+        Err(e) => Err(e.to_string()),
+    };
+    assert_eq!(log(&[], &no_env), Ok(None), "off by default");
+    assert_eq!(log(&["--log-requests"], &no_env), Ok(Some(Format::Logfmt)));
+    assert_eq!(log(&["--log-requests", "--log-format=json"], &no_env), Ok(Some(Format::Json)));
+    let on = |n: &str| (n == "WALKV_LOG_REQUESTS").then(|| "1".to_string());
+    assert_eq!(log(&[], &on), Ok(Some(Format::Logfmt)));
+    let json = |n: &str| match n {
+        "WALKV_LOG_REQUESTS" => Some("1".to_string()),
+        "WALKV_LOG_FORMAT" => Some("json".to_string()),
+        _ => None,
+    };
+    assert_eq!(log(&[], &json), Ok(Some(Format::Json)));
+    assert_eq!(log(&["--log-format", "logfmt"], &json), Ok(Some(Format::Logfmt)));
+    let off = |n: &str| (n == "WALKV_LOG_REQUESTS").then(|| "0".to_string());
+    assert_eq!(log(&[], &off), Ok(None));
+    let yes = |n: &str| (n == "WALKV_LOG_REQUESTS").then(|| "yes".to_string());
+    assert!(log(&[], &yes).unwrap_err().contains("WALKV_LOG_REQUESTS must be 1"));
+    let bad = log(&["--log-requests", "--log-format", "xml"], &no_env).unwrap_err();
+    assert!(bad.contains("--log-format must be logfmt or json"), "{bad}");
+    assert!(log(&["--log-requests=1"], &no_env).unwrap_err().contains("takes no value"));
+}
+
+/// Client commands: `-` means stdin, `--` allows keys that look like flags.
+#[test]
+fn client_commands() {
+    let set = parse(args(&["set", "k", "-"]), &no_env).unwrap();
+    assert_eq!(
+        set,
+        Command::Set {
+            addr: DEFAULT_ADDR.into(),
+            token: TokenSource::None,
+            key: b"k".to_vec(),
+            value: None,
+            condition: None
+        }
+    );
+    let del = parse(args(&["delete", "--", "-k"]), &no_env).unwrap();
+    assert_eq!(
+        del,
+        Command::Delete {
+            addr: DEFAULT_ADDR.into(),
+            token: TokenSource::None,
+            key: b"-k".to_vec(),
+            condition: None
+        }
+    );
+    let set = parse(args(&["set", "k", "v=1 2", "--addr=x:1"]), &no_env).unwrap();
+    assert_eq!(
+        set,
+        Command::Set {
+            addr: "x:1".into(),
+            token: TokenSource::None,
+            key: b"k".to_vec(),
+            value: Some(b"v=1 2".to_vec()),
+            condition: None
+        }
+    );
+}
+
+/// The new client options: conditions, `--etag`, `ls`, and the offline data commands.
+#[test]
+fn data_commands() {
+    let parsed = |line: &[&str]| parse(args(line), &no_env).unwrap();
+    let Command::Set { condition, .. } = parsed(&["set", "k", "v", "--if-match", "42"]) else {
+        panic!()
+    };
+    assert_eq!(condition, Some(Condition::IfMatch(42)));
+    let Command::Set { condition, .. } = parsed(&["set", "k", "v", "--if-match=\"7\""]) else {
+        panic!()
+    };
+    assert_eq!(condition, Some(Condition::IfMatch(7)), "the ETag as printed works too");
+    let Command::Set { condition, .. } = parsed(&["set", "--if-absent", "k", "v"]) else {
+        panic!()
+    };
+    assert_eq!(condition, Some(Condition::IfAbsent));
+    let Command::Delete { condition, .. } = parsed(&["delete", "k", "--if-match", "3"]) else {
+        panic!()
+    };
+    assert_eq!(condition, Some(Condition::IfMatch(3)));
+    assert!(matches!(parsed(&["get", "k", "--etag"]), Command::Get { etag: true, .. }));
+    let Command::List { prefix, null, .. } = parsed(&["ls"]) else { panic!() };
+    assert_eq!((prefix, null), (vec![], false));
+    let Command::List { prefix, null, .. } = parsed(&["ls", "user:", "-0"]) else { panic!() };
+    assert_eq!((prefix, null), (b"user:".to_vec(), true));
+    assert!(matches!(parsed(&["ls", "--null"]), Command::List { null: true, .. }));
+    let dump = parsed(&["dump", "--data-dir", "d", "--from-seq", "5", "--limit=2"]);
+    assert_eq!(dump, Command::Dump { data_dir: "d".into(), from_seq: 5, limit: Some(2) });
+    let export = parsed(&["export", "--format", "resp"]);
+    assert_eq!(
+        export,
+        Command::Export { data_dir: DEFAULT_DATA_DIR.into(), format: ExportFormat::Resp }
+    );
+    assert!(matches!(parsed(&["export"]), Command::Export { format: ExportFormat::Jsonl, .. }));
+    assert!(matches!(parsed(&["import"]), Command::Import { file: None, .. }));
+    assert!(matches!(parsed(&["import", "-"]), Command::Import { file: None, .. }));
+    let Command::Import { file, .. } = parsed(&["import", "x.jsonl"]) else { panic!() };
+    assert_eq!(file, Some(PathBuf::from("x.jsonl")));
+}
+
+/// Wrong command lines are usage errors that say what is wrong.
+#[test]
+fn usage_errors() {
+    for (line, says) in [
+        (&["get"][..], "expected `walkv get KEY`"),
+        (&["set", "k"], "expected `walkv set KEY VALUE`"),
+        (&["--port", "x"], "port must be a number"),
+        (&["--port", "70000"], "port must be a number"),
+        (&["--sync-interval", "0"], "--sync-interval"),
+        (&["--sync", "sometimes"], "--sync must be always, interval or never"),
+        (&["--max-batch", "0"], "--max-batch must be"),
+        (&["--insecure-open=yes"], "--insecure-open takes no value"),
+        (&["get", "k", "--insecure-open"], "unknown option --insecure-open"),
+        (&["--frobnicate"], "unknown option --frobnicate"),
+        (&["get", "k", "--port", "1"], "unknown option --port"),
+        (&["--data-dir"], "--data-dir needs a value"),
+        (&["get", ""], "KEY must not be empty"),
+        (&["repair", "--cut", "--skip-damaged"], "choose one of --dry-run"),
+        (&["check", "--cut"], "unknown option --cut"),
+    ] {
+        let err = parse(args(line), &no_env).unwrap_err();
+        assert!(err.0.contains(says), "{line:?}: {err}");
+    }
+}
+
+/// `repair` takes at most one of its three choices; none means "print the plan".
+#[test]
+fn repair_choices() {
+    let mode = |line: &[&str]| match parse(args(line), &no_env).unwrap() {
+        Command::Repair { mode, .. } => mode,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(mode(&["repair"]), None);
+    assert_eq!(mode(&["repair", "--dry-run"]), Some(RepairMode::DryRun));
+    assert_eq!(mode(&["repair", "--skip-damaged"]), Some(RepairMode::SkipDamaged));
+    assert_eq!(mode(&["repair", "--data-dir", "d", "--cut"]), Some(RepairMode::Cut));
+}
+
+/// `--help` works on every command.
+#[test]
+fn help_everywhere() {
+    assert_eq!(parse(args(&["--help"]), &no_env).unwrap(), Command::Help(HELP));
+    assert_eq!(parse(args(&["serve", "--help"]), &no_env).unwrap(), Command::Help(HELP_SERVE));
+    assert_eq!(parse(args(&["get", "-h"]), &no_env).unwrap(), Command::Help(HELP_CLIENT));
+    assert_eq!(parse(args(&["repair", "--help"]), &no_env).unwrap(), Command::Help(HELP_CHECK));
+    assert_eq!(parse(args(&["help", "set"]), &no_env).unwrap(), Command::Help(HELP_CLIENT));
+}

@@ -1,0 +1,141 @@
+//! `walkv export`: every key and its value, as of one moment, on standard output.
+//!
+//! The data comes from the files alone ([`crate::wal::view`]): no server is needed, a running
+//! one is not disturbed, and nothing is changed. The whole store is read into memory first (as
+//! a sorted map, so that keys come out in byte order): an export needs about as much memory as
+//! the data itself.
+//!
+//! Two formats:
+//!
+//! - `jsonl` (the default): one `{"key":"...","value":"..."}` per line, keys in byte order. A key
+//!   or value that is not valid UTF-8 is written as `"key_base64"` / `"value_base64"` instead,
+//!   holding its base64 (standard alphabet, padded). Strings escape `"`, `\`, the control
+//!   characters, DEL and the C1 controls, so the file is safe to look at in a terminal.
+//!   `walkv import` reads it back.
+//! - `resp`: one Redis `SET key value` command per key, as RESP arrays of bulk strings
+//!   (`*3\r\n$3\r\nSET\r\n$<n>\r\n<key>\r\n$<n>\r\n<value>\r\n`): binary-safe, exactly what
+//!   `redis-cli --pipe` takes.
+
+use crate::base64;
+use crate::cli::{ExportFormat, exit};
+use crate::json;
+use crate::wal::view;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+/// `walkv export [--data-dir DIR] [--format jsonl|resp]`.
+pub fn export(data_dir: &Path, format: ExportFormat) -> u8 {
+    let data = match view::read_data(data_dir) {
+        Ok(data) => data,
+        Err(e) => {
+            crate::log!("{e}");
+            return exit::for_error(&e);
+        }
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    let mut line = Vec::new();
+    for (key, (_, value)) in &data.keys {
+        line.clear();
+        match format {
+            ExportFormat::Jsonl => jsonl_line(&mut line, key, value),
+            ExportFormat::Resp => resp_set(&mut line, key, value),
+        }
+        if let Err(e) = out.write_all(&line) {
+            return output_failed(&e);
+        }
+    }
+    if let Err(e) = out.flush() {
+        return output_failed(&e);
+    }
+    crate::log!("exported {} keys, the data as of seq {}", data.keys.len(), data.last_seq);
+    exit::OK
+}
+
+fn output_failed(e: &io::Error) -> u8 {
+    crate::log!("cannot write to standard output: {e}; the export is incomplete");
+    exit::FAILED
+}
+
+/// Appends `{"key":...,"value":...}\n` (or the `_base64` names) for one key.
+pub fn jsonl_line(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    let mut text = String::with_capacity(key.len() + value.len() + 24);
+    text.push('{');
+    push_member(&mut text, "key", key);
+    text.push(',');
+    push_member(&mut text, "value", value);
+    text.push_str("}\n");
+    out.extend_from_slice(text.as_bytes());
+}
+
+fn push_member(out: &mut String, name: &str, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            out.push('"');
+            out.push_str(name);
+            out.push_str("\":");
+            json::write_string_for_terminal(out, text);
+        }
+        Err(_) => {
+            out.push('"');
+            out.push_str(name);
+            out.push_str("_base64\":\"");
+            base64::encode_into(out, bytes);
+            out.push('"');
+        }
+    }
+}
+
+/// Appends the RESP command `SET key value`.
+pub fn resp_set(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    out.extend_from_slice(b"*3\r\n$3\r\nSET\r\n");
+    for bulk in [key, value] {
+        out.extend_from_slice(format!("${}\r\n", bulk.len()).as_bytes());
+        out.extend_from_slice(bulk);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exact lines, for text and for bytes that are not UTF-8; each parses with serde_json
+    /// back to the bytes.
+    #[test]
+    fn jsonl_lines() {
+        let line = |k: &[u8], v: &[u8]| {
+            let mut out = Vec::new();
+            jsonl_line(&mut out, k, v);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(line(b"k", b"v"), "{\"key\":\"k\",\"value\":\"v\"}\n");
+        assert_eq!(line(b"a\"\n", b""), "{\"key\":\"a\\\"\\n\",\"value\":\"\"}\n");
+        assert_eq!(
+            line(b"\xff", b"\x1b\x7f"),
+            "{\"key_base64\":\"/w==\",\"value\":\"\\u001b\\u007f\"}\n"
+        );
+        let mut rng = crate::testutil::Rng::new(41);
+        for _ in 0..2000 {
+            let (klen, vlen) = (1 + rng.below(12), rng.below(12));
+            let (k, v) = (rng.bytes(klen), rng.bytes(vlen));
+            let text = line(&k, &v);
+            assert!(text.ends_with('\n') && text.matches('\n').count() == 1, "{text:?}");
+            assert!(!text[..text.len() - 1].chars().any(char::is_control), "{text:?}");
+            let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let field = |name: &str| match (parsed.get(name), parsed.get(format!("{name}_base64")))
+            {
+                (Some(s), None) => s.as_str().unwrap().as_bytes().to_vec(),
+                (None, Some(b)) => base64::decode(b.as_str().unwrap().as_bytes()).unwrap(),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!((field("key"), field("value")), (k, v));
+        }
+    }
+
+    #[test]
+    fn resp_commands() {
+        let mut out = Vec::new();
+        resp_set(&mut out, b"k\r\n", b"");
+        assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$3\r\nk\r\n\r\n$0\r\n\r\n");
+    }
+}

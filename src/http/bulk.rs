@@ -1,0 +1,149 @@
+//! `POST /v1/bulk`: many SETs in one request, in the format `walkv export` writes.
+//!
+//! The body is JSON lines: one object per line, `{"key":"...","value":"..."}`, where
+//! `"key_base64"` / `"value_base64"` carry bytes that are not UTF-8 as base64. Blank lines are
+//! skipped; any other member is refused. Every line is checked before anything is written, so a
+//! bad line is a 400 that names it (`line 3: ...`) and writes nothing. Then the SETs are
+//! appended in order, each its own record, and the answer is `{"written":N,"last_seq":S}`. Like
+//! every write the request may add `?sync`; in `--sync always` mode its answer waits for the
+//! one fsync of its batch. The body may be up to [`super::MAX_JSON_BODY`]; `walkv import` sends
+//! about 1 MiB at a time. There are no conditions (`If-Match`) on a bulk write: it is for
+//! loading data, not for updating it.
+
+use super::{Response, store_error};
+use crate::base64;
+use crate::json::{self, Value};
+use crate::store::Store;
+use crate::wal::{MAX_KEY_LEN, MAX_VALUE_LEN};
+
+/// The non-blank lines of `body`, numbered from 1 (blank lines count for the numbering).
+pub fn lines(body: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    body.split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(i, line)| (i + 1, line))
+        .filter(|(_, line)| !line.iter().all(|b| b.is_ascii_whitespace()))
+}
+
+/// One line's key and value, or what is wrong with it.
+pub fn parse_line(line: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let value = json::parse(line).map_err(|e| e.to_string())?;
+    let Value::Object(members) = value else {
+        return Err(format!(
+            "expected a JSON object {{\"key\":...,\"value\":...}}, not {}",
+            value.kind()
+        ));
+    };
+    let (mut key, mut val) = (None, None);
+    for (name, member) in members {
+        let (slot, base64) = match name.as_str() {
+            "key" => (&mut key, false),
+            "key_base64" => (&mut key, true),
+            "value" => (&mut val, false),
+            "value_base64" => (&mut val, true),
+            other => {
+                let shown: String = other.chars().take(40).flat_map(char::escape_debug).collect();
+                return Err(format!(
+                    "unknown field `{shown}`; a line holds key (or key_base64) and value (or \
+                     value_base64)"
+                ));
+            }
+        };
+        let Value::String(text) = member else {
+            return Err(format!("field `{name}` must be a string, not {}", member.kind()));
+        };
+        if slot.is_some() {
+            let field = name.trim_end_matches("_base64");
+            return Err(format!("`{field}` is given more than once"));
+        }
+        *slot = Some(if base64 {
+            base64::decode(text.as_bytes()).map_err(|e| format!("field `{name}`: {e}"))?
+        } else {
+            text.into_bytes()
+        });
+    }
+    let key = key.ok_or("missing field `key` (or `key_base64`)")?;
+    let value = val.ok_or("missing field `value` (or `value_base64`)")?;
+    if key.is_empty() {
+        return Err("the key must not be empty".into());
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(format!("the key is {} bytes; the limit is {MAX_KEY_LEN}", key.len()));
+    }
+    if value.len() > MAX_VALUE_LEN {
+        return Err(format!("the value is {} bytes; the limit is {MAX_VALUE_LEN}", value.len()));
+    }
+    Ok((key, value))
+}
+
+/// Answers `POST /v1/bulk`.
+pub fn bulk(store: &mut Store, body: &[u8]) -> Response {
+    let mut pairs = Vec::new();
+    for (number, line) in lines(body) {
+        match parse_line(line) {
+            Ok(pair) => pairs.push(pair),
+            Err(why) => {
+                return Response::error(400, &format!("line {number}: {why}; nothing was written"));
+            }
+        }
+    }
+    let mut last_seq = None;
+    for (done, (key, value)) in pairs.iter().enumerate() {
+        match store.set(key, value) {
+            Ok((seq, _)) => last_seq = Some(seq),
+            Err(e) => {
+                let mut response = store_error(&e);
+                let message =
+                    format!("{e}; the first {done} of {} lines were written", pairs.len());
+                response.body = json::object_with_string("error", &message).into_bytes();
+                return response;
+            }
+        }
+    }
+    let last_seq = match last_seq {
+        Some(seq) => seq,
+        None => store.seqs().map(|(last, _)| last).unwrap_or_default(),
+    };
+    Response::json(200, format!("{{\"written\":{},\"last_seq\":{last_seq}}}", pairs.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines in both spellings, and every way a line can be wrong.
+    #[test]
+    fn parses_lines() {
+        assert_eq!(
+            parse_line(br#"{"key":"k","value":"v"}"#).unwrap(),
+            (b"k".to_vec(), b"v".to_vec())
+        );
+        assert_eq!(
+            parse_line(br#" {"value_base64":"/w==","key_base64":"AA=="}"#).unwrap(),
+            (b"\0".to_vec(), b"\xff".to_vec())
+        );
+        for (line, says) in [
+            (&br#"{"key":"k"}"#[..], "missing field `value`"),
+            (br#"{"value":"v"}"#, "missing field `key`"),
+            (br#"{"key":"","value":"v"}"#, "must not be empty"),
+            (br#"{"key":"k","key_base64":"aw==","value":""}"#, "`key` is given more than once"),
+            (br#"{"key":"k","value":1}"#, "`value` must be a string, not a number"),
+            (br#"{"Key":"k","Value":"dg=="}"#, "unknown field `Key`"),
+            (br#"{"key":"k","value_base64":"dg="}"#, "field `value_base64`: base64"),
+            (br#"["k","v"]"#, "expected a JSON object"),
+            (br#"{"key":"k","value":"v"} x"#, "unexpected data"),
+            (b"\xff", "not valid UTF-8"),
+        ] {
+            let err = parse_line(line).unwrap_err();
+            assert!(err.contains(says), "{}: {err}", String::from_utf8_lossy(line));
+        }
+        let long = format!(r#"{{"key":"{}","value":""}}"#, "k".repeat(MAX_KEY_LEN + 1));
+        assert!(parse_line(long.as_bytes()).unwrap_err().contains("the limit is 4096"));
+    }
+
+    /// Blank lines are skipped but counted.
+    #[test]
+    fn numbers_lines() {
+        let numbered: Vec<(usize, &[u8])> = lines(b"a\n\n \r\nb\r\n").collect();
+        assert_eq!(numbered, vec![(1, &b"a"[..]), (4, &b"b\r"[..])]);
+    }
+}
