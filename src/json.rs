@@ -90,6 +90,17 @@ pub fn parse(input: &[u8]) -> Result<Value, Error> {
 /// Appends `s` to `out` as a quoted JSON string. Escapes `"`, `\` and the control characters
 /// U+0000..U+001F; everything else is written as UTF-8, which JSON allows.
 pub fn write_string(out: &mut String, s: &str) {
+    write_escaped(out, s, false);
+}
+
+/// [`write_string`] that also escapes DEL and the C1 controls (U+007F..U+009F) as `\u00XX`, so
+/// that no byte of `s` reaches a terminal as a control sequence: for text a person may read
+/// (the request log, `walkv export`). Still plain JSON; a parser reads back exactly `s`.
+pub fn write_string_for_terminal(out: &mut String, s: &str) {
+    write_escaped(out, s, true);
+}
+
+fn write_escaped(out: &mut String, s: &str, c1_too: bool) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -100,26 +111,7 @@ pub fn write_string(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\u{08}' => out.push_str("\\b"),
             '\u{0C}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// [`write_string`] that also escapes DEL and the C1 controls (U+007F..U+009F) as `\u00XX`, so
-/// that no byte of `s` reaches a terminal as a control sequence: for text a person may read
-/// (the request log, `walkv export`). Still plain JSON; a parser reads back exactly `s`.
-pub fn write_string_for_terminal(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c < ' ' || ('\u{7f}'..='\u{9f}').contains(&c) => {
+            c if c < ' ' || (c1_too && ('\u{7f}'..='\u{9f}').contains(&c)) => {
                 out.push_str(&format!("\\u{:04x}", c as u32));
             }
             c => out.push(c),

@@ -167,6 +167,16 @@ fn pipe_export(dir: &std::path::Path, redis: &Redis, keys: usize) {
     assert!(said.contains(&format!("errors: 0, replies: {keys}")), "{said}");
 }
 
+/// The README's command: `redis-cli --cluster import` from the Redis at `from` into the cluster.
+fn cluster_import(cluster: &str, from: u16) -> std::process::Output {
+    Command::new("redis-cli")
+        .args(["--cluster", "import", cluster, "--cluster-from"])
+        .arg(format!("127.0.0.1:{from}"))
+        .args(["--cluster-copy", "--cluster-replace"])
+        .output()
+        .unwrap()
+}
+
 /// Hostile data (every byte value, `\r\n`, quotes, NUL, empty and 1 MiB values, RESP lookalikes)
 /// reaches Redis exactly through `export --format resp | redis-cli --pipe`.
 #[test]
@@ -234,12 +244,7 @@ fn cluster_import_copies_every_key_without_a_nul() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    let imported = Command::new("redis-cli")
-        .args(["--cluster", "import", &addrs[0], "--cluster-from"])
-        .arg(format!("127.0.0.1:{}", scratch.port))
-        .args(["--cluster-copy", "--cluster-replace"])
-        .output()
-        .unwrap();
+    let imported = cluster_import(&addrs[0], scratch.port);
     assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stdout));
 
     let mut conns: Vec<Resp> = nodes.iter().map(|n| Resp::connect(n.port)).collect();
@@ -274,12 +279,7 @@ fn cluster_import_copies_every_key_without_a_nul() {
     let mut resp = Resp::connect(scratch.port);
     resp.command(&[b"SET", b"k", b"v"]);
     assert_eq!(resp.line(), "+OK");
-    let again = Command::new("redis-cli")
-        .args(["--cluster", "import", &addrs[0], "--cluster-from"])
-        .arg(format!("127.0.0.1:{}", scratch.port))
-        .args(["--cluster-copy", "--cluster-replace"])
-        .output()
-        .unwrap();
+    let again = cluster_import(&addrs[0], scratch.port);
     let said = String::from_utf8_lossy(&again.stdout);
     assert!(!again.status.success() && said.contains("MOVED"), "the caveat changed: {said}");
 }
