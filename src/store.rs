@@ -134,17 +134,24 @@ impl Store {
         limit: usize,
     ) -> (Vec<&[u8]>, bool) {
         let mut heap: BinaryHeap<&[u8]> = BinaryHeap::with_capacity(limit.saturating_add(1));
+        // Once the heap is full, the largest key in it: a key must sort before it to get in.
+        let mut bound: Option<&[u8]> = None;
         for entry in &self.map {
             let key = entry.key();
             if !key.starts_with(prefix) || after.is_some_and(|a| key <= a) {
                 continue;
             }
-            if heap.len() <= limit {
-                heap.push(key);
-            } else if let Some(mut largest) = heap.peek_mut()
-                && key < *largest
-            {
-                *largest = key; // sifted into place when `largest` is dropped
+            match bound {
+                Some(largest) if key >= largest => continue,
+                Some(_) => {
+                    if let Some(mut top) = heap.peek_mut() {
+                        *top = key; // sifted into place when `top` is dropped
+                    }
+                }
+                None => heap.push(key),
+            }
+            if heap.len() > limit {
+                bound = heap.peek().copied();
             }
         }
         let mut keys = heap.into_sorted_vec();
