@@ -99,7 +99,8 @@ USAGE:
 OPTIONS:
     --addr ADDR               server address (env WALKV_ADDR; default 127.0.0.1:8080)
     --auth-token-file PATH    send this token (env WALKV_AUTH_TOKEN gives the token itself)
-    --etag                    get: also print the value's ETag (its seq) on standard error
+    --etag                    get: also print the value's ETag (\"SEQ\") alone on a line of
+                              standard error, as --if-match takes it
     --if-match SEQ            set, delete: only if the key's ETag is still SEQ (compare-and-set)
     --if-absent               set: only if the key has no value yet
     -0, --null                ls: end each key with a NUL byte instead of a newline, and print

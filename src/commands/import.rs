@@ -2,7 +2,8 @@
 //!
 //! Each line is checked here first ([`crate::http::bulk::parse_line`]), so a malformed line
 //! stops the import at that line, with its number, having written exactly the lines before it.
-//! Valid lines go to `POST /v1/bulk` as they are, about [`BATCH_BYTES`] per request, on one
+//! Valid lines go to `POST /v1/bulk` as they are, about [`BATCH_BYTES`] (and at most
+//! [`bulk::MAX_LINES`] lines) per request, on one
 //! connection with two requests in flight (the next batch travels while the server writes the
 //! last). At the end, `POST /sync` makes it all durable, and the count is printed.
 
@@ -121,7 +122,7 @@ impl Import {
                 batch.push(b'\n');
             }
             lines_in_batch += 1;
-            if batch.len() >= BATCH_BYTES {
+            if batch.len() >= BATCH_BYTES || lines_in_batch as usize == bulk::MAX_LINES {
                 self.send(&batch, lines_in_batch)?;
                 batch.clear();
                 lines_in_batch = 0;

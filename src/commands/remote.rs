@@ -21,8 +21,8 @@ pub(super) fn auth_header(token: &TokenSource) -> Result<Option<String>, u8> {
     })
 }
 
-/// `walkv get KEY`: the value's exact bytes on standard output; with `etag`, its ETag on
-/// standard error (`etag: "42"`).
+/// `walkv get KEY`: the value's exact bytes on standard output; with `etag`, its ETag alone on
+/// a line of standard error (`"42"`).
 pub fn get(addr: &str, token: &TokenSource, key: &[u8], etag: bool) -> u8 {
     let auth = match auth_header(token) {
         Ok(auth) => auth,
@@ -31,7 +31,9 @@ pub fn get(addr: &str, token: &TokenSource, key: &[u8], etag: bool) -> u8 {
     let target = format!("/v1/{}?raw", client::encode_key(key));
     finish(client::request(addr, auth.as_deref(), "GET", &target, b""), |reply| {
         if etag {
-            crate::log!("etag: {}", reply.header("etag").unwrap_or("(none)"));
+            // The ETag alone on its line, as `--if-match` takes it back: no `walkv:` prefix.
+            let tag = printable::line(reply.header("etag").unwrap_or_default().as_bytes());
+            let _ = writeln!(std::io::stderr(), "{tag}");
         }
         let mut out = std::io::stdout().lock();
         match out.write_all(&reply.body).and_then(|_| out.flush()) {
