@@ -21,7 +21,7 @@ macro_rules! say {
 }
 
 mod dump;
-mod export;
+pub mod export;
 mod import;
 mod printable;
 mod remote;

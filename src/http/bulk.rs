@@ -159,4 +159,34 @@ mod tests {
         let numbered: Vec<(usize, &[u8])> = lines(b"a\n\n \r\nb\r\n").collect();
         assert_eq!(numbered, vec![(1, &b"a"[..]), (4, &b"b\r"[..])]);
     }
+
+    /// What `walkv export` writes, `parse_line` reads back exactly (random bytes, text and not);
+    /// mutated lines are errors or other pairs, never panics.
+    #[test]
+    fn reads_back_what_export_writes() {
+        const MUTATIONS: &[u8] = b"{}\":,\\u0aZ=";
+        let mut rng = crate::testutil::Rng::new(51);
+        for _ in 0..crate::testutil::knob("WALKV_FUZZ_ITERS", 20_000) / 4 {
+            let klen = 1 + rng.below(16);
+            let vlen = rng.below(32);
+            let (key, value) = (rng.bytes(klen), rng.bytes(vlen));
+            let mut line = Vec::new();
+            crate::commands::export::jsonl_line(&mut line, &key, &value);
+            assert_eq!(parse_line(&line).unwrap(), (key, value));
+            for _ in 0..1 + rng.below(3) {
+                let at = rng.below(line.len());
+                match rng.below(3) {
+                    0 => line[at] = MUTATIONS[rng.below(MUTATIONS.len())],
+                    1 => line.insert(at, rng.bytes(1)[0]),
+                    _ => {
+                        line.remove(at);
+                    }
+                }
+                if line.is_empty() {
+                    break;
+                }
+            }
+            let _ = parse_line(&line);
+        }
+    }
 }

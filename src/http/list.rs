@@ -216,4 +216,21 @@ mod tests {
             r#"{"keys":["b2s=","/w=="],"next":"/w=="}"#
         );
     }
+
+    /// Random query strings never panic the parser.
+    #[test]
+    fn random_queries_never_panic() {
+        let mut rng = crate::testutil::Rng::new(52);
+        let pieces = [
+            "prefix", "after", "limit", "encoding", "=", "&", "%", "%2F", "base64", "1", "0",
+            "\u{e9}", "=",
+        ];
+        for _ in 0..crate::testutil::knob("WALKV_FUZZ_ITERS", 20_000) {
+            let query: String =
+                (0..rng.below(10)).map(|_| pieces[rng.below(pieces.len())]).collect();
+            if let Ok(q) = Query::parse(Some(&query)) {
+                assert!((1..=MAX_LIMIT).contains(&q.limit), "{query}");
+            }
+        }
+    }
 }
