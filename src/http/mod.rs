@@ -508,6 +508,9 @@ pub fn decode_key(segment: &str) -> Result<Vec<u8>, String> {
 /// the error.
 pub fn percent_decode(text: &str, what: &str) -> Result<Vec<u8>, String> {
     let bytes = text.as_bytes();
+    if !bytes.contains(&b'%') {
+        return Ok(bytes.to_vec()); // most keys: one search and one copy, not a loop per byte
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
