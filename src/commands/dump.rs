@@ -8,6 +8,7 @@
 //! walkv dump of DIR: 2 files in replay order; no server holds the lock
 //!   snapshot-00000000000000000002.snap: snapshot through seq 2, 81 bytes
 //!   segment-00000000000000000003.wal: newest segment, from seq 3, 1048700 bytes
+//!   (then any file the next start removes, as "left over")
 //! == snapshot-00000000000000000002.snap: format 2, log id 0x0123456789abcdef
 //! snapshot-00000000000000000002.snap @24 seq=1 SET klen=3 vlen=4 crc=ok key="cat" value="meow"
 //! ...
@@ -100,6 +101,13 @@ impl<W: Write> Dump<'_, W> {
                 Piece::Single { .. } => "the log (one-file layout)".to_string(),
             };
             self.line(&format!("  {}: {what}, {size} bytes", name(piece.path())));
+        }
+        for leftover in leftovers(dir) {
+            self.line(&format!(
+                "  {}: left over from an interrupted write or compaction; not replayed, the next \
+                 start removes it",
+                name(&leftover)
+            ));
         }
         for piece in &pieces {
             let code = match piece {
@@ -254,6 +262,18 @@ impl<W: Write> Dump<'_, W> {
         if let Some(text) = read_damaged(path, at) {
             self.line(&format!("{file} @{at} {text}"));
         }
+    }
+}
+
+/// The files the next start removes (see [`crate::wal::dir::Part::Leftover`]).
+fn leftovers(dir: &Path) -> Vec<std::path::PathBuf> {
+    match crate::wal::dir::parts(dir) {
+        Ok(parts) => parts
+            .into_iter()
+            .filter(|(_, part)| matches!(part, crate::wal::dir::Part::Leftover))
+            .map(|(path, _)| path)
+            .collect(),
+        Err(_) => Vec::new(), // the one-file layout, or an unreadable directory: none
     }
 }
 
@@ -445,6 +465,12 @@ mod tests {
         assert!(text.contains("key=\"after\" value=\"\\x1b[2J\""), "{text}");
         let data = view::read_data(&dir).unwrap();
         assert_eq!((data.keys.len(), data.last_seq), (13, 42));
+        std::fs::write(dir.join("snapshot-00000000000000000099.snap.new"), b"half").unwrap();
+        let mut out = Vec::new();
+        let mut dump = Dump { out: &mut out, from_seq: 0, left: None, failed: None };
+        assert_eq!(dump.run(&dir), exit::OK);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("  snapshot-00000000000000000099.snap.new: left over"), "{text}");
         assert_eq!(
             data.keys.get(&b"k0"[..]).map(|(seq, _)| *seq),
             Some(40),
