@@ -25,15 +25,16 @@ use crate::wal::dir::Opened;
 use crate::wal::layout::Layout;
 use crate::wal::snapshot::entry_bytes;
 use crate::wal::{self, Body, Op, Options, Recovery, Wal, compact};
-use std::borrow::Borrow;
+use entry::Entry;
 use std::collections::{BinaryHeap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod entry;
 
 /// Name of the lock file inside the data directory.
 pub const LOCK_FILE: &str = "LOCK";
@@ -430,71 +431,6 @@ impl Replay {
             map.shrink_to(map.len() * 2);
         }
         (map, self.live_bytes)
-    }
-}
-
-/// A key, its value and the sequence number of the record that set it, in one allocation:
-/// `[seq: u64 LE][key length: u16 LE][key][value]`. Keys are at most [`wal::MAX_KEY_LEN`] (4096)
-/// bytes, so two bytes hold the length. The seq is the key's ETag (compare-and-set, see
-/// [`crate::http`]). Hashing and equality look at the key only, and `Borrow<[u8]>` lets the set
-/// be searched with a plain key.
-struct Entry(Box<[u8]>);
-
-impl Entry {
-    /// Bytes before the key: the seq and the key's length.
-    const HEAD: usize = 8 + 2;
-
-    fn new(seq: u64, key: &[u8], value: &[u8]) -> Entry {
-        debug_assert!(key.len() <= wal::MAX_KEY_LEN, "the log checked the length");
-        let mut bytes = Vec::with_capacity(Entry::HEAD + key.len() + value.len());
-        bytes.extend_from_slice(&seq.to_le_bytes());
-        bytes.extend_from_slice(&(key.len() as u16).to_le_bytes());
-        bytes.extend_from_slice(key);
-        bytes.extend_from_slice(value);
-        Entry(bytes.into_boxed_slice())
-    }
-
-    fn seq(&self) -> u64 {
-        let mut seq = [0; 8];
-        seq.copy_from_slice(&self.0[..8]);
-        u64::from_le_bytes(seq)
-    }
-
-    fn key_len(&self) -> usize {
-        usize::from(u16::from_le_bytes([self.0[8], self.0[9]]))
-    }
-
-    fn key(&self) -> &[u8] {
-        &self.0[Entry::HEAD..Entry::HEAD + self.key_len()]
-    }
-
-    fn value(&self) -> &[u8] {
-        &self.0[Entry::HEAD + self.key_len()..]
-    }
-
-    /// What this key takes in a snapshot.
-    fn bytes(&self) -> u64 {
-        entry_bytes(self.key(), self.value())
-    }
-}
-
-impl Hash for Entry {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key().hash(state);
-    }
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Entry) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for Entry {}
-
-impl Borrow<[u8]> for Entry {
-    fn borrow(&self) -> &[u8] {
-        self.key()
     }
 }
 

@@ -1,0 +1,71 @@
+//! The map's entries: a key, its value and its ETag in one allocation (see [`super`]).
+
+use crate::wal;
+use crate::wal::snapshot::entry_bytes;
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
+
+/// A key, its value and the sequence number of the record that set it, in one allocation:
+/// `[seq: u64 LE][key length: u16 LE][key][value]`. Keys are at most [`wal::MAX_KEY_LEN`] (4096)
+/// bytes, so two bytes hold the length. The seq is the key's ETag (compare-and-set, see
+/// [`crate::http`]). Hashing and equality look at the key only, and `Borrow<[u8]>` lets the set
+/// be searched with a plain key.
+pub(super) struct Entry(Box<[u8]>);
+
+impl Entry {
+    /// Bytes before the key: the seq and the key's length.
+    const HEAD: usize = 8 + 2;
+
+    pub(super) fn new(seq: u64, key: &[u8], value: &[u8]) -> Entry {
+        debug_assert!(key.len() <= wal::MAX_KEY_LEN, "the log checked the length");
+        let mut bytes = Vec::with_capacity(Entry::HEAD + key.len() + value.len());
+        bytes.extend_from_slice(&seq.to_le_bytes());
+        bytes.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(key);
+        bytes.extend_from_slice(value);
+        Entry(bytes.into_boxed_slice())
+    }
+
+    pub(super) fn seq(&self) -> u64 {
+        let mut seq = [0; 8];
+        seq.copy_from_slice(&self.0[..8]);
+        u64::from_le_bytes(seq)
+    }
+
+    pub(super) fn key_len(&self) -> usize {
+        usize::from(u16::from_le_bytes([self.0[8], self.0[9]]))
+    }
+
+    pub(super) fn key(&self) -> &[u8] {
+        &self.0[Entry::HEAD..Entry::HEAD + self.key_len()]
+    }
+
+    pub(super) fn value(&self) -> &[u8] {
+        &self.0[Entry::HEAD + self.key_len()..]
+    }
+
+    /// What this key takes in a snapshot.
+    pub(super) fn bytes(&self) -> u64 {
+        entry_bytes(self.key(), self.value())
+    }
+}
+
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Entry {}
+
+impl Borrow<[u8]> for Entry {
+    fn borrow(&self) -> &[u8] {
+        self.key()
+    }
+}
