@@ -128,6 +128,11 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
+/// `bind` without the brackets of `[::1]`: the resolver takes IPv6 addresses bare.
+pub fn unbracketed(bind: &str) -> &str {
+    bind.strip_prefix('[').and_then(|b| b.strip_suffix(']')).unwrap_or(bind)
+}
+
 /// Refuses to serve an open network without a token, unless the operator said so explicitly.
 /// `bind` is an address or host name; it counts as loopback only if everything it resolves to
 /// is loopback.
@@ -135,7 +140,7 @@ pub fn check_bind(bind: &str, auth: &Auth, insecure_open: bool) -> Result<(), St
     if auth.is_required() || insecure_open {
         return Ok(());
     }
-    let addrs: Vec<_> = match (bind, 0).to_socket_addrs() {
+    let addrs: Vec<_> = match (unbracketed(bind), 0).to_socket_addrs() {
         Ok(addrs) => addrs.collect(),
         Err(e) => return Err(format!("cannot resolve --bind {bind}: {e}")),
     };
@@ -184,10 +189,10 @@ mod tests {
     #[test]
     fn open_bind_needs_a_token_or_an_explicit_flag() {
         let token = Auth::from_token("t").unwrap();
-        for loopback in ["127.0.0.1", "127.0.0.2", "::1", "localhost"] {
+        for loopback in ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"] {
             assert!(check_bind(loopback, &Auth::none(), false).is_ok(), "{loopback}");
         }
-        for open in ["0.0.0.0", "::", "192.0.2.1"] {
+        for open in ["0.0.0.0", "::", "[::]", "192.0.2.1"] {
             let refused = check_bind(open, &Auth::none(), false).unwrap_err();
             assert!(refused.contains("--insecure-open"), "{refused}");
             assert!(check_bind(open, &token, false).is_ok());

@@ -1,10 +1,13 @@
-//! A minimal HTTP/1.1 client over `std::net::TcpStream`, for `walkv get`, `set` and `delete`.
+//! A minimal HTTP/1.1 client over `std::net::TcpStream`, for the client commands.
 //!
 //! Hand-written because the dependency budget has no room for an HTTP client, and because it
-//! needs very little: one request per connection (`Connection: close`), a `Content-Length` body
-//! out, and a response read to the end and parsed by [`parse_response`], a pure function that
-//! tests feed with well-formed, malformed and random answers. It reads at most
-//! [`MAX_RESPONSE`] bytes and gives up after [`TIMEOUT`], so a wrong address cannot hang it.
+//! needs very little: a `Content-Length` body out, and an answer read exactly as far as its
+//! `Content-Length` says (only an answer without one is read to the end of the connection), so
+//! that a proxy or a server that keeps the connection open cannot hang it. [`send`] makes one
+//! request per connection (`Connection: close`); a [`Connection`] makes many (`ls`, `import`).
+//! Heads are parsed by [`parse_response`], a pure function that tests feed with well-formed,
+//! malformed and random answers. It reads at most [`MAX_RESPONSE`] bytes and gives up after
+//! [`TIMEOUT`], so a wrong address cannot hang it.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -104,17 +107,16 @@ pub fn send(
     call: &Call,
     wait: Duration,
 ) -> Result<Reply, ClientError> {
-    let mut stream = connect(addr)?;
-    stream.set_read_timeout(Some(wait)).map_err(ClientError::Io)?;
-    stream.write_all(&message(addr, authorization, call, true)).map_err(ClientError::Io)?;
-    let mut raw = Vec::new();
-    stream.take(MAX_RESPONSE as u64 + 1).read_to_end(&mut raw).map_err(ClientError::Io)?;
-    if raw.len() > MAX_RESPONSE {
-        return Err(ClientError::BadResponse(format!("response over {MAX_RESPONSE} bytes")));
+    let mut connection = Connection::open(addr, authorization)?;
+    connection.stream.set_read_timeout(Some(wait)).map_err(ClientError::Io)?;
+    let bytes = message(addr, authorization, call, true);
+    if let Err(e) = connection.stream.write_all(&bytes) {
+        // A server that refused the request (413, 401) may have answered and closed before
+        // reading all of it: its answer says more than the broken pipe.
+        return connection.read_until_closed().map_err(|_| ClientError::Io(e));
     }
-    parse_response(&raw).map_err(ClientError::BadResponse)
+    connection.read_until_closed()
 }
-
 /// The bytes of a request.
 fn message(addr: &str, authorization: Option<&str>, call: &Call, close: bool) -> Vec<u8> {
     let mut head = format!("{} {} HTTP/1.1\r\nHost: {addr}\r\n", call.method, call.target);
@@ -189,6 +191,54 @@ impl Connection {
         Ok(reply)
     }
 
+    /// Reads one answer on a connection the server closes after it: framed by
+    /// `Content-Length` if it has one (behind a proxy that keeps the connection open, the end
+    /// of the body is the end of the answer), else by the end of the connection.
+    fn read_until_closed(&mut self) -> Result<Reply, ClientError> {
+        let head_end = loop {
+            if let Some(at) = find(&self.buffer, b"\r\n\r\n") {
+                break at + 4;
+            }
+            if self.buffer.len() > 64 * 1024 {
+                return Err(ClientError::BadResponse("response head over 64 KiB".into()));
+            }
+            if !self.fill_or_end()? {
+                let shown =
+                    String::from_utf8_lossy(&self.buffer[..self.buffer.len().min(40)]).into_owned();
+                return Err(ClientError::BadResponse(format!(
+                    "the connection ended before an HTTP answer ({} bytes: {shown:?})",
+                    self.buffer.len()
+                )));
+            }
+        };
+        let (_, len) =
+            parse_head(&self.buffer[..head_end - 4]).map_err(ClientError::BadResponse)?;
+        if len.is_some() {
+            return self.read();
+        }
+        while self.fill_or_end()? {
+            if self.buffer.len() > MAX_RESPONSE + head_end {
+                return Err(ClientError::BadResponse(format!(
+                    "response over {MAX_RESPONSE} bytes"
+                )));
+            }
+        }
+        parse_response(&self.buffer).map_err(ClientError::BadResponse)
+    }
+
+    /// Reads more; false at the end of the connection.
+    fn fill_or_end(&mut self) -> Result<bool, ClientError> {
+        let mut chunk = [0u8; 64 * 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => Ok(false),
+            Ok(n) => {
+                self.buffer.extend_from_slice(&chunk[..n]);
+                Ok(true)
+            }
+            Err(e) => Err(ClientError::Io(e)),
+        }
+    }
+
     /// Sends `call` and reads its answer.
     pub fn call(&mut self, call: &Call) -> Result<Reply, ClientError> {
         self.write(call)?;
@@ -196,14 +246,9 @@ impl Connection {
     }
 
     fn fill(&mut self) -> Result<(), ClientError> {
-        let mut chunk = [0u8; 64 * 1024];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => Err(ClientError::BadResponse("the server closed the connection".into())),
-            Ok(n) => {
-                self.buffer.extend_from_slice(&chunk[..n]);
-                Ok(())
-            }
-            Err(e) => Err(ClientError::Io(e)),
+        match self.fill_or_end()? {
+            true => Ok(()),
+            false => Err(ClientError::BadResponse("the server closed the connection".into())),
         }
     }
 }
@@ -274,8 +319,13 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Percent-encodes a key as one path segment: every byte but `A-Z a-z 0-9 - . _ ~` becomes `%XX`.
+/// Percent-encodes a key as one path segment: every byte but `A-Z a-z 0-9 - . _ ~` becomes `%XX`,
+/// and the keys `.` and `..` are encoded whole.
 pub fn encode_key(key: &[u8]) -> String {
+    if key == b"." || key == b".." {
+        // Proxies and URL libraries remove `.` and `..` segments (RFC 3986 5.2.4).
+        return "%2E".repeat(key.len());
+    }
     let mut out = String::with_capacity(key.len() * 3);
     for &b in key {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -356,5 +406,7 @@ mod tests {
             assert_eq!(crate::http::decode_key(&encoded).unwrap(), key);
         }
         assert_eq!(encode_key(b"a/b c=d"), "a%2Fb%20c%3Dd");
+        assert_eq!((encode_key(b"."), encode_key(b"..")), ("%2E".into(), "%2E%2E".into()));
+        assert_eq!(encode_key(b"..."), "...", "only the segments proxies remove");
     }
 }

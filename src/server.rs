@@ -51,7 +51,7 @@
 //!   (for at most half a second, as on a stop: reads from the map, writes 503), and [`run`]
 //!   ends with [`Outcome::LogFailed`]; a restart replays what is really on disk. A write
 //!   answered 503 may or may not be in the log after that restart.
-//! - SIGINT/SIGTERM: the loop ends after the batch in hand (systemd hears `STOPPING=1`), answers
+//! - SIGINT/SIGTERM/SIGHUP: the loop ends after the batch in hand (systemd hears `STOPPING=1`), answers
 //!   what is already queued (for at most half a second; `/readyz` then says `stopping`), then
 //!   flushes and fsyncs the log. A connection still waiting after that is closed unanswered
 //!   when the process exits.
@@ -110,7 +110,7 @@ pub struct Config {
 /// How a server that started successfully ended.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Stopped by SIGINT or SIGTERM after a final flush and fsync.
+    /// Stopped by SIGINT, SIGTERM or SIGHUP after a final flush and fsync.
     Stopped,
     /// The listening socket failed and will accept nothing more; the log was synced.
     ListenerFailed(io::Error),
@@ -125,7 +125,7 @@ pub enum Outcome {
 pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     let started = Instant::now();
     crate::metrics::METRICS.started();
-    let addr = format!("{}:{}", config.bind, config.port);
+    let addr = listen_addr(&config.bind, config.port);
     let listener =
         TcpListener::bind(addr.as_str()).map_err(|e| Error::io(format!("listen on {addr}"), e))?;
     let bound = listener.local_addr().map_err(|e| Error::io(format!("listen on {addr}"), e))?;
@@ -406,16 +406,27 @@ fn install_panic_hook() {
     }));
 }
 
-/// SIGINT and SIGTERM set the returned flag; a second one while stopping exits at once (130).
+/// SIGINT, SIGTERM and SIGHUP set the returned flag; a second one while stopping exits at once
+/// (130). SIGHUP is a clean stop too: its default would kill the server without the final sync
+/// when the terminal or the ssh session that started it goes away (`nohup` aside). It does not
+/// mean "reload": walkv has no configuration file to reload.
 fn register_stop_signals() -> Result<Arc<AtomicBool>, Error> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
         signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
             .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
             .map_err(|e| Error::io("register signal handlers", e))?;
     }
     Ok(stop)
+}
+
+/// `HOST:PORT` to listen on: `--bind ::1` and `--bind [::1]` both mean the IPv6 loopback.
+fn listen_addr(bind: &str, port: u16) -> String {
+    match crate::auth::unbracketed(bind) {
+        host if host.contains(':') => format!("[{host}]:{port}"),
+        host => format!("{host}:{port}"),
+    }
 }
 
 /// Starts the thread that fsyncs the log every `interval`. Dropping the returned sender stops it.

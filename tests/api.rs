@@ -379,3 +379,34 @@ fn readyz_is_503_log_failed_after_a_failed_fsync() {
     let (status, stderr) = server.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(10), "{stderr}");
 }
+
+/// SIGHUP (the terminal or ssh session that started the server went away) is a clean stop, as
+/// SIGTERM: exit 0, and the log ends in a close marker after the final fsync. Its default would
+/// have killed the server without either.
+#[test]
+fn sighup_is_a_clean_stop() {
+    let dir = TempDir::new("sighup");
+    let server = Server::start_with(&dir, &["--sync-interval", "3600"]);
+    assert_eq!(request(&server.addr, "PUT", "/v1/k", b"v").unwrap().status, 201);
+    support::signal(server.pid(), "HUP");
+    let (status, stderr) = server.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let records = support::log_records(&support::active_log(&dir));
+    let last = records.last().expect("records");
+    assert_eq!(last.kind, "sync", "the log ends in the close marker: {records:?}");
+    let (code, out, _) =
+        support::run_walkv(&["dump", "--data-dir", &dir.display().to_string()], &[], b"");
+    let out = String::from_utf8_lossy(&out);
+    assert!(code == 0 && out.contains("kind=close"), "{out}");
+}
+
+/// `--bind [::1]` (and `::1`) is the IPv6 loopback: served without a token.
+#[test]
+fn ipv6_loopback_needs_no_token() {
+    for bind in ["[::1]", "::1"] {
+        let dir = TempDir::new("bind-v6");
+        let server = Server::start_with(&dir, &["--bind", bind]);
+        assert!(server.addr.starts_with("[::1]:"), "{}", server.addr);
+        assert_eq!(request(&server.addr, "PUT", "/v1/k", b"v").unwrap().status, 201, "{bind}");
+    }
+}

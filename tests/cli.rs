@@ -135,3 +135,147 @@ fn serve_reads_port_and_data_dir_from_env() {
     let status = support::wait_with_timeout(&mut child.0, std::time::Duration::from_secs(20));
     assert_eq!(status.code(), Some(0));
 }
+
+/// Serves one connection with a canned answer and keeps it open for `hold`, as a proxy or a
+/// keep-alive server does; returns its address.
+fn fake_server_holding(answer: &'static [u8], hold: std::time::Duration) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(answer);
+            thread::sleep(hold);
+        }
+    });
+    addr
+}
+
+/// Runs `script` in bash with `$W` the walkv binary; returns (exit code, stdout, stderr).
+fn bash(script: &str) -> (i32, String, String) {
+    let out = std::process::Command::new("bash")
+        .args(["-c", script])
+        .env("W", support::BIN)
+        .env_remove("WALKV_ADDR")
+        .env_remove("WALKV_AUTH_TOKEN")
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+/// `walkv set k -` with standard input closed is an error (exit 2) that writes nothing, not an
+/// empty value; `</dev/null` is still the empty value.
+#[test]
+fn set_from_a_closed_stdin_writes_nothing() {
+    let dir = TempDir::new("cli-closed-stdin");
+    let server = Server::start(&dir);
+    let a = &server.addr;
+    let (code, _, err) = bash(&format!("$W set k - --addr {a} <&-"));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("standard input is closed") && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(run_walkv(&["get", "--addr", a, "k"], &[], b"").0, 1, "nothing was written");
+    let (code, _, err) = bash(&format!("$W set k - --addr {a} </dev/null"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(run_walkv(&["get", "--addr", a, "k"], &[], b"").1, b"");
+}
+
+/// A value over 1 MiB from stdin is refused by the client (exit 4, "over ... bytes"), which
+/// reads no more than the limit of it; one at the limit goes through.
+#[test]
+fn set_of_a_value_over_the_limit_is_refused_by_the_client() {
+    let dir = TempDir::new("cli-too-large");
+    let server = Server::start(&dir);
+    let a = &server.addr;
+    let (code, _, err) = bash(&format!("head -c 20000000 /dev/zero | $W set big - --addr {a}"));
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("over 1048576 bytes") && err.contains("nothing was written"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+    let (code, _, err) = bash(&format!("head -c 1048576 /dev/zero | $W set big - --addr {a}"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(run_walkv(&["get", "--addr", a, "big"], &[], b"").1.len(), 1 << 20);
+}
+
+/// An answer framed by Content-Length is complete when its body is: behind a server that keeps
+/// the connection open the client does not wait for the close.
+#[test]
+fn the_client_reads_exactly_the_framed_answer() {
+    let hold = std::time::Duration::from_secs(20);
+    let addr = fake_server_holding(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 5\r\n\r\nhello",
+        hold,
+    );
+    let began = std::time::Instant::now();
+    let (code, out, err) = run_walkv(&["get", "--addr", &addr, "k"], &[], b"");
+    assert_eq!((code, out.as_slice()), (0, &b"hello"[..]), "{err}");
+    assert!(began.elapsed() < std::time::Duration::from_secs(5), "{:?}", began.elapsed());
+}
+
+/// Only walkv's own "key not found" is exit 1; a 404 from something else (here the answer of
+/// `python3 -m http.server`) is a server error that asks whether the address is walkv.
+#[test]
+fn a_404_that_is_not_walkv_is_not_key_not_found() {
+    let addr = fake_server(b"HTTP/1.0 404 File not found\r\nContent-Type: text/html\r\nContent-Length: 22\r\n\r\n<h1>File not found</h1>");
+    let (code, _, err) = run_walkv(&["get", "--addr", &addr, "k"], &[], b"");
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("is --addr a walkv server?"), "{err}");
+}
+
+/// Addresses: `http://HOST:PORT` works; no port, a path, a bad port or https are usage errors
+/// (exit 2) that show a valid address, not connection failures.
+#[test]
+fn addresses_are_checked() {
+    let dir = TempDir::new("cli-addr");
+    let server = Server::start(&dir);
+    let http = format!("http://{}", server.addr);
+    assert_eq!(run_walkv(&["set", "--addr", &http, "k", "v"], &[], b"").0, 0);
+    assert_eq!(run_walkv(&["get", "k"], &[("WALKV_ADDR", &http)], b"").1, b"v");
+    let with_slash = format!("{}/", server.addr);
+    for bad in
+        ["127.0.0.1", with_slash.as_str(), ":99999", "https://127.0.0.1:8080", "::1:8080", "h:0"]
+    {
+        let (code, _, err) = run_walkv(&["get", "--addr", bad, "k"], &[], b"");
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains("an address is HOST:PORT"), "{bad}: {err}");
+    }
+    let (code, _, err) = run_walkv(&["get", "k"], &[("WALKV_ADDR", "localhost")], b"");
+    assert!(code == 2 && err.contains("WALKV_ADDR"), "{err}");
+    let (code, _, err) = run_walkv(&["get", "--addr", "[::1]:1", "k"], &[], b"");
+    assert_eq!(code, 3, "[::1]:PORT is an address (nothing listens there): {err}");
+}
+
+/// A reader that goes away (`| head -c 10`) ends `get` quietly with 0, as for Unix tools.
+#[test]
+fn a_closed_stdout_is_quiet() {
+    let dir = TempDir::new("cli-epipe");
+    let server = Server::start(&dir);
+    let a = &server.addr;
+    let (code, _, err) = bash(&format!(
+        "head -c 1000000 /dev/zero | $W set big - --addr {a} && $W get big --addr {a} | head -c 10 >/dev/null; echo ${{PIPESTATUS[0]}}"
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "nothing said: {err}");
+}
+
+/// A value that looks like a negative number is a value; keys `.` and `..` are keys.
+#[test]
+fn dash_values_and_dot_keys() {
+    let dir = TempDir::new("cli-dash");
+    let server = Server::start(&dir);
+    let a = &server.addr;
+    assert_eq!(run_walkv(&["set", "temp", "-5", "--addr", a], &[], b"").0, 0);
+    assert_eq!(run_walkv(&["get", "temp", "--addr", a], &[], b"").1, b"-5");
+    assert_eq!(run_walkv(&["set", "--addr", a, "--", "t", "-x"], &[], b"").0, 0, "`--` for others");
+    let (code, _, err) = run_walkv(&["set", "t", "-x", "--addr", a], &[], b"");
+    assert!(code == 2 && err.contains("unknown option -x"), "{err}");
+    for key in [".", ".."] {
+        assert_eq!(run_walkv(&["set", key, key, "--addr", a], &[], b"").0, 0);
+        assert_eq!(run_walkv(&["get", key, "--addr", a], &[], b"").1, key.as_bytes());
+    }
+    let (_, out, _) = run_walkv(&["ls", "--addr", a], &[], b"");
+    assert_eq!(String::from_utf8_lossy(&out), ".\n..\nt\ntemp\n");
+}

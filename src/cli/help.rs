@@ -30,6 +30,9 @@ EXIT CODES:
     9 the listener failed while serving   10 an fsync failed: the server stopped, restart it
     11 a server thread panicked (a bug): the server stopped, restart it
     12 the log was written by a newer walkv: upgrade walkv
+    130 serve: a second stop signal while stopping
+
+    walkv --version prints the version.
 ";
 
 pub const HELP_SERVE: &str = "\
@@ -57,14 +60,17 @@ OPTIONS:
                               interval  every --sync-interval seconds
                               never     only at shutdown; the OS writes back when it likes
                               In every mode an acknowledged write survives a killed process.
-    --sync-interval SECONDS   the interval for --sync interval (default 5): a power cut loses
-                              at most the writes acknowledged since the last sync
+    --sync-interval SECONDS   the interval for --sync interval (default 5; 0.01 to 86400): a
+                              power cut loses at most the writes acknowledged since the last
+                              sync
     --max-batch N             most requests answered per batch, and so per fsync in always
                               mode (default 128; 1 turns group commit off)
-    --max-connections N       open connections at most (default 1024); one more gets 503
+    --max-connections N       open connections at most (default 1024; 1 to 1000000); one more
+                              gets 503
     --idle-timeout SECONDS    close a connection idle between requests (default 60)
     --header-timeout SECONDS  a request header must arrive within this (default 10; 408)
     --body-timeout SECONDS    longest pause inside a request body (default 30; 408)
+                              (the three timeouts: 0.1 to 86400 seconds)
     --compact-ratio R         compact the log by itself when its files hold more than R times
                               the live data (default 2; 0 turns automatic compaction off)
     --compact-min-size SIZE   ... and at least SIZE bytes (default 64M; suffixes K, M, G)
@@ -78,7 +84,8 @@ everything written before it is synced; POST /compact compacts the log now and a
 done; GET /status reports last_seq, synced_seq, disk_bytes, live_bytes and compaction.
 GET /livez and /readyz are the probes (no token needed); GET /metrics is for Prometheus.
 
-SIGINT or SIGTERM: stop, flush and fsync the log, exit 0 (a second signal exits at once, 130).
+SIGINT, SIGTERM or SIGHUP: stop, flush and fsync the log, exit 0 (a second signal exits at
+once, 130).
 Exit 2: bad options, an unreadable token, or an open address without a token.
 Exit 7: the log is corrupt (run `walkv check`, then `walkv repair --dry-run`), or not a
 walkv log. Exit 8: cannot start. Exit 12: the log was written by a newer walkv.
@@ -110,9 +117,14 @@ ls prints one key per line; a byte that is a control character, a backslash, or 
 written as \\xNN, so each line is one key and nothing reaches a terminal raw. Use -0 for the
 exact bytes (`walkv ls -0 | xargs -0 ...`).
 
-Use `--` before a KEY that starts with `-`. Keys and values may be any bytes.
-EXIT CODES: 0 ok, 1 not found (get), 2 usage, 3 cannot connect, 4 rejected (a failed
---if-match or --if-absent says the key's current ETag), 5 server error.
+Use `--` before a KEY or VALUE that starts with `-` (a negative number such as -5 needs none:
+`walkv set temp -5`). Keys and values may be any bytes.
+ADDR is HOST:PORT, [IPv6]:PORT, or either after http:// (http://127.0.0.1:8080).
+
+EXIT CODES: 0 ok, 1 not found (get: walkv's own 404), 2 usage (also: `set KEY -` with standard
+input closed), 3 cannot connect, 4 rejected (a value over 1 MiB; a failed --if-match or
+--if-absent says the key's current ETag), 5 server error (or a 404 from something not walkv).
+A closed standard output (`walkv get k | head -c 10`) ends quietly with 0.
 ";
 
 pub const HELP_CHECK: &str = "\

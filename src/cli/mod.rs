@@ -203,6 +203,8 @@ pub fn parse(
         ) => (first.unwrap_or_default().to_string(), args[1..].to_vec()),
         Some("help" | "--help" | "-h") => return Ok(Command::Help(help_for(args.get(1)))),
         Some("--version" | "-V") => return Ok(Command::Version),
+        None if !args.is_empty() => return Err(unknown_command(&args[0])),
+        Some(word) if !word.starts_with('-') => return Err(unknown_command(&args[0])),
         _ => ("serve".to_string(), args), // plain `walkv [--port N ...]` serves
     };
     // Which options each command knows: Some(true) takes a value, Some(false) is a switch.
@@ -234,36 +236,45 @@ pub fn parse(
             Err(UsageError(format!("expected {usage}, got {} argument(s)", pos.len())))
         }
     };
-    let addr = || setting(parsed.option("--addr"), env("WALKV_ADDR"), DEFAULT_ADDR.to_string());
+    let addr = || match (parsed.option("--addr"), env("WALKV_ADDR")) {
+        (Some(flag), _) => parse_addr(flag, "--addr"),
+        (None, Some(var)) => parse_addr(&var, "WALKV_ADDR"),
+        (None, None) => Ok(DEFAULT_ADDR.to_string()),
+    };
     let token = || match (parsed.option("--auth-token-file"), env("WALKV_AUTH_TOKEN")) {
         (Some(path), _) => TokenSource::File(PathBuf::from(path)),
         (None, Some(token)) => TokenSource::Env(token),
         (None, None) => TokenSource::None,
     };
     let data_dir = || {
-        PathBuf::from(setting(
-            parsed.option("--data-dir"),
-            env("WALKV_DATA_DIR"),
-            DEFAULT_DATA_DIR.into(),
-        ))
+        let dir =
+            setting(parsed.option("--data-dir"), env("WALKV_DATA_DIR"), DEFAULT_DATA_DIR.into());
+        if dir.is_empty() {
+            // An empty path would silently mean the current directory.
+            return Err(UsageError(
+                "--data-dir (or WALKV_DATA_DIR) is empty; give a directory, such as ./walkv-data"
+                    .into(),
+            ));
+        }
+        Ok(PathBuf::from(dir))
     };
     match name.as_str() {
         "serve" => {
             want(0, "no positional arguments for serve")?;
-            let mut config = serve_config(&parsed, env, data_dir())?;
+            let mut config = serve_config(&parsed, env, data_dir()?)?;
             config.token = token();
             Ok(Command::Serve(config))
         }
         "get" => {
             want(1, "`walkv get KEY`")?;
             let etag = parsed.option("--etag").is_some();
-            Ok(Command::Get { addr: addr(), token: token(), key: key_bytes(&pos[0])?, etag })
+            Ok(Command::Get { addr: addr()?, token: token(), key: key_bytes(&pos[0])?, etag })
         }
         "delete" => {
             want(1, "`walkv delete KEY`")?;
             let condition = condition(&parsed)?;
             Ok(Command::Delete {
-                addr: addr(),
+                addr: addr()?,
                 token: token(),
                 key: key_bytes(&pos[0])?,
                 condition,
@@ -274,7 +285,7 @@ pub fn parse(
             let value = (pos[1] != "-").then(|| pos[1].clone().into_encoded_bytes());
             let condition = condition(&parsed)?;
             let key = key_bytes(&pos[0])?;
-            Ok(Command::Set { addr: addr(), token: token(), key, value, condition })
+            Ok(Command::Set { addr: addr()?, token: token(), key, value, condition })
         }
         "ls" => {
             if pos.len() > 1 {
@@ -285,7 +296,7 @@ pub fn parse(
             }
             let prefix = pos.first().map(|p| p.clone().into_encoded_bytes()).unwrap_or_default();
             let null = parsed.option("-0").is_some() || parsed.option("--null").is_some();
-            Ok(Command::List { addr: addr(), token: token(), prefix, null })
+            Ok(Command::List { addr: addr()?, token: token(), prefix, null })
         }
         "dump" => {
             want(0, "no positional arguments for dump")?;
@@ -300,7 +311,7 @@ pub fn parse(
                     .transpose()
             };
             let from_seq = number("--from-seq")?.unwrap_or(0);
-            Ok(Command::Dump { data_dir: data_dir(), from_seq, limit: number("--limit")? })
+            Ok(Command::Dump { data_dir: data_dir()?, from_seq, limit: number("--limit")? })
         }
         "export" => {
             want(0, "no positional arguments for export")?;
@@ -313,7 +324,7 @@ pub fn parse(
                     )));
                 }
             };
-            Ok(Command::Export { data_dir: data_dir(), format })
+            Ok(Command::Export { data_dir: data_dir()?, format })
         }
         "import" => {
             if pos.len() > 1 {
@@ -323,15 +334,15 @@ pub fn parse(
                 )));
             }
             let file = pos.first().filter(|p| *p != "-").map(PathBuf::from);
-            Ok(Command::Import { addr: addr(), token: token(), file })
+            Ok(Command::Import { addr: addr()?, token: token(), file })
         }
         "compact" => {
             want(0, "no positional arguments for compact")?;
-            Ok(Command::Compact { addr: addr(), token: token() })
+            Ok(Command::Compact { addr: addr()?, token: token() })
         }
         "check" => {
             want(0, "no positional arguments for check")?;
-            Ok(Command::Check { data_dir: data_dir() })
+            Ok(Command::Check { data_dir: data_dir()? })
         }
         _ => {
             want(0, "no positional arguments for repair")?;
@@ -350,9 +361,59 @@ pub fn parse(
                     "choose one of --dry-run, --skip-damaged and --cut".to_string(),
                 ));
             }
-            Ok(Command::Repair { data_dir: data_dir(), mode: chosen.first().copied() })
+            Ok(Command::Repair { data_dir: data_dir()?, mode: chosen.first().copied() })
         }
     }
+}
+
+/// The commands, for the message about one that is not.
+const COMMANDS: &str =
+    "serve, get, set, delete, ls, compact, check, repair, dump, export, import, help";
+
+fn unknown_command(word: &OsString) -> UsageError {
+    let shown: String =
+        word.to_string_lossy().chars().take(40).flat_map(char::escape_debug).collect();
+    let hint = if shown == "version" { "; for the version, `walkv --version`" } else { "" };
+    UsageError(format!("unknown command '{shown}'; the commands are {COMMANDS}{hint}"))
+}
+
+/// A server address for the client: `HOST:PORT`, `[IPv6]:PORT` or `http://` before either (as
+/// `CONSUL_HTTP_ADDR` and etcdctl take it). Anything else is a usage error that says what a
+/// valid address looks like. Returns `HOST:PORT`.
+pub fn parse_addr(text: &str, source: &str) -> Result<String, UsageError> {
+    let shown: String = text.chars().take(80).flat_map(char::escape_debug).collect();
+    let bad = |why: &str| {
+        UsageError(format!(
+            "{source} {shown:?} {why}; an address is HOST:PORT, such as 127.0.0.1:8080, \
+             [::1]:8080 or http://localhost:8080"
+        ))
+    };
+    if text.starts_with("https://") {
+        return Err(bad("asks for HTTPS, which walkv does not speak (put a TLS proxy in front)"));
+    }
+    let rest = text.strip_prefix("http://").unwrap_or(text);
+    if rest.contains('/') {
+        return Err(bad("has a path; give only HOST:PORT"));
+    }
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => match v6.split_once("]:") {
+            Some((ip, port)) if ip.parse::<std::net::Ipv6Addr>().is_ok() => (ip, port),
+            _ => return Err(bad("is not [IPv6]:PORT")),
+        },
+        None => match rest.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') => (host, port),
+            Some(_) => return Err(bad("looks like an IPv6 address: write it in brackets")),
+            None => return Err(bad("has no port")),
+        },
+    };
+    if host.is_empty() {
+        return Err(bad("has no host"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 && port.bytes().all(|b| b.is_ascii_digit()) => {}
+        _ => return Err(bad("has no valid port (1 to 65535)")),
+    }
+    Ok(if rest.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") })
 }
 
 /// Flag, else environment variable, else default.
@@ -502,18 +563,29 @@ pub fn parse_size(text: &str) -> Option<u64> {
     digits.parse::<u64>().ok()?.checked_mul(unit)
 }
 
-/// A `--flag SECONDS` option: above 0, at most a day, fractions allowed.
+/// A `--flag SECONDS` option, fractions allowed: from [`MIN_SECONDS`] for the flag (10 ms for
+/// `--sync-interval`, 100 ms for the timeouts) to a day. Less would only burn a core (an fsync
+/// loop, a timer storm) or drop every client; more is a typo.
 fn seconds(parsed: &Parsed, flag: &str, default: f64) -> Result<Duration, UsageError> {
+    let min = MIN_SECONDS.iter().find(|(f, _)| *f == flag).map_or(0.1, |&(_, m)| m);
     match parsed.option(flag) {
         None => Ok(Duration::from_secs_f64(default)),
         Some(text) => match text.parse::<f64>() {
-            Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+            Ok(s) if (min..=86_400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
             _ => Err(UsageError(format!(
-                "{flag} must be a number of seconds above 0 and at most 86400, got {text:?}"
+                "{flag} must be a number of seconds from {min} to 86400, got {text:?}"
             ))),
         },
     }
 }
+
+/// The least each `--flag SECONDS` takes.
+pub const MIN_SECONDS: [(&str, f64); 4] = [
+    ("--sync-interval", 0.01),
+    ("--idle-timeout", 0.1),
+    ("--header-timeout", 0.1),
+    ("--body-timeout", 0.1),
+];
 
 /// Separates `--flag VALUE` / `--flag=VALUE` options from positional arguments.
 fn split_options(
@@ -539,6 +611,11 @@ fn split_options(
                     None => (text, None),
                 };
                 let value = match (takes(flag), inline) {
+                    // `walkv set temp -5`: a negative number is a value, not an option.
+                    (None, None) if text.parse::<f64>().is_ok() => {
+                        parsed.positionals.push(arg);
+                        continue;
+                    }
                     (None, _) => return Err(UsageError(format!("unknown option {flag}"))),
                     (Some(false), Some(_)) => {
                         return Err(UsageError(format!("{flag} takes no value")));

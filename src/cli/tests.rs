@@ -176,6 +176,52 @@ fn data_commands() {
     assert_eq!(file, Some(PathBuf::from("x.jsonl")));
 }
 
+/// Issue 13's command lines: an unknown command names itself and the commands; every duration
+/// has a floor; an empty data directory and a bad address are refused; negative numbers are
+/// values.
+#[test]
+fn new_user_mistakes() {
+    for (line, says) in [
+        (&["list"][..], "unknown command 'list'; the commands are serve, get, set"),
+        (&["version"], "for the version, `walkv --version`"),
+        (&["--sync-interval", "1e-9"], "--sync-interval must be a number of seconds from 0.01"),
+        (&["--sync-interval", "0.001"], "from 0.01 to 86400"),
+        (&["--idle-timeout", "0.01"], "--idle-timeout must be a number of seconds from 0.1"),
+        (&["--body-timeout", "inf"], "--body-timeout must be"),
+        (&["--header-timeout", "NaN"], "--header-timeout must be"),
+        (&["--data-dir", ""], "--data-dir (or WALKV_DATA_DIR) is empty"),
+        (&["check", "--data-dir="], "is empty"),
+        (&["get", "k", "--addr", "127.0.0.1"], "has no port"),
+        (&["get", "k", "--addr", "http://h:1/"], "has a path"),
+        (&["get", "k", "--addr", "h:99999"], "no valid port"),
+        (&["get", "k", "--addr", "::1:80"], "write it in brackets"),
+        (&["get", "k", "--addr", "[::1]80"], "is not [IPv6]:PORT"),
+        (&["get", "k", "--addr", ":80"], "has no host"),
+    ] {
+        let err = parse(args(line), &no_env).unwrap_err();
+        assert!(err.0.contains(says), "{line:?}: {err}");
+    }
+    let empty_env = |n: &str| (n == "WALKV_DATA_DIR").then(String::new);
+    assert!(parse(args(&["check"]), &empty_env).unwrap_err().0.contains("is empty"));
+    for (given, addr) in [
+        ("http://localhost:8080", "localhost:8080"),
+        ("[::1]:9", "[::1]:9"),
+        ("http://[::1]:9", "[::1]:9"),
+        ("10.0.0.1:1", "10.0.0.1:1"),
+    ] {
+        assert_eq!(parse_addr(given, "--addr").unwrap(), addr);
+    }
+    let Command::Serve(c) = parse(args(&["--sync-interval", "0.01"]), &no_env).unwrap() else {
+        panic!()
+    };
+    assert_eq!(c.sync_interval, Duration::from_millis(10));
+    let Command::Set { value, .. } = parse(args(&["set", "temp", "-5"]), &no_env).unwrap() else {
+        panic!()
+    };
+    assert_eq!(value, Some(b"-5".to_vec()));
+    assert!(parse(args(&["set", "temp", "-x"]), &no_env).unwrap_err().0.contains("unknown option"));
+}
+
 /// Wrong command lines are usage errors that say what is wrong.
 #[test]
 fn usage_errors() {

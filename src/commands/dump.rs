@@ -50,10 +50,7 @@ pub fn dump(data_dir: &Path, from_seq: u64, limit: Option<u64>) -> u8 {
     let flushed = dump.out.flush();
     match (dump.failed.take().map_or(flushed, Err), code) {
         (Ok(()), code) => code,
-        (Err(e), _) => {
-            crate::log!("cannot write to standard output: {e}");
-            exit::FAILED
-        }
+        (Err(e), _) => super::remote::stdout_result(Err(e)),
     }
 }
 

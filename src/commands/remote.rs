@@ -11,6 +11,7 @@ use crate::base64;
 use crate::cli::{Condition, exit};
 use crate::client::{self, Call, ClientError, Connection, Reply};
 use crate::json::{self, Value};
+use crate::wal::MAX_VALUE_LEN;
 use std::io::{Read, Write};
 
 /// The `Authorization` header a client command sends, or the exit code if the token is bad.
@@ -36,13 +37,7 @@ pub fn get(addr: &str, token: &TokenSource, key: &[u8], etag: bool) -> u8 {
             let _ = writeln!(std::io::stderr(), "{tag}");
         }
         let mut out = std::io::stdout().lock();
-        match out.write_all(&reply.body).and_then(|_| out.flush()) {
-            Ok(()) => exit::OK,
-            Err(e) => {
-                crate::log!("cannot write to standard output: {e}");
-                exit::FAILED
-            }
-        }
+        stdout_result(out.write_all(&reply.body).and_then(|_| out.flush()))
     })
 }
 
@@ -69,21 +64,66 @@ pub fn set(
     };
     let stdin_value;
     let value = match value {
+        Some(v) if v.len() > MAX_VALUE_LEN => return too_large(),
         Some(v) => v,
-        None => {
-            let mut buf = Vec::new();
-            if let Err(e) = std::io::stdin().lock().read_to_end(&mut buf) {
-                crate::log!("cannot read the value from standard input: {e}");
-                return exit::FAILED;
+        None => match read_stdin_value() {
+            Ok(v) => {
+                stdin_value = v;
+                &stdin_value
             }
-            stdin_value = buf;
-            &stdin_value
-        }
+            Err(code) => return code,
+        },
     };
     let target = format!("/v1/{}", client::encode_key(key));
     let headers = condition_header(condition);
     let call = Call { method: "PUT", target: &target, headers: &headers, body: value };
     finish(client::send(addr, auth.as_deref(), &call, client::TIMEOUT), |_| exit::OK)
+}
+
+/// The value of `walkv set KEY -`: standard input, at most [`MAX_VALUE_LEN`] bytes read. A
+/// closed standard input (`<&-`, as cron and `ssh host cmd <&-` leave it) is an error, not an
+/// empty value: the caller meant to pipe something in (an empty value comes from `</dev/null`).
+fn read_stdin_value() -> Result<Vec<u8>, u8> {
+    let stdin = std::io::stdin();
+    if stdin_was_closed() {
+        crate::log!(
+            "standard input is closed, so `-` has no value to read; pipe the value in, or give \
+             it as an argument (use </dev/null for an empty value); nothing was written"
+        );
+        return Err(exit::USAGE);
+    }
+    let mut buf = Vec::new();
+    let limit = MAX_VALUE_LEN as u64 + 1;
+    if let Err(e) = stdin.lock().take(limit).read_to_end(&mut buf) {
+        crate::log!("cannot read the value from standard input: {e}; nothing was written");
+        return Err(exit::FAILED);
+    }
+    if buf.len() > MAX_VALUE_LEN {
+        return Err(too_large());
+    }
+    Ok(buf)
+}
+
+/// True if walkv started with standard input closed. Rust's runtime opens `/dev/null` in its
+/// place before `main` (so that no file takes descriptor 0 by accident), read-write; a shell's
+/// `</dev/null` opens it read-only. So: descriptor 0 is `/dev/null` opened `O_RDWR`.
+fn stdin_was_closed() -> bool {
+    let Ok(target) = std::fs::read_link("/proc/self/fd/0") else { return false };
+    if target != std::path::Path::new("/dev/null") {
+        return false;
+    }
+    let Ok(info) = std::fs::read_to_string("/proc/self/fdinfo/0") else { return false };
+    let flags = info.lines().find_map(|l| l.strip_prefix("flags:"));
+    flags.and_then(|f| u32::from_str_radix(f.trim(), 8).ok()).is_some_and(|f| f & 3 == 2)
+}
+
+/// A value over the server's limit: refused here, before anything is sent.
+fn too_large() -> u8 {
+    crate::log!(
+        "the value is over {MAX_VALUE_LEN} bytes (1 MiB), the largest the server takes; nothing \
+         was written"
+    );
+    exit::REJECTED
 }
 
 /// `walkv delete KEY`.
@@ -143,8 +183,7 @@ pub fn list(addr: &str, token: &TokenSource, prefix: &[u8], null: bool) -> u8 {
                 out.write_all(printable::line(key).as_bytes()).and_then(|_| out.write_all(b"\n"))
             };
             if let Err(e) = written {
-                crate::log!("cannot write to standard output: {e}");
-                return exit::FAILED;
+                return stdout_result(Err(e));
             }
         }
         match next {
@@ -152,8 +191,15 @@ pub fn list(addr: &str, token: &TokenSource, prefix: &[u8], null: bool) -> u8 {
             None => break,
         }
     }
-    match out.flush() {
+    stdout_result(out.flush())
+}
+
+/// The exit code after writing standard output. A reader that went away (`walkv get k | head
+/// -c 10`) is no error, as for any Unix tool: quietly 0.
+pub(super) fn stdout_result(written: std::io::Result<()>) -> u8 {
+    match written {
         Ok(()) => exit::OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
         Err(e) => {
             crate::log!("cannot write to standard output: {e}");
             exit::FAILED
@@ -200,6 +246,9 @@ pub fn compact(addr: &str, token: &TokenSource) -> u8 {
     })
 }
 
+/// walkv's answer for a missing key, exactly: any other 404 is not "key not found".
+const KEY_NOT_FOUND: &[u8] = br#"{"error":"key not found"}"#;
+
 /// Maps a client result to an exit code, running `on_success` for a 2xx.
 pub(super) fn finish(
     result: Result<Reply, ClientError>,
@@ -218,9 +267,16 @@ pub(super) fn finish(
     let message = printable::line(&reply.body);
     match reply.status {
         200..=299 => on_success(reply),
-        404 => {
+        404 if reply.body == KEY_NOT_FOUND => {
             crate::log!("key not found");
             exit::NOT_FOUND
+        }
+        404 => {
+            crate::log!(
+                "the server answered 404 ({message}), but not as walkv says a key is missing: is \
+                 --addr a walkv server?"
+            );
+            exit::SERVER_ERROR
         }
         412 => {
             match reply.header("etag") {
