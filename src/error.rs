@@ -55,6 +55,43 @@ impl Error {
     }
 }
 
+/// The data directory, as the server shows it in its messages: [`for_client`] removes it.
+static PRIVATE_DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Tells [`for_client`] the server's data directory (once, at startup).
+pub fn set_private_dir(dir: &std::path::Path) {
+    let _ = PRIVATE_DIR.set(dir.display().to_string());
+}
+
+/// `message` without the server's file paths, for an answer to a client: a client has no
+/// business knowing where the server keeps its files (the full message goes to the server's
+/// log). The data directory is removed wherever it appears, and every other absolute path is cut
+/// to its file name (`append to segment-00000000000000000001.wal: No space left on device`).
+pub fn for_client(message: &str) -> String {
+    let mut text = message.to_string();
+    if let Some(dir) = PRIVATE_DIR.get().filter(|d| !d.is_empty()) {
+        text = text.replace(&format!("{dir}/"), "").replace(dir.as_str(), "the data directory");
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find('/') {
+        let starts_path = at == 0 || rest[..at].ends_with([' ', '(', '\'', '"', '=']);
+        if !starts_path {
+            out.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+            continue;
+        }
+        out.push_str(&rest[..at]);
+        let path = &rest[at..];
+        let end = path.find([' ', ':', ')', ',', ';', '\'', '"']).unwrap_or(path.len());
+        let name = path[..end].rsplit('/').next().unwrap_or_default();
+        out.push_str(if name.is_empty() { "/" } else { name });
+        rest = &path[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -115,5 +152,27 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Paths become file names; other slashes (a fraction, a key's `%2F` hint) stay.
+    #[test]
+    fn client_messages_have_no_paths() {
+        let e = Error::io(
+            "append to /var/lib/walkv/segment-00000000000000000001.wal",
+            io::Error::from_raw_os_error(28),
+        );
+        let said = for_client(&e.to_string());
+        assert!(
+            said.starts_with("append to segment-00000000000000000001.wal: No space left"),
+            "{said}"
+        );
+        assert_eq!(for_client("open lock file /a/b/LOCK (x)"), "open lock file LOCK (x)");
+        assert_eq!(for_client("use 1/2 of a/b; /"), "use 1/2 of a/b; /");
+        assert_eq!(for_client("fsync '/srv/d/x.wal': EIO"), "fsync 'x.wal': EIO");
     }
 }

@@ -333,7 +333,7 @@ impl Drop for OpenConnection {
 fn refuse(mut stream: TcpStream, response: &Response) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
     let mut out = Vec::new();
-    write_answer(&mut out, response, false, true, None);
+    write_answer(&mut out, response, false, ConnectionHeader::Close, None);
     let _ = stream.write_all(&out);
     let _ = stream.shutdown(Shutdown::Write);
 }
@@ -374,8 +374,20 @@ struct Connection {
 struct Waiting {
     id: u64,
     head_only: bool,
-    close: bool,
+    connection: ConnectionHeader,
     seen: Seen,
+}
+
+/// The `Connection` field of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnectionHeader {
+    /// `Connection: close`: this is the last answer on the connection.
+    Close,
+    /// `Connection: keep-alive`: an HTTP/1.0 client asked to keep it, and it is kept. A 1.0
+    /// client (`ab -k`) reuses the connection only when the answer says so.
+    KeepAlive,
+    /// Nothing: HTTP/1.1 keeps connections by default.
+    Omit,
 }
 
 /// What the metrics and the request log need to know about a request. Small on purpose
@@ -421,6 +433,8 @@ struct Head {
     target: Range<usize>,
     fields: Vec<(Range<usize>, Range<usize>)>,
     keep_alive: bool,
+    /// The request said HTTP/1.0.
+    http10: bool,
     framing: Framing,
     expect_continue: bool,
 }
@@ -494,7 +508,7 @@ impl Connection {
             // The refused request's head, if it was read; else one that never got that far.
             let seen = self.current.take().unwrap_or_else(|| self.seen(None, Instant::now()));
             let mut out = Vec::new();
-            write_answer(&mut out, &response, false, true, seen.request_id());
+            write_answer(&mut out, &response, false, ConnectionHeader::Close, seen.request_id());
             let written = self.stream.write_all(&out).is_ok();
             self.account(&seen, &response, false, Instant::now(), SystemTime::now());
             if written {
@@ -657,8 +671,13 @@ impl Connection {
         let id = self.next_id;
         self.next_id += 1;
         let seen = self.current.take().unwrap_or_else(|| self.seen(Some(head), Instant::now()));
-        let (head_only, close) = (seen.method == Method::Head, !head.keep_alive);
-        self.waiting.push_back(Waiting { id, head_only, close, seen });
+        let head_only = seen.method == Method::Head;
+        let connection = match (head.keep_alive, head.http10) {
+            (false, _) => ConnectionHeader::Close,
+            (true, true) => ConnectionHeader::KeepAlive,
+            (true, false) => ConnectionHeader::Omit,
+        };
+        self.waiting.push_back(Waiting { id, head_only, connection, seen });
         id
     }
 
@@ -685,7 +704,7 @@ impl Connection {
         while let Some(w) = self.waiting.pop_front() {
             if let Some(at) = ready.iter().position(|(id, _)| *id == w.id) {
                 let (_, response) = ready.swap_remove(at);
-                write_answer(&mut out, &response, w.head_only, w.close, w.seen.request_id());
+                write_answer(&mut out, &response, w.head_only, w.connection, w.seen.request_id());
                 self.account(&w.seen, &response, w.head_only, answered, now);
             }
         }
@@ -706,15 +725,16 @@ impl Connection {
         loop {
             skip_empty_lines(&mut self.buf);
             if let Some(end) = find_head_end(&self.buf, scanned) {
+                // The limit is on the head, however its bytes arrived (one burst or a trickle).
+                if end > MAX_HEAD_BYTES {
+                    return Err(End::Refused(head_too_large()));
+                }
                 let head = parse_head(&self.buf[..end]).map_err(End::Refused)?;
                 self.buf.drain(..end);
                 return Ok(Some((head, started.unwrap_or_else(Instant::now))));
             }
             if self.buf.len() > MAX_HEAD_BYTES {
-                return Err(End::Refused(Response::error(
-                    431,
-                    &format!("request header is over the limit of {MAX_HEAD_BYTES} bytes"),
-                )));
+                return Err(End::Refused(head_too_large()));
             }
             scanned = self.buf.len().saturating_sub(2);
             // Never wait on the socket while answers are owed: a pipelining client may be
@@ -899,14 +919,22 @@ fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+fn head_too_large() -> Response {
+    Response::error(431, &format!("request header is over the limit of {MAX_HEAD_BYTES} bytes"))
+}
+
 fn bad_request(message: &str) -> Response {
     Response::error(400, message)
 }
 
 /// Parses a whole head (request line, header fields, blank line).
 fn parse_head(bytes: &[u8]) -> Result<Head, Response> {
-    let mut text = String::from_utf8(bytes.to_vec())
-        .map_err(|_| bad_request("the request header is not UTF-8"))?;
+    let mut text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+        bad_request(
+            "the request header is not UTF-8; percent-encode every byte of the target that is \
+             not printable ASCII",
+        )
+    })?;
     let mut lines = line_spans(&text);
     let request_line = lines.next().unwrap_or(0..0);
     let [method, target, version] = split_request_line(&text, request_line)?;
@@ -916,6 +944,8 @@ fn parse_head(bytes: &[u8]) -> Result<Head, Response> {
     let http11 = match &text[version] {
         "HTTP/1.1" => true,
         "HTTP/1.0" => false,
+        // A later 1.x is answered as the highest 1.x we know (RFC 9110 2.5).
+        v if v.len() == 8 && v.starts_with("HTTP/1.") && v.as_bytes()[7].is_ascii_digit() => true,
         v if v.starts_with("HTTP/") => {
             return Err(Response::error(505, "only HTTP/1.0 and HTTP/1.1 are supported"));
         }
@@ -938,10 +968,18 @@ fn parse_head(bytes: &[u8]) -> Result<Head, Response> {
         target,
         fields,
         keep_alive: false,
+        http10: !http11,
         framing: Framing::None,
         expect_continue: false,
     };
     head.framing = framing(&head)?;
+    if needs_body(&head) && !has_framing(&head) {
+        return Err(Response::error(
+            411,
+            "this request needs a body, framed by Content-Length (or Transfer-Encoding: \
+             chunked); an empty one is Content-Length: 0",
+        ));
+    }
     head.keep_alive = if http11 {
         !tokens(&head, "connection").any(|t| t.eq_ignore_ascii_case("close"))
     } else {
@@ -996,6 +1034,12 @@ fn origin_form(text: &str, target: Range<usize>) -> Result<Range<usize>, Respons
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => {
             scheme.len() + 3 + rest.find('/').unwrap_or(rest.len())
         }
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => {
+            return Err(bad_request(
+                "the request target is an https:// URL, but this is plain HTTP (walkv has no \
+                 TLS); send a path such as /v1/key",
+            ));
+        }
         _ => 0,
     };
     let path = target.start + skip..target.end;
@@ -1003,8 +1047,14 @@ fn origin_form(text: &str, target: Range<usize>) -> Result<Range<usize>, Respons
     if text_of_path.is_empty() && skip > 0 {
         return Err(bad_request("an absolute request target needs a path, at least /"));
     }
-    if !text_of_path.starts_with('/') || !text_of_path.bytes().all(|b| b.is_ascii_graphic()) {
+    if !text_of_path.starts_with('/') {
         return Err(bad_request("the request target must be a path starting with /"));
+    }
+    if !text_of_path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad_request(
+            "the request target holds a byte that is not printable ASCII; percent-encode it \
+             (UTF-8 bytes too: é is %C3%A9)",
+        ));
     }
     Ok(path)
 }
@@ -1069,6 +1119,23 @@ fn framing(head: &Head) -> Result<Framing, Response> {
         None | Some(0) => Framing::None,
         Some(n) => Framing::Length(n),
     })
+}
+
+/// A request whose body is its point: PUT, and the POSTs that write (`/v1/write`, `/v1/bulk`).
+/// Without framing its body would silently be empty (RFC 9112 6.3 lets a server answer 411).
+/// `POST /sync` and `POST /compact` take no body, so `curl -X POST` works for them as it is.
+fn needs_body(head: &Head) -> bool {
+    let path = head.target().split('?').next().unwrap_or_default();
+    match head.method() {
+        "PUT" => true,
+        "POST" => matches!(path, "/v1/write" | "/v1/bulk"),
+        _ => false,
+    }
+}
+
+/// True if the head says how long its body is.
+fn has_framing(head: &Head) -> bool {
+    head.fields().any(|(n, _)| n == "content-length" || n == "transfer-encoding")
 }
 
 /// Digits only (no sign, no spaces), and no overflow.
@@ -1172,13 +1239,13 @@ fn chunk_size(line: &[u8]) -> Result<u64, Response> {
 // Answers
 
 /// Appends the answer's bytes. Always `Content-Length`, never chunked: simpler clients, exact
-/// HEAD answers. `close` adds `Connection: close`; `request_id` (visible ASCII, checked by
+/// HEAD answers. `connection` is the `Connection` field, if any; `request_id` (visible ASCII, checked by
 /// [`request_log::is_sane_id`] or made by walkv) is echoed as `X-Request-ID`.
 fn write_answer(
     out: &mut Vec<u8>,
     response: &Response,
     head_only: bool,
-    close: bool,
+    connection: ConnectionHeader,
     request_id: Option<&str>,
 ) {
     // Plain appends rather than `write!`: formatting machinery was a tenth of a GET's cost.
@@ -1212,8 +1279,10 @@ fn write_answer(
             out.extend_from_slice(part);
         }
     }
-    if close {
-        out.extend_from_slice(b"Connection: close\r\n");
+    match connection {
+        ConnectionHeader::Close => out.extend_from_slice(b"Connection: close\r\n"),
+        ConnectionHeader::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        ConnectionHeader::Omit => {}
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
@@ -1245,6 +1314,7 @@ fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         406 => "Not Acceptable",
         408 => "Request Timeout",
+        411 => "Length Required",
         412 => "Precondition Failed",
         413 => "Content Too Large",
         417 => "Expectation Failed",
@@ -1373,13 +1443,32 @@ mod tests {
             ("GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
             ("GET / HTTP/1.1\r\nA: b\x01c\r\n\r\n", 400),
-            ("PUT / HTTP/1.1\r\nExpect: teapot\r\n\r\n", 417),
+            ("PUT / HTTP/1.1\r\nContent-Length: 0\r\nExpect: teapot\r\n\r\n", 417),
+            ("PUT /v1/k HTTP/1.1\r\n\r\n", 411),
+            ("POST /v1/write HTTP/1.1\r\nHost: x\r\n\r\n", 411),
+            ("POST /v1/bulk?sync HTTP/1.0\r\n\r\n", 411),
+            ("GET / HTTP/1.x\r\n\r\n", 505),
+            ("GET / HTTP/1.10\r\n\r\n", 505),
         ];
         for (text, status) in cases {
             assert_eq!(status_of(head(text)), status, "{text:?}");
         }
         let many: String = (0..=MAX_HEADERS).map(|i| format!("H{i}: v\r\n")).collect();
         assert_eq!(status_of(head(&format!("GET / HTTP/1.1\r\n{many}\r\n"))), 431);
+        for ok in [
+            "PUT /v1/k HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            "PUT /v1/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST /sync HTTP/1.1\r\n\r\n",
+            "POST /compact HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(head(ok).is_ok(), "{ok:?}");
+        }
+        let h = head("GET / HTTP/1.2\r\n\r\n").unwrap();
+        assert!(h.keep_alive && !h.http10, "a later 1.x is served as 1.1");
+        let says = |text: &str| String::from_utf8(head(text).unwrap_err().body).unwrap();
+        assert!(says("GET https://h/v1/k HTTP/1.1\r\n\r\n").contains("https:// URL"));
+        assert!(says("GET /v1/caf\u{e9} HTTP/1.1\r\n\r\n").contains("percent-encode it"));
+        assert!(says("PUT /v1/k HTTP/1.1\r\n\r\n").contains("Content-Length: 0"));
         let same = head("GET / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n");
         assert_eq!(same.unwrap().framing, Framing::Length(3));
     }
@@ -1419,7 +1508,7 @@ mod tests {
         let mut out = Vec::new();
         let mut r = Response::error(404, "key not found");
         r.headers.push(("Allow", "GET".into()));
-        write_answer(&mut out, &r, false, true, None);
+        write_answer(&mut out, &r, false, ConnectionHeader::Close, None);
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
@@ -1427,7 +1516,7 @@ mod tests {
              Allow: GET\r\nConnection: close\r\n\r\n{\"error\":\"key not found\"}"
         );
         let mut out = Vec::new();
-        write_answer(&mut out, &r, true, false, None);
+        write_answer(&mut out, &r, true, ConnectionHeader::Omit, None);
         assert!(out.ends_with(b"Allow: GET\r\n\r\n"), "HEAD: no body, length kept");
     }
 

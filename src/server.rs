@@ -123,6 +123,7 @@ pub enum Outcome {
 /// Opens the store, serves until told to stop, and syncs the log on the way out. `auth` is the
 /// loaded `config.token`, already checked against the bind address ([`crate::auth::check_bind`]).
 pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
+    crate::error::set_private_dir(&config.data_dir);
     let started = Instant::now();
     crate::metrics::METRICS.started();
     let addr = listen_addr(&config.bind, config.port);

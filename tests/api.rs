@@ -204,7 +204,8 @@ fn malformed_requests_do_not_disturb_the_server() {
         (b"\xff\xfe\xfd\r\n\r\n", "400"),
         (b"POST /v1/write HTTP/1.1\r\nContent-Length: abc\r\n\r\n", "400"),
         (b"POST /v1/write HTTP/1.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{\"ke", ""),
-        (b"PUT /v1/x HTTP/1.1\r\nExpect: teapot\r\n\r\n", "417"),
+        (b"PUT /v1/x HTTP/1.1\r\nContent-Length: 0\r\nExpect: teapot\r\n\r\n", "417"),
+        (b"PUT /v1/x HTTP/1.1\r\nExpect: teapot\r\n\r\n", "411"),
     ];
     for (bytes, want) in junk {
         let raw = send_raw(a, bytes).unwrap_or_default();
@@ -409,4 +410,50 @@ fn ipv6_loopback_needs_no_token() {
         assert!(server.addr.starts_with("[::1]:"), "{}", server.addr);
         assert_eq!(request(&server.addr, "PUT", "/v1/k", b"v").unwrap().status, 201, "{bind}");
     }
+}
+
+/// HTTP edges of issue 13 over a real socket: a 33 KiB head is 431 however it arrives; PUT and
+/// the writing POSTs without framing are 411 and write nothing; an HTTP/1.0 keep-alive answer
+/// says `Connection: keep-alive`; HTTP/1.2 is served as 1.1.
+#[test]
+fn http_edges() {
+    let dir = TempDir::new("http-edges");
+    let server = Server::start(&dir);
+    let a = &server.addr;
+    let big = format!("GET /v1/k HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(33 << 10));
+    let raw = support::send_raw(a, big.as_bytes()).unwrap();
+    assert!(raw.starts_with(b"HTTP/1.1 431"), "{}", String::from_utf8_lossy(&raw[..60]));
+    let small = format!("GET /v1/k HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(31 << 10));
+    assert!(support::send_raw(a, small.as_bytes()).unwrap().starts_with(b"HTTP/1.1 404"));
+
+    for head in ["PUT /v1/k HTTP/1.1\r\n\r\n", "POST /v1/write HTTP/1.1\r\n\r\n"] {
+        let raw = support::send_raw(a, head.as_bytes()).unwrap();
+        assert!(raw.starts_with(b"HTTP/1.1 411 Length Required"), "{head:?}");
+    }
+    assert_eq!(request(a, "GET", "/v1/k", b"").unwrap().status, 404, "nothing was written");
+    let raw = support::send_raw(a, b"POST /sync HTTP/1.1\r\n\r\n").unwrap();
+    assert!(raw.starts_with(b"HTTP/1.1 200"), "POST /sync needs no body");
+
+    // HEAD ?raw answers "exists? how long?" for any value (the README's example).
+    assert_eq!(request(a, "PUT", "/v1/photo", &[0xff; 1234]).unwrap().status, 201);
+    let head =
+        support::send_raw(a, b"HEAD /v1/photo?raw HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&head);
+    assert!(
+        head.starts_with("HTTP/1.1 200") && head.contains("Content-Length: 1234\r\n"),
+        "{head}"
+    );
+    assert!(head.ends_with("\r\n\r\n"), "no body: {head}");
+
+    let mut stream = TcpStream::connect(a).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for _ in 0..2 {
+        stream.write_all(b"GET /livez HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+        let reply =
+            support::read_reply(&mut stream, false).expect("answered on the same connection");
+        assert_eq!(reply.header("Connection"), Some("keep-alive"));
+    }
+    stream.write_all(b"GET /livez HTTP/1.2\r\n\r\n").unwrap();
+    let reply = support::read_reply(&mut stream, false).expect("1.2 is served as 1.1");
+    assert_eq!((reply.status, reply.header("Connection")), (200, None));
 }

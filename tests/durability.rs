@@ -144,6 +144,16 @@ fn write_errors_are_507_and_leave_a_clean_log() {
         let r = request(a, "PUT", "/v1/two", b"2").unwrap();
         assert_eq!(r.status, 507, "{rule}: {}", r.text());
         assert!(r.text().contains("error"), "{}", r.text());
+        let data = dir.join("data").display().to_string();
+        assert!(!r.text().contains(&data), "no server path in the answer: {}", r.text());
+        assert!(r.text().contains(".wal"), "the file's name stays: {}", r.text());
+        let logged =
+            || server.stderr().lines().any(|l| l.contains("answering 507") && l.contains(&data));
+        let began = std::time::Instant::now();
+        while !logged() && began.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(logged(), "the server's log has the path: {}", server.stderr());
         assert_eq!(request(a, "GET", "/v1/two", b"").unwrap().status, 404, "{rule}");
         let mut three = request(a, "PUT", "/v1/three", b"3").unwrap();
         if rule.contains("2-3") {

@@ -32,6 +32,9 @@ pub fn lines(body: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
 
 /// One line's key and value, or what is wrong with it.
 pub fn parse_line(line: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+    if line.starts_with(b"\xEF\xBB\xBF") {
+        return Err(super::BOM.into());
+    }
     let value = json::parse(line).map_err(|e| e.to_string())?;
     let Value::Object(members) = value else {
         return Err(format!(

@@ -111,8 +111,13 @@ impl Response {
         self
     }
 
-    /// `{"error":"<message>"}` with the given status.
+    /// `{"error":"<message>"}` with the given status. A server error's message loses the
+    /// server's file paths ([`crate::error::for_client`]).
     pub fn error(status: u16, message: &str) -> Response {
+        if status >= 500 {
+            let message = crate::error::for_client(message);
+            return Response::json(status, json::object_with_string("error", &message));
+        }
         Response::json(status, json::object_with_string("error", message))
     }
 }
@@ -152,7 +157,25 @@ pub fn error_status(error: &Error) -> u16 {
 }
 
 fn store_error(error: &Error) -> Response {
-    Response::error(error_status(error), &error.to_string())
+    let status = error_status(error);
+    if matches!(status, 500 | 507) {
+        log_at_most_once_a_second(status, error);
+    }
+    Response::error(status, &error.to_string())
+}
+
+/// Logs a store error a client is answered with, paths included (the client's copy has none),
+/// at most once a second: on a full disk every write fails, and the log must not fill the disk
+/// of whatever keeps it. (A failed log, 503, was logged once when it failed.)
+fn log_at_most_once_a_second(status: u16, error: &Error) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if LAST.swap(now, Ordering::Relaxed) != now {
+        crate::log!("answering {status}: {error}");
+    }
 }
 
 /// What the serving loop knows that the store does not.
@@ -174,9 +197,13 @@ pub fn handle(store: &mut Store, req: &Request, auth: &Auth, serving: Serving) -
     if !is_probe(req.method, req.path) && !auth.allows(req.headers) {
         return unauthorized();
     }
-    let mut response = route(store, req, serving);
     let is_write = matches!(req.method, "PUT" | "POST" | "DELETE");
-    if is_write && (200..300).contains(&response.status) && has_param(req.query, "sync") {
+    let sync = match flag_param(req.query, "sync") {
+        Ok(sync) => is_write && sync,
+        Err(message) => return Response::error(400, &message),
+    };
+    let mut response = route(store, req, serving);
+    if sync && (200..300).contains(&response.status) {
         response.sync = true;
     }
     response
@@ -236,7 +263,10 @@ fn route(store: &mut Store, req: &Request, serving: Serving) -> Response {
         Err(message) => return Response::error(400, &message),
     };
     match req.method {
-        "GET" | "HEAD" => get(store, &key, has_param(req.query, "raw"), &conditions),
+        "GET" | "HEAD" => match flag_param(req.query, "raw") {
+            Ok(raw) => get(store, &key, raw, &conditions),
+            Err(message) => Response::error(400, &message),
+        },
         "PUT" => put(store, &key, req.body, &conditions),
         _ => delete(store, &key, &conditions),
     }
@@ -311,7 +341,7 @@ fn status(store: &Store, compaction: &Stats) -> Response {
     let error = match &compaction.last_error {
         Some(e) => {
             let mut text = String::new();
-            json::write_string(&mut text, e);
+            json::write_string(&mut text, &crate::error::for_client(e));
             text
         }
         None => "null".to_string(),
@@ -455,12 +485,20 @@ fn written(status: u16, seq: u64) -> Response {
     Response::json(status, format!("{{\"seq\":{seq}}}")).with_etag(seq)
 }
 
+/// The error for a body that starts with a byte order mark, which JSON forbids (RFC 8259 8.1)
+/// and some Windows editors and `Out-File` add.
+pub const BOM: &str = "the body starts with a UTF-8 byte order mark (EF BB BF), which JSON does \
+                       not allow; save the file without it (UTF-8 without BOM)";
+
 /// Extracts `key` and `value` from a write body, or says exactly what is wrong with it. Other
 /// members are ignored, as the Go service's decoder did; a repeated `key` or `value` is refused
 /// because it is ambiguous.
 pub fn parse_write_body(body: &[u8]) -> Result<(String, String), String> {
     if body.is_empty() {
         return Err("empty body; expected a JSON object {\"key\":\"...\",\"value\":\"...\"}".into());
+    }
+    if body.starts_with(b"\xEF\xBB\xBF") {
+        return Err(BOM.into());
     }
     let Value::Object(members) = json::parse(body).map_err(|e| e.to_string())? else {
         return Err("the body must be a JSON object {\"key\":\"...\",\"value\":\"...\"}".into());
@@ -485,11 +523,30 @@ fn string_member(members: &[(String, Value)], name: &str) -> Result<String, Stri
     }
 }
 
-/// True if the query string holds `name` or `name=<anything>` among its `&`-separated parts.
-fn has_param(query: Option<&str>, name: &str) -> bool {
-    query.is_some_and(|q| {
-        q.split('&').any(|p| p == name || p.strip_prefix(name).is_some_and(|r| r.starts_with('=')))
-    })
+/// A switch in the query string: `name`, `name=1` or `name=true` is on; `name=0`,
+/// `name=false` or its absence is off; any other value is an error (`?raw=no` must not mean
+/// yes). If it is given more than once, the last one decides.
+fn flag_param(query: Option<&str>, name: &str) -> Result<bool, String> {
+    let mut on = false;
+    for part in query.unwrap_or_default().split('&') {
+        let value = match part.split_once('=') {
+            Some((n, v)) if n == name => v,
+            None if part == name => "",
+            _ => continue,
+        };
+        on = match value {
+            "" | "1" | "true" => true,
+            "0" | "false" => false,
+            other => {
+                let shown: String = other.chars().take(40).flat_map(char::escape_debug).collect();
+                return Err(format!(
+                    "`{name}` is a switch: `?{name}`, `{name}=1` or `{name}=true` for on, \
+                     `{name}=0` or `{name}=false` for off; got `{name}={shown}`"
+                ));
+            }
+        };
+    }
+    Ok(on)
 }
 
 /// Percent-decodes a key segment; a key may be any bytes once decoded, but not empty or too long.

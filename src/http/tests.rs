@@ -439,3 +439,44 @@ fn paging_matches_a_sorted_oracle() {
         assert_eq!(walked, expected, "prefix {prefix:?}");
     }
 }
+
+/// `?raw` and `?sync` are switches: no value, `1` or `true` is on, `0` or `false` off, and
+/// anything else a 400 that writes nothing.
+#[test]
+fn switches_take_on_and_off() {
+    let (_dir, mut s) = store("switches");
+    call(&mut s, "PUT", "/v1/k", b"v");
+    for on in ["raw", "raw=1", "raw=true", "raw=0&raw"] {
+        let r = call(&mut s, "GET", &format!("/v1/k?{on}"), b"");
+        assert_eq!((r.content_type, r.body.as_slice()), (OCTETS, &b"v"[..]), "{on}");
+    }
+    for off in ["raw=0", "raw=false", "rawx", "raw=1&raw=0"] {
+        let r = call(&mut s, "GET", &format!("/v1/k?{off}"), b"");
+        assert_eq!((r.content_type, text(&r)), (JSON, r#"{"value":"v"}"#.into()), "{off}");
+    }
+    let r = call(&mut s, "GET", "/v1/k?raw=yes", b"");
+    assert_eq!(r.status, 400);
+    assert!(text(&r).contains("`raw` is a switch") && text(&r).contains("raw=yes"), "{}", text(&r));
+    assert!(call(&mut s, "PUT", "/v1/k?sync=true", b"w").sync);
+    assert!(!call(&mut s, "PUT", "/v1/k?sync=0", b"w").sync);
+    assert!(!call(&mut s, "PUT", "/v1/k?sync=false", b"w").sync);
+    let r = call(&mut s, "PUT", "/v1/k?sync=maybe", b"lost");
+    assert_eq!(r.status, 400);
+    assert_eq!(s.get(b"k"), Some(&b"w"[..]), "a bad switch writes nothing");
+}
+
+/// A body with a UTF-8 byte order mark is refused with a message that says so.
+#[test]
+fn a_bom_is_named() {
+    let (_dir, mut s) = store("bom");
+    let r = call(&mut s, "POST", "/v1/write", b"\xEF\xBB\xBF{\"key\":\"k\",\"value\":\"v\"}");
+    assert_eq!(r.status, 400);
+    assert!(text(&r).contains("byte order mark"), "{}", text(&r));
+    let r = call(&mut s, "POST", "/v1/bulk", b"\xEF\xBB\xBF{\"key\":\"k\",\"value\":\"v\"}\n");
+    assert!(
+        r.status == 400
+            && text(&r).contains("line 1: the body starts with a UTF-8 byte order mark"),
+        "{}",
+        text(&r)
+    );
+}
