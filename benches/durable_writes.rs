@@ -43,7 +43,9 @@ fn start(max_batch: &str) -> Server {
     let addr = stderr
         .lines()
         .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("walkv: ready on http://").map(str::to_string))
+        .find_map(|l| {
+            l.split_once("walkv: ready on http://").map(|(_, rest)| rest).map(str::to_string)
+        })
         .expect("walkv did not start");
     Server { child, addr, _dir: dir }
 }

@@ -94,7 +94,7 @@ PY
 done
 sleep 1
 for kind in logfmt json; do
-    lines=$(grep -vc '^walkv: ' "$TMP/$kind.log" || true)
+    lines=$(grep -vc '^[0-9TZ:.-]* walkv: ' "$TMP/$kind.log" || true)
     dropped=$(curl -s "http://127.0.0.1:${PORT[$kind]}/metrics" | awk '/^walkv_request_log_dropped_total/ {print $2}')
     echo "$kind: ${SENT[$kind]} requests sent by wrk, $lines lines logged, $dropped dropped"
 done

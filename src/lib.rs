@@ -6,15 +6,39 @@
 //! framing, kept away from the loop).
 #![forbid(unsafe_code)]
 
-/// Writes one line to standard error, prefixed with `walkv: `. Unlike `eprintln!`, it ignores
-/// write errors: a closed or broken stderr (a supervisor's log pipe that died) must never crash
-/// the server or turn a finished command into a panic.
+/// Writes one line to standard error, prefixed with `walkv: ` (and, in the server, with the
+/// time: see [`log_line`]). Unlike `eprintln!`, it ignores write errors: a closed or broken
+/// stderr (a supervisor's log pipe that died) must never crash the server or turn a finished
+/// command into a panic.
 #[macro_export]
 macro_rules! log {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "walkv: {}", format_args!($($arg)*));
+        $crate::log_line(format_args!($($arg)*));
     }};
+}
+
+/// True once `walkv serve` runs: its lines on stderr then start with the time.
+static SERVER_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on, every line [`log!`] writes starts with the time, in RFC 3339 (UTC,
+/// milliseconds): `2026-12-03T10:07:00.123Z walkv: ready on http://127.0.0.1:8080`. Set by the
+/// server; a client command's messages stay bare, for the person who just typed it.
+pub fn stamp_log_lines() {
+    SERVER_LOG.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Writes one line of [`log!`], in one write so that lines from threads do not interleave.
+pub fn log_line(args: std::fmt::Arguments) {
+    use std::io::Write as _;
+    let mut line = String::with_capacity(96);
+    if SERVER_LOG.load(std::sync::atomic::Ordering::Relaxed) {
+        line.push_str(&request_log::rfc3339_utc(std::time::SystemTime::now()));
+        line.push(' ');
+    }
+    line.push_str("walkv: ");
+    let _ = std::fmt::Write::write_fmt(&mut line, args);
+    line.push('\n');
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 pub mod auth;

@@ -124,6 +124,7 @@ pub enum Outcome {
 /// loaded `config.token`, already checked against the bind address ([`crate::auth::check_bind`]).
 pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     crate::error::set_private_dir(&config.data_dir);
+    crate::stamp_log_lines(); // every server line starts with its time
     let started = Instant::now();
     crate::metrics::METRICS.started();
     let addr = listen_addr(&config.bind, config.port);

@@ -126,14 +126,25 @@ fn serve_reads_port_and_data_dir_from_env() {
     let mut child = support::KillOnDrop(child);
     let stderr = BufReader::new(child.0.stderr.take().unwrap());
     let mut lines = stderr.lines().map_while(Result::ok);
-    let line = lines.find(|l| l.contains("listening on"));
-    assert_eq!(line, Some(format!("walkv: listening on http://127.0.0.1:{port}")));
-    let line = lines.find(|l| l.starts_with("walkv: ready on"));
-    assert_eq!(line, Some(format!("walkv: ready on http://127.0.0.1:{port}")));
+    let line = lines.find(|l| l.contains("listening on")).unwrap();
+    assert_stamped(&line, &format!("walkv: listening on http://127.0.0.1:{port}"));
+    let line = lines.find(|l| l.contains("walkv: ready on")).unwrap();
+    assert_stamped(&line, &format!("walkv: ready on http://127.0.0.1:{port}"));
     assert!(dir.join(walkv::wal::FILE_NAME).exists());
     support::signal(child.0.id(), "TERM");
     let status = support::wait_with_timeout(&mut child.0, std::time::Duration::from_secs(20));
     assert_eq!(status.code(), Some(0));
+}
+
+/// `line` is `TIME message`, TIME in RFC 3339 UTC with milliseconds, within a minute of now
+/// (checked against `date -u`).
+fn assert_stamped(line: &str, message: &str) {
+    let (time, rest) = line.split_once(' ').unwrap_or_else(|| panic!("{line}"));
+    assert_eq!(rest, message);
+    assert!(time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{line}");
+    let date = std::process::Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M"]).output().unwrap();
+    let now = String::from_utf8_lossy(&date.stdout).trim().to_string();
+    assert_eq!(&time[..13], &now[..13], "the same hour as date -u: {line}");
 }
 
 /// Serves one connection with a canned answer and keeps it open for `hold`, as a proxy or a

@@ -36,7 +36,9 @@ fn ready_comes_after_the_replay_and_stopping_after_sigterm() {
     let mut child = KillOnDrop(child);
     let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines().map_while(Result::ok);
     let addr = lines
-        .find_map(|l| l.strip_prefix("walkv: listening on http://").map(str::to_string))
+        .find_map(|l| {
+            l.split_once("walkv: listening on http://").map(|(_, rest)| rest).map(str::to_string)
+        })
         .expect("it listens");
     assert_eq!(next_message(&socket), "STATUS=replaying the log");
     assert_eq!(request(&addr, "GET", "/readyz", b"").unwrap().status, 503, "still replaying");

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use support::{KillOnDrop, Server, request, send_raw};
 use walkv::testutil::TempDir;
 
-/// The request log's lines in a server's stderr (the server's own lines start with `walkv:`).
+/// The request log's lines in a server's stderr (the server's own lines are `TIME walkv: ...`).
 fn request_lines(stderr: &str) -> Vec<String> {
-    stderr.lines().filter(|l| !l.starts_with("walkv: ")).map(str::to_string).collect()
+    stderr.lines().filter(|l| !l.contains(" walkv: ")).map(str::to_string).collect()
 }
 
 /// The `name=value` fields of a logfmt line, unquoting quoted values with JSON's rules.

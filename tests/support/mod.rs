@@ -183,7 +183,8 @@ impl Server {
         std::thread::spawn(move || {
             // The server listens before it replays its log, and says "ready" after.
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("walkv: ready on http://") {
+                if let Some(addr) = line.split_once("walkv: ready on http://").map(|(_, rest)| rest)
+                {
                     let _ = tx.send(addr.to_string());
                 }
                 let mut log = log.lock().unwrap();
