@@ -23,8 +23,9 @@
 //!   (431 otherwise); a connection waiting for its next request is closed after `idle_timeout`.
 //! - A body is refused with 413 from its `Content-Length` before any of it is read; bodies that
 //!   are read may pause at most `body_timeout` between bytes (408 then). Memory for bodies is
-//!   reserved from one shared budget of [`BODY_BUDGET`] bytes before they are read, so a crowd of
-//!   uploads waits for room instead of exhausting memory.
+//!   taken from one shared budget of [`BODY_BUDGET`] bytes as they arrive (at most 64 KiB ahead),
+//!   so a crowd of uploads waits for room instead of exhausting memory, and a slow upload holds
+//!   only what it has sent.
 //! - An answer that cannot be written within `write_timeout` closes the connection.
 //! - A bearer token, when configured, is checked from the header before any body byte is read.
 //!
@@ -89,6 +90,8 @@ const LINGER: Duration = Duration::from_secs(2);
 const CONNECTION_STACK: usize = 128 << 10;
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 << 10;
+/// A body's memory is taken from the budget at most this much ahead of the bytes that arrived.
+const BODY_STEP: usize = 64 << 10;
 /// The first read of a request, into the stack: room for a typical request.
 const FIRST_READ: usize = 2048;
 /// A connection's buffer is shrunk back after a request that made it larger than this.
@@ -578,7 +581,6 @@ impl Connection {
             return Ok(false);
         };
         self.current = Some(self.seen(Some(&head), arrived));
-        let limits = &self.shared.limits;
         let has_body = head.framing != Framing::None;
         if self.shared.auth.is_required()
             && !http::is_probe(head.method(), head.path())
@@ -597,26 +599,18 @@ impl Connection {
         {
             return Err(End::Refused(http::too_large(limit)));
         }
-        let reserve = match head.framing {
-            Framing::Length(n) => n,
-            Framing::Chunked => limit,
-            Framing::None => 0,
-        };
-        let reserved =
-            self.shared.budget.reserve(reserve, limits.body_timeout).ok_or_else(|| {
-                End::Refused(Response::error(
-                    503,
-                    "too many request bodies in flight; try again later",
-                ))
-            })?;
+        // Body memory is taken from the budget as the bytes arrive, not as announced: a slow
+        // upload holds what it has sent, so a few of them cannot reserve the whole budget
+        // before sending anything (eight chunked uploads once held all 64 MiB).
+        let mut reserved = self.shared.budget.nothing();
         if head.expect_continue && has_body {
             self.write_answers()?;
             self.write_raw(b"HTTP/1.1 100 Continue\r\n\r\n")?;
         }
         let body = match head.framing {
             Framing::None => Vec::new(),
-            Framing::Length(n) => self.read_body(n)?,
-            Framing::Chunked => self.read_chunked(limit)?,
+            Framing::Length(n) => self.read_body(n, &mut reserved)?,
+            Framing::Chunked => self.read_chunked(limit, &mut reserved)?,
         };
         let keep_alive = head.keep_alive;
         self.hand_over(head, body, reserved)?;
@@ -790,35 +784,49 @@ impl Connection {
         }
     }
 
-    /// Reads a `Content-Length` body of `n` bytes (already checked against the limit).
-    fn read_body(&mut self, n: u64) -> Step<Vec<u8>> {
+    /// Reads a `Content-Length` body of `n` bytes (already checked against the limit), taking
+    /// its memory from the budget [`BODY_STEP`] at a time as the bytes arrive.
+    fn read_body(&mut self, n: u64, reserved: &mut Reservation) -> Step<Vec<u8>> {
         let n = usize::try_from(n).map_err(|_| End::Quietly)?;
         let from_buf = n.min(self.buf.len());
+        self.hold(reserved, from_buf)?;
+        // Address space for all of it (n is within the limit), memory only as it is filled:
+        // the pages of a large allocation are not resident until written.
         let mut body = Vec::with_capacity(n);
         body.extend(self.buf.drain(..from_buf));
         if body.len() < n {
             self.write_answers()?;
             self.set_read_timeout(self.shared.limits.body_timeout);
-            body.resize(n, 0);
-            let mut filled = from_buf;
-            while filled < n {
+        }
+        while body.len() < n {
+            let filled = body.len();
+            let step = (n - filled).min(BODY_STEP);
+            self.hold(reserved, filled + step)?;
+            body.resize(filled + step, 0);
+            let got = loop {
                 match self.stream.read(&mut body[filled..]) {
                     Ok(0) => return Err(End::Quietly),
-                    Ok(got) => filled += got,
+                    Ok(got) => break got,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) if is_timeout(&e) => return Err(self.body_timed_out()),
                     Err(_) => return Err(End::Quietly),
                 }
-            }
+            };
+            body.truncate(filled + got);
         }
         Ok(body)
     }
 
-    /// Reads a chunked body, at most `limit` bytes of data, and the trailer after it.
-    fn read_chunked(&mut self, limit: u64) -> Step<Vec<u8>> {
+    /// Reads a chunked body, at most `limit` bytes of data, and the trailer after it; its memory
+    /// is taken from the budget as the data arrives.
+    fn read_chunked(&mut self, limit: u64, reserved: &mut Reservation) -> Step<Vec<u8>> {
         let mut body = Vec::new();
         let mut decoder = Chunked::default();
         loop {
+            // Decoding moves at most what is buffered into the body, and never past the limit.
+            let most =
+                (body.len() + self.buf.len()).min(usize::try_from(limit).unwrap_or(usize::MAX));
+            self.hold(reserved, most)?;
             match decoder.decode(&mut self.buf, &mut body, limit) {
                 Ok(true) => return Ok(body),
                 Ok(false) => {}
@@ -832,6 +840,18 @@ impl Connection {
                 Err(_) => return Err(End::Quietly),
             }
         }
+    }
+
+    /// Makes `reserved` cover at least `bytes`, waiting up to the body timeout for the budget;
+    /// 503 if it stays spent.
+    fn hold(&mut self, reserved: &mut Reservation, bytes: usize) -> Step<()> {
+        if reserved.grow_to(bytes as u64, self.shared.limits.body_timeout) {
+            return Ok(());
+        }
+        Err(End::Refused(Response::error(
+            503,
+            "too many request bodies in flight; try again later",
+        )))
     }
 
     fn body_timed_out(&self) -> End {
@@ -1331,8 +1351,9 @@ fn reason(status: u16) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 // The body budget
 
-/// Bytes of request bodies allowed in memory at once. A connection reserves a body's size before
-/// reading it and waits (up to its body timeout) while the budget is spent.
+/// Bytes of request bodies allowed in memory at once. A connection takes a body's memory from it
+/// as the bytes arrive ([`BODY_STEP`] at a time) and waits (up to its body timeout) while the
+/// budget is spent.
 struct Budget {
     left: Mutex<u64>,
     freed: Condvar,
@@ -1340,7 +1361,7 @@ struct Budget {
 
 /// A reservation from the budget, given back when dropped.
 pub struct Reservation {
-    budget: Option<Arc<Budget>>,
+    budget: Arc<Budget>,
     bytes: u64,
 }
 
@@ -1349,33 +1370,62 @@ impl Budget {
         Arc::new(Budget { left: Mutex::new(bytes), freed: Condvar::new() })
     }
 
+    /// A reservation of nothing yet, to grow.
+    fn nothing(self: &Arc<Budget>) -> Reservation {
+        Reservation { budget: Arc::clone(self), bytes: 0 }
+    }
+
     /// Takes `bytes` from the budget, waiting at most `wait` for them. `None` if they never
     /// became free.
+    #[cfg(test)]
     fn reserve(self: &Arc<Budget>, bytes: u64, wait: Duration) -> Option<Reservation> {
-        if bytes == 0 {
-            return Some(Reservation { budget: None, bytes: 0 });
-        }
+        let mut reservation = self.nothing();
+        reservation.grow_to(bytes, wait).then_some(reservation)
+    }
+
+    /// Takes `bytes` more, waiting at most `wait`; false (taking nothing) if they never became
+    /// free.
+    fn take(&self, bytes: u64, wait: Duration) -> bool {
         let deadline = Instant::now() + wait;
         let mut left = self.left.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         while *left < bytes {
-            let remaining = deadline.checked_duration_since(Instant::now())?;
+            let Some(remaining) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
             left = match self.freed.wait_timeout(left, remaining) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
         *left -= bytes;
-        Some(Reservation { budget: Some(Arc::clone(self)), bytes })
+        true
+    }
+}
+
+impl Reservation {
+    /// Makes this reservation at least `bytes`, waiting at most `wait` for the budget; false if
+    /// it stayed spent (the reservation is then unchanged).
+    fn grow_to(&mut self, bytes: u64, wait: Duration) -> bool {
+        if bytes <= self.bytes {
+            return true;
+        }
+        let more = bytes - self.bytes;
+        if !self.budget.take(more, wait) {
+            return false;
+        }
+        self.bytes = bytes;
+        true
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if let Some(budget) = &self.budget {
-            let mut left = budget.left.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            *left += self.bytes;
-            budget.freed.notify_all();
+        if self.bytes == 0 {
+            return;
         }
+        let mut left = self.budget.left.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *left += self.bytes;
+        self.budget.freed.notify_all();
     }
 }
 

@@ -438,3 +438,67 @@ fn mutated_requests_never_crash_the_server_or_its_log() {
         assert_eq!(r.body, key.as_bytes());
     }
 }
+
+/// `count` PUTs of a small value, each on a new connection; their latencies.
+fn normal_puts(addr: &str, count: usize) -> Vec<Duration> {
+    (0..count)
+        .map(|i| {
+            let started = Instant::now();
+            let r = request(addr, "PUT", &format!("/v1/normal-{i}"), b"value").expect("answered");
+            assert!(
+                r.status == 201 || r.status == 200,
+                "a normal write: {} {}",
+                r.status,
+                r.text()
+            );
+            let took = started.elapsed();
+            thread::sleep(Duration::from_millis(2));
+            took
+        })
+        .collect()
+}
+
+/// 8, then 100, slow uploads that announce 8 MiB bodies (chunked, or `Content-Length`) and
+/// send a few bytes: a body's memory is taken from the budget as it arrives, so they hold
+/// almost none of it, and a normal client's writes go on at once. (With the whole announced
+/// size reserved up front, eight of them held the 64 MiB budget, and every other write waited
+/// `--body-timeout` and got 503.)
+#[test]
+fn slow_big_uploads_leave_the_body_budget_to_others() {
+    let _one = serial();
+    let dir = TempDir::new("hostile-budget");
+    // A short body timeout, so that a regression fails in seconds: the uploads stay within it
+    // while the normal writes run (about 0.3 s).
+    let server = start(&dir, &["--body-timeout", "3"]);
+    for count in [8, 100] {
+        let uploads: Vec<TcpStream> = (0..count)
+            .map(|i| {
+                let mut s = TcpStream::connect(&server.addr).unwrap();
+                let head = if i % 2 == 0 {
+                    "POST /v1/write HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n800000\r\n{\"key\""
+                        .to_string()
+                } else {
+                    format!("POST /v1/write HTTP/1.1\r\nContent-Length: {}\r\n\r\n{{", 8 << 20)
+                };
+                s.write_all(head.as_bytes()).unwrap();
+                s
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(200)); // every upload is being read now
+        let latencies = normal_puts(&server.addr, 100);
+        let slowest = latencies.iter().max().copied().unwrap_or_default();
+        let p99 = p99(latencies);
+        let (rss, peak) = rss_kib(server.pid());
+        println!(
+            "{count} slow big uploads: normal PUT p99 {:.2} ms, max {:.2} ms; RSS {rss} KiB, \
+             peak {peak} KiB",
+            ms(p99),
+            ms(slowest)
+        );
+        assert!(p99 < P99_LIMIT, "{count} uploads: p99 {p99:?}");
+        // A write that waited for the budget waits for the body timeout (3 s): even one is
+        // a failure, and p99 of 100 would not see one.
+        assert!(slowest < Duration::from_secs(1), "{count} uploads: a write waited {slowest:?}");
+        drop(uploads);
+    }
+}
