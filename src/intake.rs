@@ -134,6 +134,8 @@ pub enum Event {
 pub struct Job {
     head: Head,
     pub body: Vec<u8>,
+    /// A JSON write body, parsed here on the connection's thread (then `body` is empty).
+    pub prepared: Option<Box<http::Prepared>>,
     /// Returned to the body budget when the job is dropped.
     _reserved: Reservation,
     id: u64,
@@ -631,9 +633,13 @@ impl Connection {
             logged.in_bytes = body.len() as u64;
         }
         let id = self.await_answer(&head);
+        // The main thread does only map and log work: a JSON write body is parsed here.
+        let prepared = http::prepare(head.method(), head.path(), &body).map(Box::new);
+        let body = if prepared.is_some() { Vec::new() } else { body };
         let job = Job {
             head,
             body,
+            prepared,
             _reserved: reserved,
             id,
             answers: self.answer_to.clone(),

@@ -87,6 +87,76 @@ pub fn parse(input: &[u8]) -> Result<Value, Error> {
     Ok(value)
 }
 
+/// A top-level member [`pick_members`] was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Member {
+    Missing,
+    String(String),
+    /// Present, but not a string: its kind ("a number", as [`Value::kind`] says).
+    Other(&'static str),
+    /// Present more than once.
+    Repeated,
+}
+
+/// What [`pick_members`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Picked<const N: usize> {
+    /// The members asked for, in the order of `names`.
+    Members([Member; N]),
+    /// The document is valid JSON, but not an object: its kind.
+    NotAnObject(&'static str),
+    /// `strict`, and a member not among `names` (the first one).
+    Unknown(String),
+}
+
+/// Validates one complete JSON document (exactly as [`parse`] does) and takes from its
+/// top-level object only the members in `names`. Every other value is checked and skipped
+/// without being built, so a body of a million members costs time (on the caller's thread) but
+/// no memory: a write body is read this way on its connection's thread, and the main thread
+/// gets only the key and the value. With `strict`, a member not in `names` is reported.
+pub fn pick_members<const N: usize>(
+    input: &[u8],
+    names: [&str; N],
+    strict: bool,
+) -> Result<Picked<N>, Error> {
+    let text = std::str::from_utf8(input).map_err(|e| Error {
+        offset: e.valid_up_to(),
+        message: "the body is not valid UTF-8".to_string(),
+    })?;
+    let mut parser = Parser { text: text.as_bytes(), pos: 0 };
+    parser.skip_whitespace();
+    if parser.peek() != Some(b'{') {
+        let kind = parser.skip_value(0)?;
+        parser.end()?;
+        return Ok(Picked::NotAnObject(kind));
+    }
+    let mut found: [Member; N] = std::array::from_fn(|_| Member::Missing);
+    let mut unknown = None;
+    parser.members(1, |parser, name| {
+        let Some(at) = names.iter().position(|n| *n == name) else {
+            if strict && unknown.is_none() {
+                unknown = Some(name);
+            }
+            return parser.skip_value(1).map(drop);
+        };
+        let member = if parser.peek() == Some(b'"') {
+            Member::String(parser.string()?)
+        } else {
+            Member::Other(parser.skip_value(1)?)
+        };
+        found[at] = match found[at] {
+            Member::Missing => member,
+            _ => Member::Repeated,
+        };
+        Ok(())
+    })?;
+    parser.end()?;
+    Ok(match unknown {
+        Some(name) => Picked::Unknown(name),
+        None => Picked::Members(found),
+    })
+}
+
 /// Appends `s` to `out` as a quoted JSON string. Escapes `"`, `\` and the control characters
 /// U+0000..U+001F; everything else is written as UTF-8, which JSON allows.
 pub fn write_string(out: &mut String, s: &str) {
@@ -175,6 +245,88 @@ impl Parser<'_> {
             Some(b'n') => self.expect_literal("null", Value::Null),
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(_) => Err(self.error("expected a value")),
+        }
+    }
+
+    /// After the document: only whitespace may follow.
+    fn end(&mut self) -> Result<(), Error> {
+        self.skip_whitespace();
+        if self.pos != self.text.len() {
+            return Err(self.error("unexpected data after the JSON value"));
+        }
+        Ok(())
+    }
+
+    /// Checks one value and moves past it, building nothing (strings and numbers are decoded
+    /// to be checked, then dropped); its kind.
+    fn skip_value(&mut self, depth: usize) -> Result<&'static str, Error> {
+        match self.peek() {
+            Some(b'{') => {
+                self.members(depth + 1, |parser, _| parser.skip_value(depth + 1).map(drop))?;
+                Ok("an object")
+            }
+            Some(b'[') => {
+                self.check_depth(depth + 1)?;
+                self.pos += 1;
+                self.skip_whitespace();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    return Ok("an array");
+                }
+                loop {
+                    self.skip_whitespace();
+                    self.skip_value(depth + 1)?;
+                    self.skip_whitespace();
+                    match self.peek() {
+                        Some(b',') => self.pos += 1,
+                        Some(b']') => {
+                            self.pos += 1;
+                            return Ok("an array");
+                        }
+                        _ => return Err(self.error("expected `,` or `]` in array")),
+                    }
+                }
+            }
+            _ => self.value(depth).map(|v| v.kind()),
+        }
+    }
+
+    /// Reads an object's members (the parser at its `{`), calling `member` with each name
+    /// when the parser is at the member's value, which `member` must consume.
+    fn members(
+        &mut self,
+        depth: usize,
+        mut member: impl FnMut(&mut Self, String) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.check_depth(depth)?;
+        self.pos += 1; // '{'
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_whitespace();
+            if self.peek() != Some(b'"') {
+                return Err(self.error("expected a string as object key"));
+            }
+            let name = self.string()?;
+            self.skip_whitespace();
+            if self.peek() != Some(b':') {
+                return Err(self.error("expected `:` after object key"));
+            }
+            self.pos += 1;
+            self.skip_whitespace();
+            member(self, name)?;
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.error("expected `,` or `}` in object")),
+            }
         }
     }
 
@@ -516,6 +668,59 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `pick_members` accepts exactly what `parse` accepts, with the same error, and picks what
+    /// the tree holds: on random and mutated documents, write bodies among them, the
+    /// JSONTestSuite corpus, and nesting at the depth limit.
+    #[test]
+    fn picking_members_agrees_with_the_tree() {
+        let mut rng = Rng::new(14);
+        let alphabet = b"{}[]\",:\\u0123456789aeklnrtuvy-. \xff";
+        let mut docs: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..crate::testutil::knob("WALKV_FUZZ_ITERS", 20_000) / 2 {
+            let mut bytes = if rng.below(2) == 0 {
+                serde_json::to_vec(&random_value(&mut rng, 0)).unwrap()
+            } else {
+                br#"{"key":"k","x":[1,{"key":2}],"value":"v\u00e9","key2":null}"#.to_vec()
+            };
+            for _ in 0..rng.below(3) {
+                let at = rng.below(bytes.len() + 1);
+                match rng.below(3) {
+                    0 if at < bytes.len() => bytes[at] = alphabet[rng.below(alphabet.len())],
+                    1 => bytes.insert(at, alphabet[rng.below(alphabet.len())]),
+                    _ => bytes.truncate(at),
+                }
+            }
+            docs.push(bytes);
+        }
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/testdata/jsontestsuite/test_parsing");
+        for entry in std::fs::read_dir(corpus).into_iter().flatten().flatten() {
+            docs.push(std::fs::read(entry.path()).unwrap());
+        }
+        for depth in [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1] {
+            docs.push(format!("{{\"a\":{}{}}}", "[".repeat(depth), "]".repeat(depth)).into_bytes());
+        }
+        for doc in &docs {
+            let tree = parse(doc);
+            let picked = pick_members(doc, ["key", "value"], false);
+            let expected = tree.clone().map(|v| match v {
+                Value::Object(members) => Picked::Members(["key", "value"].map(|name| {
+                    let mut found = members.iter().filter(|(n, _)| n == name);
+                    match (found.next(), found.next()) {
+                        (None, _) => Member::Missing,
+                        (Some(_), Some(_)) => Member::Repeated,
+                        (Some((_, Value::String(s))), None) => Member::String(s.clone()),
+                        (Some((_, other)), None) => Member::Other(other.kind()),
+                    }
+                })),
+                other => Picked::NotAnObject(other.kind()),
+            });
+            assert_eq!(picked, expected, "{:?}", String::from_utf8_lossy(doc));
+        }
+        let strict = pick_members(br#"{"key":"k","Value":"v"}"#, ["key", "value"], true);
+        assert_eq!(strict, Ok(Picked::Unknown("Value".into())));
     }
 
     /// Deep nesting is an error at MAX_DEPTH, not a stack overflow.

@@ -454,8 +454,14 @@ fn spawn_sync_thread(
 fn handle(store: &mut Store, auth: &Auth, job: &Job, serving: http::Serving) -> Response {
     let (path, query) = job.path_and_query();
     let headers = job.header_pairs();
-    let request =
-        http::Request { method: job.method(), path, query, headers: &headers, body: &job.body };
+    let request = http::Request {
+        method: job.method(),
+        path,
+        query,
+        headers: &headers,
+        body: &job.body,
+        prepared: job.prepared.as_deref(),
+    };
     http::handle(store, &request, auth, serving)
 }
 

@@ -13,7 +13,7 @@
 
 use super::{Response, store_error};
 use crate::base64;
-use crate::json::{self, Value};
+use crate::json;
 use crate::store::Store;
 use crate::wal::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
@@ -31,25 +31,20 @@ pub fn lines(body: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
 }
 
 /// One line's key and value, or what is wrong with it.
-pub fn parse_line(line: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+pub fn parse_line(line: &[u8]) -> Result<Pair, String> {
     if line.starts_with(b"\xEF\xBB\xBF") {
         return Err(super::BOM.into());
     }
-    let value = json::parse(line).map_err(|e| e.to_string())?;
-    let Value::Object(members) = value else {
-        return Err(format!(
-            "expected a JSON object {{\"key\":...,\"value\":...}}, not {}",
-            value.kind()
-        ));
-    };
-    let (mut key, mut val) = (None, None);
-    for (name, member) in members {
-        let (slot, base64) = match name.as_str() {
-            "key" => (&mut key, false),
-            "key_base64" => (&mut key, true),
-            "value" => (&mut val, false),
-            "value_base64" => (&mut val, true),
-            other => {
+    let names = ["key", "key_base64", "value", "value_base64"];
+    let [key, key_base64, value, value_base64] =
+        match json::pick_members(line, names, true).map_err(|e| e.to_string())? {
+            json::Picked::Members(members) => members,
+            json::Picked::NotAnObject(kind) => {
+                return Err(format!(
+                    "expected a JSON object {{\"key\":...,\"value\":...}}, not {kind}"
+                ));
+            }
+            json::Picked::Unknown(other) => {
                 let shown: String = other.chars().take(40).flat_map(char::escape_debug).collect();
                 return Err(format!(
                     "unknown field `{shown}`; a line holds key (or key_base64) and value (or \
@@ -57,19 +52,8 @@ pub fn parse_line(line: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
                 ));
             }
         };
-        let Value::String(text) = member else {
-            return Err(format!("field `{name}` must be a string, not {}", member.kind()));
-        };
-        if slot.is_some() {
-            let field = name.trim_end_matches("_base64");
-            return Err(format!("`{field}` is given more than once"));
-        }
-        *slot = Some(if base64 {
-            base64::decode(text.as_bytes()).map_err(|e| format!("field `{name}`: {e}"))?
-        } else {
-            text.into_bytes()
-        });
-    }
+    let key = bytes_of(key, key_base64, "key")?;
+    let val = bytes_of(value, value_base64, "value")?;
     let key = key.ok_or("missing field `key` (or `key_base64`)")?;
     let value = val.ok_or("missing field `value` (or `value_base64`)")?;
     if key.is_empty() {
@@ -84,8 +68,35 @@ pub fn parse_line(line: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
     Ok((key, value))
 }
 
-/// Answers `POST /v1/bulk`.
-pub fn bulk(store: &mut Store, body: &[u8]) -> Response {
+/// A field given as text (`name`) or as base64 (`name_base64`): its bytes, if exactly one was.
+fn bytes_of(
+    text: json::Member,
+    base64: json::Member,
+    name: &str,
+) -> Result<Option<Vec<u8>>, String> {
+    use json::Member::{Missing, Repeated};
+    match (text, base64) {
+        (Missing, Missing) => Ok(None),
+        (Repeated, _)
+        | (_, Repeated)
+        | (
+            json::Member::String(_) | json::Member::Other(_),
+            json::Member::String(_) | json::Member::Other(_),
+        ) => Err(format!("`{name}` is given more than once")),
+        (member, Missing) => super::string_member(member, name).map(|s| Some(s.into_bytes())),
+        (Missing, member) => {
+            let field = format!("{name}_base64");
+            let text = super::string_member(member, &field)?;
+            base64::decode(text.as_bytes()).map(Some).map_err(|e| format!("field `{field}`: {e}"))
+        }
+    }
+}
+
+/// A key and its value, from one line.
+pub type Pair = (Vec<u8>, Vec<u8>);
+
+/// Parses a bulk body: every line, or the refusal (400 naming the line, 413 for too many).
+pub fn parse_body(body: &[u8]) -> Result<Vec<Pair>, Response> {
     let mut pairs = Vec::new();
     for (number, line) in lines(body) {
         if pairs.len() == MAX_LINES {
@@ -93,15 +104,27 @@ pub fn bulk(store: &mut Store, body: &[u8]) -> Response {
                 "a bulk write holds at most {MAX_LINES} lines; split it (walkv import does); \
                  nothing was written"
             );
-            return Response::error(413, &message);
+            return Err(Response::error(413, &message));
         }
         match parse_line(line) {
             Ok(pair) => pairs.push(pair),
             Err(why) => {
-                return Response::error(400, &format!("line {number}: {why}; nothing was written"));
+                return Err(Response::error(
+                    400,
+                    &format!("line {number}: {why}; nothing was written"),
+                ));
             }
         }
     }
+    Ok(pairs)
+}
+
+/// Writes parsed bulk pairs (or answers their refusal): `POST /v1/bulk`'s answer.
+pub fn apply(store: &mut Store, parsed: Result<&[Pair], &Response>) -> Response {
+    let pairs = match parsed {
+        Ok(pairs) => pairs,
+        Err(refusal) => return refusal.clone(),
+    };
     let mut last_seq = None;
     for (done, (key, value)) in pairs.iter().enumerate() {
         match store.set(key, value) {
@@ -110,7 +133,9 @@ pub fn bulk(store: &mut Store, body: &[u8]) -> Response {
                 let mut response = store_error(&e);
                 let message =
                     format!("{e}; the first {done} of {} lines were written", pairs.len());
-                response.body = json::object_with_string("error", &message).into_bytes();
+                response.body =
+                    json::object_with_string("error", &crate::error::for_client(&message))
+                        .into_bytes();
                 return response;
             }
         }

@@ -18,7 +18,12 @@ fn call(store: &mut Store, method: &str, target: &str, body: &[u8]) -> Response 
     };
     let stats = Stats::default();
     let serving = Serving { compaction: &stats, stopping: false };
-    handle(store, &Request { method, path, query, headers: &[], body }, &Auth::none(), serving)
+    handle(
+        store,
+        &Request { method, path, query, headers: &[], body, prepared: None },
+        &Auth::none(),
+        serving,
+    )
 }
 
 fn text(r: &Response) -> String {
@@ -170,7 +175,7 @@ fn probes_answer_without_the_token() {
     let auth = Auth::from_token("t0ken").unwrap();
     let stats = Stats::default();
     let probe = |s: &mut Store, method, path, stopping| {
-        let req = Request { method, path, query: None, headers: &[], body: b"" };
+        let req = Request { method, path, query: None, headers: &[], body: b"", prepared: None };
         let r = handle(s, &req, &auth, Serving { compaction: &stats, stopping });
         (r.status, String::from_utf8(r.body).unwrap())
     };
@@ -223,7 +228,7 @@ fn token_guards_every_endpoint() {
         ("GET", "/nowhere", b""),
     ] {
         for headers in [&wrong[..], &[]] {
-            let req = Request { method, path, query: None, headers, body };
+            let req = Request { method, path, query: None, headers, body, prepared: None };
             let r = handle(&mut s, &req, &auth, serve(&Stats::default()));
             assert_eq!(r.status, 401, "{method} {path}");
             assert!(text(&r).starts_with("{\"error\":"));
@@ -231,7 +236,14 @@ fn token_guards_every_endpoint() {
         }
     }
     assert!(s.is_empty(), "nothing was written without the token");
-    let req = Request { method: "PUT", path: "/v1/k", query: None, headers: &good, body: b"v" };
+    let req = Request {
+        method: "PUT",
+        path: "/v1/k",
+        query: None,
+        headers: &good,
+        body: b"v",
+        prepared: None,
+    };
     assert_eq!(handle(&mut s, &req, &auth, serve(&Stats::default())).status, 201);
 }
 
@@ -263,7 +275,7 @@ fn call_with(
         None => (target, None),
     };
     let stats = Stats::default();
-    let request = Request { method, path, query, headers, body };
+    let request = Request { method, path, query, headers, body, prepared: None };
     handle(store, &request, &Auth::none(), Serving { compaction: &stats, stopping: false })
 }
 
