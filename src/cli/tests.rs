@@ -201,6 +201,9 @@ fn new_user_mistakes() {
         let err = parse(args(line), &no_env).unwrap_err();
         assert!(err.0.contains(says), "{line:?}: {err}");
     }
+    assert!(HELP.contains("130 serve: a second stop signal") && HELP.contains("walkv --version"));
+    assert!(HELP_SERVE.contains("SIGHUP") && HELP_SERVE.contains("0.01 to 86400"));
+    assert!(HELP_CLIENT.contains("[IPv6]:PORT") && HELP_CLIENT.contains("-5 needs none"));
     let empty_env = |n: &str| (n == "WALKV_DATA_DIR").then(String::new);
     assert!(parse(args(&["check"]), &empty_env).unwrap_err().0.contains("is empty"));
     for (given, addr) in [
