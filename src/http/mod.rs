@@ -560,8 +560,11 @@ pub fn string_member(member: json::Member, name: &str) -> Result<String, String>
 /// `name=false` or its absence is off; any other value is an error (`?raw=no` must not mean
 /// yes). If it is given more than once, the last one decides.
 fn flag_param(query: Option<&str>, name: &str) -> Result<bool, String> {
+    let Some(query) = query.filter(|q| q.contains(name)) else {
+        return Ok(false); // most requests: no query, or one without this switch
+    };
     let mut on = false;
-    for part in query.unwrap_or_default().split('&') {
+    for part in query.split('&') {
         let value = match part.split_once('=') {
             Some((n, v)) if n == name => v,
             None if part == name => "",
