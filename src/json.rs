@@ -266,26 +266,8 @@ impl Parser<'_> {
                 Ok("an object")
             }
             Some(b'[') => {
-                self.check_depth(depth + 1)?;
-                self.pos += 1;
-                self.skip_whitespace();
-                if self.peek() == Some(b']') {
-                    self.pos += 1;
-                    return Ok("an array");
-                }
-                loop {
-                    self.skip_whitespace();
-                    self.skip_value(depth + 1)?;
-                    self.skip_whitespace();
-                    match self.peek() {
-                        Some(b',') => self.pos += 1,
-                        Some(b']') => {
-                            self.pos += 1;
-                            return Ok("an array");
-                        }
-                        _ => return Err(self.error("expected `,` or `]` in array")),
-                    }
-                }
+                self.items(depth + 1, |parser| parser.skip_value(depth + 1).map(drop))?;
+                Ok("an array")
             }
             _ => self.value(depth).map(|v| v.kind()),
         }
@@ -338,23 +320,37 @@ impl Parser<'_> {
     }
 
     fn array(&mut self, depth: usize) -> Result<Value, Error> {
+        let mut items = Vec::new();
+        self.items(depth, |parser| {
+            items.push(parser.value(depth)?);
+            Ok(())
+        })?;
+        Ok(Value::Array(items))
+    }
+
+    /// Reads an array's items (the parser at its `[`), calling `item` at each, which must
+    /// consume it.
+    fn items(
+        &mut self,
+        depth: usize,
+        mut item: impl FnMut(&mut Self) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         self.check_depth(depth)?;
         self.pos += 1; // '['
-        let mut items = Vec::new();
         self.skip_whitespace();
         if self.peek() == Some(b']') {
             self.pos += 1;
-            return Ok(Value::Array(items));
+            return Ok(());
         }
         loop {
             self.skip_whitespace();
-            items.push(self.value(depth)?);
+            item(self)?;
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b']') => {
                     self.pos += 1;
-                    return Ok(Value::Array(items));
+                    return Ok(());
                 }
                 _ => return Err(self.error("expected `,` or `]` in array")),
             }
@@ -362,38 +358,12 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Value, Error> {
-        self.check_depth(depth)?;
-        self.pos += 1; // '{'
         let mut members = Vec::new();
-        self.skip_whitespace();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            return Ok(Value::Object(members));
-        }
-        loop {
-            self.skip_whitespace();
-            if self.peek() != Some(b'"') {
-                return Err(self.error("expected a string as object key"));
-            }
-            let name = self.string()?;
-            self.skip_whitespace();
-            if self.peek() != Some(b':') {
-                return Err(self.error("expected `:` after object key"));
-            }
-            self.pos += 1;
-            self.skip_whitespace();
-            let value = self.value(depth)?;
-            members.push((name, value));
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(Value::Object(members));
-                }
-                _ => return Err(self.error("expected `,` or `}` in object")),
-            }
-        }
+        self.members(depth, |parser, name| {
+            members.push((name, parser.value(depth)?));
+            Ok(())
+        })?;
+        Ok(Value::Object(members))
     }
 
     /// Consumes a run of ASCII digits and returns how many there were.
