@@ -65,16 +65,7 @@ fn cannot_connect_exits_3() {
 
 /// Serves one connection with a canned answer; returns its address.
 fn fake_server(answer: &'static [u8]) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    thread::spawn(move || {
-        if let Ok((mut stream, _)) = listener.accept() {
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let _ = stream.write_all(answer);
-        }
-    });
-    addr
+    fake_server_holding(answer, std::time::Duration::ZERO)
 }
 
 /// A 5xx or an unreadable answer exits 5.
