@@ -1,0 +1,536 @@
+//! One connection's thread: it reads requests (header, then body, under the timeouts and the
+//! body budget), hands each whole request to the main thread as a [`Job`], and writes the
+//! answers back in request order. Everything a client can make slow happens here, never on the
+//! main thread.
+
+use super::answer::{ConnectionHeader, write_answer};
+use super::budget::Reservation;
+use super::parse::{
+    Chunked, Framing, Head, find_head_end, head_too_large, parse_head, skip_empty_lines,
+};
+use super::{
+    BODY_STEP, Event, FIRST_READ, Job, KEEP_BUFFER, LINGER, MAX_HEAD_BYTES, MAX_PIPELINE,
+    READ_CHUNK, Shared,
+};
+use crate::http::{self, Response};
+use crate::metrics::{METRICS, Method};
+use crate::request_log;
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Why a connection ends. `Refused` still sends an answer first.
+enum End {
+    /// The client closed, went idle too long, or the socket failed: nothing to say.
+    Quietly,
+    /// Answer this (with `Connection: close`), then close.
+    Refused(Response),
+}
+
+type Step<T> = Result<T, End>;
+
+pub(super) struct Connection {
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    events: Sender<Event>,
+    /// Bytes read and not yet consumed.
+    buf: Vec<u8>,
+    /// The read timeout currently set on the socket (set again only when it changes).
+    timeout: Option<Duration>,
+    answers: Receiver<(u64, Response)>,
+    answer_to: Sender<(u64, Response)>,
+    /// Requests handed over and not yet answered, oldest first.
+    waiting: VecDeque<Waiting>,
+    next_id: u64,
+    /// This connection's number in the process (`conn=` in the request log).
+    number: u64,
+    /// The request whose head was read last, until it is handed over (or refused).
+    current: Option<Seen>,
+}
+
+/// What writing an answer needs to remember about its request.
+struct Waiting {
+    id: u64,
+    head_only: bool,
+    connection: ConnectionHeader,
+    seen: Seen,
+}
+
+/// What the metrics and the request log need to know about a request. Small on purpose
+/// (32 bytes): it travels with every request, and the rare parts sit behind one box.
+struct Seen {
+    method: Method,
+    /// When its head began to arrive (when it was found, for a pipelined request).
+    arrived: Instant,
+    /// Only with a request id to echo or the request log on.
+    extra: Option<Box<Extra>>,
+}
+
+impl Seen {
+    fn request_id(&self) -> Option<&str> {
+        self.extra.as_ref().map(|extra| &*extra.request_id)
+    }
+}
+
+/// The request id, and what the request log says about a request besides its answer.
+struct Extra {
+    /// Echoed as `X-Request-ID`: the client's if sane; made up if the request log is on.
+    request_id: Box<str>,
+    /// Only with the request log on.
+    logged: Option<Logged>,
+}
+
+struct Logged {
+    method: String,
+    /// The request target, cut to [`request_log::MAX_PATH`] bytes.
+    path: String,
+    trunc: bool,
+    in_bytes: u64,
+}
+
+impl Connection {
+    pub(super) fn new(
+        stream: TcpStream,
+        shared: &Arc<Shared>,
+        events: Sender<Event>,
+    ) -> Connection {
+        let (answer_to, answers) = mpsc::channel();
+        Connection {
+            stream,
+            shared: Arc::clone(shared),
+            events,
+            buf: Vec::new(),
+            timeout: None,
+            answers,
+            answer_to,
+            waiting: VecDeque::new(),
+            next_id: 0,
+            number: shared.accepted.fetch_add(1, Ordering::Relaxed) + 1,
+            current: None,
+        }
+    }
+
+    pub(super) fn serve(mut self) {
+        // Small answers leave at once rather than waiting for an ACK (Nagle's algorithm).
+        let _ = self.stream.set_nodelay(true);
+        let _ = self.stream.set_write_timeout(Some(self.shared.limits.write_timeout));
+        let end = loop {
+            match self.next_request() {
+                Ok(true) => {}
+                Ok(false) => break End::Quietly,
+                Err(end) => break end,
+            }
+        };
+        let flushed = self.write_answers();
+        if let (End::Refused(response), Ok(())) = (end, flushed) {
+            // The refused request's head, if it was read; else one that never got that far.
+            let seen = self.current.take().unwrap_or_else(|| self.seen(None, Instant::now()));
+            let mut out = Vec::new();
+            write_answer(&mut out, &response, false, ConnectionHeader::Close, seen.request_id());
+            let written = self.stream.write_all(&out).is_ok();
+            self.account(&seen, &response, false, Instant::now(), SystemTime::now());
+            if written {
+                self.linger_close();
+            }
+        }
+    }
+
+    /// What is known of a request once its head is read (`None`: it could not be).
+    fn seen(&self, head: Option<&Head>, arrived: Instant) -> Seen {
+        let log = self.shared.log.is_some();
+        let client_id = head.and_then(|h| h.field("x-request-id"));
+        let request_id: Option<Box<str>> = match client_id.filter(|id| request_log::is_sane_id(id))
+        {
+            Some(id) => Some(id.into()),
+            None if log => Some(request_log::new_id().into()),
+            None => None,
+        };
+        let logged = log.then(|| {
+            let (method, target) = head.map_or(("-", "-"), |h| (h.method(), h.target()));
+            let (path, trunc) = request_log::cut(target);
+            Logged {
+                method: request_log::cut(method).0.to_string(),
+                path: path.to_string(),
+                trunc,
+                in_bytes: 0,
+            }
+        });
+        let extra = request_id.map(|request_id| Box::new(Extra { request_id, logged }));
+        let method = head.map_or(Method::Other, |h| Method::from_name(h.method()));
+        Seen { method, arrived, extra }
+    }
+
+    /// Counts an answer that is being written, and logs it if the request log is on.
+    fn account(
+        &self,
+        seen: &Seen,
+        response: &Response,
+        head_only: bool,
+        answered: Instant,
+        now: SystemTime,
+    ) {
+        let took = answered.saturating_duration_since(seen.arrived);
+        METRICS.answered(seen.method, response.status, took);
+        let extra = seen.extra.as_deref();
+        if let (Some(log), Some(Extra { request_id, logged: Some(logged) })) =
+            (&self.shared.log, extra)
+        {
+            log.submit(&request_log::Entry {
+                time: now,
+                id: request_id,
+                method: &logged.method,
+                path: &logged.path,
+                trunc: logged.trunc,
+                status: response.status,
+                in_bytes: logged.in_bytes,
+                out_bytes: if head_only { 0 } else { response.body.len() as u64 },
+                took,
+                conn: self.number,
+            });
+        }
+    }
+
+    /// Reads one request and hands it over. `Ok(false)`: the connection is done, cleanly.
+    fn next_request(&mut self) -> Step<bool> {
+        let Some((head, arrived)) = self.read_head()? else {
+            return Ok(false);
+        };
+        self.current = Some(self.seen(Some(&head), arrived));
+        let has_body = head.framing != Framing::None;
+        if self.shared.auth.is_required()
+            && !http::is_probe(head.method(), head.path())
+            && !self.shared.auth.allows(&head.fields().collect::<Vec<_>>())
+        {
+            let answer = http::unauthorized();
+            if has_body {
+                return Err(End::Refused(answer));
+            }
+            self.hand_over_answer(answer, &head)?;
+            return Ok(head.keep_alive);
+        }
+        let limit = http::body_limit(head.method(), head.path());
+        if let Framing::Length(n) = head.framing
+            && n > limit
+        {
+            return Err(End::Refused(http::too_large(limit)));
+        }
+        // Body memory is taken from the budget as the bytes arrive, not as announced: a slow
+        // upload holds what it has sent, so a few of them cannot reserve the whole budget
+        // before sending anything (eight chunked uploads once held all 64 MiB).
+        let mut reserved = self.shared.budget.nothing();
+        if head.expect_continue && has_body {
+            self.write_answers()?;
+            self.write_raw(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        }
+        let body = match head.framing {
+            Framing::None => Vec::new(),
+            Framing::Length(n) => self.read_body(n, &mut reserved)?,
+            Framing::Chunked => self.read_chunked(limit, &mut reserved)?,
+        };
+        let keep_alive = head.keep_alive;
+        self.hand_over(head, body, reserved)?;
+        if !keep_alive {
+            return Ok(false);
+        }
+        if self.buf.capacity() > KEEP_BUFFER && self.buf.len() <= KEEP_BUFFER {
+            self.buf.shrink_to(KEEP_BUFFER);
+        }
+        Ok(true)
+    }
+
+    /// Passes the request to the main thread. Answers are written when no further request is
+    /// already waiting in the buffer, or when [`MAX_PIPELINE`] are outstanding.
+    fn hand_over(&mut self, head: Head, body: Vec<u8>, reserved: Reservation) -> Step<()> {
+        let extra = self.current.as_mut().and_then(|seen| seen.extra.as_mut());
+        if let Some(logged) = extra.and_then(|extra| extra.logged.as_mut()) {
+            logged.in_bytes = body.len() as u64;
+        }
+        let id = self.await_answer(&head);
+        // The main thread does only map and log work: a JSON write body is parsed here.
+        let prepared = http::prepare(head.method(), head.path(), &body).map(Box::new);
+        let body = if prepared.is_some() { Vec::new() } else { body };
+        let job = Job {
+            head,
+            body,
+            prepared,
+            _reserved: reserved,
+            id,
+            answers: self.answer_to.clone(),
+            unwritten: Arc::clone(&self.shared.unwritten),
+        };
+        if self.events.send(Event::Request(job)).is_err() {
+            return Err(End::Quietly); // the server is stopping
+        }
+        if self.buf.is_empty() || self.waiting.len() >= MAX_PIPELINE {
+            self.write_answers()?;
+        }
+        Ok(())
+    }
+
+    /// Queues an answer the connection gives itself (a 401 without a body), in order.
+    fn hand_over_answer(&mut self, response: Response, head: &Head) -> Step<()> {
+        let id = self.await_answer(head);
+        self.shared.unwritten.fetch_add(1, Ordering::SeqCst);
+        let _ = self.answer_to.send((id, response));
+        if self.buf.is_empty() {
+            self.write_answers()?;
+        }
+        Ok(())
+    }
+
+    /// Queues the request's place in the answer order (with what [`Connection::current`] saw
+    /// of it); its id.
+    fn await_answer(&mut self, head: &Head) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let seen = self.current.take().unwrap_or_else(|| self.seen(Some(head), Instant::now()));
+        let head_only = seen.method == Method::Head;
+        let connection = match (head.keep_alive, head.http10) {
+            (false, _) => ConnectionHeader::Close,
+            (true, true) => ConnectionHeader::KeepAlive,
+            (true, false) => ConnectionHeader::Omit,
+        };
+        self.waiting.push_back(Waiting { id, head_only, connection, seen });
+        id
+    }
+
+    /// Waits for the answers to every request handed over, and writes them in request order.
+    fn write_answers(&mut self) -> Step<()> {
+        if self.waiting.is_empty() {
+            return Ok(());
+        }
+        // Answers can arrive out of order (some wait for an fsync, some do not).
+        let mut ready = Vec::with_capacity(self.waiting.len());
+        while ready.len() < self.waiting.len() {
+            match self.answers.recv() {
+                Ok(answer) => ready.push(answer),
+                Err(_) => return Err(End::Quietly), // unreachable: we hold a sender
+            }
+        }
+        // "Handed back": the answers leave together, now (a pipelined answer waits for those
+        // before it, as its client does).
+        let answered = Instant::now();
+        let count = ready.len();
+        let mut out = Vec::new();
+        let now =
+            if self.shared.log.is_some() { SystemTime::now() } else { SystemTime::UNIX_EPOCH };
+        while let Some(w) = self.waiting.pop_front() {
+            if let Some(at) = ready.iter().position(|(id, _)| *id == w.id) {
+                let (_, response) = ready.swap_remove(at);
+                write_answer(&mut out, &response, w.head_only, w.connection, w.seen.request_id());
+                self.account(&w.seen, &response, w.head_only, answered, now);
+            }
+        }
+        let written = self.write_raw(&out);
+        self.shared.unwritten.fetch_sub(count, Ordering::SeqCst);
+        written
+    }
+
+    fn write_raw(&mut self, bytes: &[u8]) -> Step<()> {
+        self.stream.write_all(bytes).map_err(|_| End::Quietly)
+    }
+
+    /// Reads until a whole head is in the buffer, then parses and removes it. `None`: the client
+    /// closed (or stayed idle past `idle_timeout`) between requests.
+    fn read_head(&mut self) -> Step<Option<(Head, Instant)>> {
+        let mut scanned = 0;
+        let mut started: Option<Instant> = None;
+        loop {
+            skip_empty_lines(&mut self.buf);
+            if let Some(end) = find_head_end(&self.buf, scanned) {
+                // The limit is on the head, however its bytes arrived (one burst or a trickle).
+                if end > MAX_HEAD_BYTES {
+                    return Err(End::Refused(head_too_large()));
+                }
+                let head = parse_head(&self.buf[..end]).map_err(End::Refused)?;
+                self.buf.drain(..end);
+                return Ok(Some((head, started.unwrap_or_else(Instant::now))));
+            }
+            if self.buf.len() > MAX_HEAD_BYTES {
+                return Err(End::Refused(head_too_large()));
+            }
+            scanned = self.buf.len().saturating_sub(2);
+            // Never wait on the socket while answers are owed: a pipelining client may be
+            // waiting for them before it sends more.
+            self.write_answers()?;
+            if started.is_none() && self.buf.is_empty() {
+                if !self.wait_for_next_request()? {
+                    return Ok(None);
+                }
+                started = Some(Instant::now());
+                continue;
+            }
+            let header_timeout = self.shared.limits.header_timeout;
+            let wait =
+                started.map_or(header_timeout, |at| header_timeout.saturating_sub(at.elapsed()));
+            match self.read_more(wait) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {
+                    started.get_or_insert_with(Instant::now);
+                }
+                Err(e) if is_timeout(&e) => {
+                    return Err(End::Refused(Response::error(
+                        408,
+                        &format!(
+                            "the request header did not arrive within {} s",
+                            header_timeout.as_secs_f64()
+                        ),
+                    )));
+                }
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// Waits up to `idle_timeout` for the first bytes of the next request, holding no buffer
+    /// meanwhile (an idle connection costs its thread's stack and nothing on the heap). A
+    /// request that fits in [`FIRST_READ`] bytes, as most do, needs no further read. `false`:
+    /// the client closed, stayed idle too long, or the socket failed.
+    fn wait_for_next_request(&mut self) -> Step<bool> {
+        self.buf = Vec::new();
+        self.set_read_timeout(self.shared.limits.idle_timeout);
+        let mut first = [0u8; FIRST_READ];
+        loop {
+            match self.stream.read(&mut first) {
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    self.buf.extend_from_slice(&first[..n]);
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Ok(false),
+            }
+        }
+    }
+
+    /// Reads a `Content-Length` body of `n` bytes (already checked against the limit), taking
+    /// its memory from the budget [`BODY_STEP`] at a time as the bytes arrive.
+    fn read_body(&mut self, n: u64, reserved: &mut Reservation) -> Step<Vec<u8>> {
+        let n = usize::try_from(n).map_err(|_| End::Quietly)?;
+        let from_buf = n.min(self.buf.len());
+        self.hold(reserved, from_buf)?;
+        // Address space for all of it (n is within the limit), memory only as it is filled:
+        // the pages of a large allocation are not resident until written.
+        let mut body = Vec::with_capacity(n);
+        body.extend(self.buf.drain(..from_buf));
+        if body.len() < n {
+            self.write_answers()?;
+            self.set_read_timeout(self.shared.limits.body_timeout);
+        }
+        while body.len() < n {
+            let filled = body.len();
+            let step = (n - filled).min(BODY_STEP);
+            self.hold(reserved, filled + step)?;
+            body.resize(filled + step, 0);
+            let got = loop {
+                match self.stream.read(&mut body[filled..]) {
+                    Ok(0) => return Err(End::Quietly),
+                    Ok(got) => break got,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if is_timeout(&e) => return Err(self.body_timed_out()),
+                    Err(_) => return Err(End::Quietly),
+                }
+            };
+            body.truncate(filled + got);
+        }
+        Ok(body)
+    }
+
+    /// Reads a chunked body, at most `limit` bytes of data, and the trailer after it; its memory
+    /// is taken from the budget as the data arrives.
+    fn read_chunked(&mut self, limit: u64, reserved: &mut Reservation) -> Step<Vec<u8>> {
+        let mut body = Vec::new();
+        let mut decoder = Chunked::default();
+        loop {
+            // Decoding moves at most what is buffered into the body, and never past the limit.
+            let most =
+                (body.len() + self.buf.len()).min(usize::try_from(limit).unwrap_or(usize::MAX));
+            self.hold(reserved, most)?;
+            match decoder.decode(&mut self.buf, &mut body, limit) {
+                Ok(true) => return Ok(body),
+                Ok(false) => {}
+                Err(response) => return Err(End::Refused(response)),
+            }
+            self.write_answers()?;
+            match self.read_more(self.shared.limits.body_timeout) {
+                Ok(0) => return Err(End::Quietly),
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => return Err(self.body_timed_out()),
+                Err(_) => return Err(End::Quietly),
+            }
+        }
+    }
+
+    /// Makes `reserved` cover at least `bytes`, waiting up to the body timeout for the budget;
+    /// 503 if it stays spent.
+    fn hold(&mut self, reserved: &mut Reservation, bytes: usize) -> Step<()> {
+        if reserved.grow_to(bytes as u64, self.shared.limits.body_timeout) {
+            return Ok(());
+        }
+        Err(End::Refused(Response::error(
+            503,
+            "too many request bodies in flight; try again later",
+        )))
+    }
+
+    fn body_timed_out(&self) -> End {
+        let secs = self.shared.limits.body_timeout.as_secs_f64();
+        End::Refused(Response::error(408, &format!("the request body stalled for {secs} s")))
+    }
+
+    /// Appends what the socket has (waiting at most `wait`); the count read, 0 at end of stream.
+    fn read_more(&mut self, wait: Duration) -> io::Result<usize> {
+        self.set_read_timeout(wait);
+        let old = self.buf.len();
+        self.buf.resize(old + READ_CHUNK, 0);
+        let read = loop {
+            match self.stream.read(&mut self.buf[old..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        self.buf.truncate(old + *read.as_ref().unwrap_or(&0));
+        read
+    }
+
+    fn set_read_timeout(&mut self, wait: Duration) {
+        // A zero timeout means "none" to the OS; the smallest real one stands in for it.
+        let wait = Some(wait.max(Duration::from_millis(1)));
+        if self.timeout != wait {
+            let _ = self.stream.set_read_timeout(wait);
+            self.timeout = wait;
+        }
+    }
+
+    /// After an error: stop writing, then read and drop what the client still sends for a
+    /// moment, so that closing does not reset the connection before the client read the answer.
+    fn linger_close(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        let until = Instant::now() + LINGER;
+        let mut sink = [0u8; 4096];
+        let mut dropped = 0usize;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            let _ = self.stream.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            match self.stream.read(&mut sink) {
+                Ok(n) if n > 0 && dropped < (1 << 20) => dropped += n,
+                _ => return,
+            }
+        }
+    }
+}
+
+impl Drop for Connection {
+    /// Answers that arrived for a connection that is going away count as given up on.
+    fn drop(&mut self) {
+        let dropped = self.answers.try_iter().count();
+        self.shared.unwritten.fetch_sub(dropped, Ordering::SeqCst);
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
