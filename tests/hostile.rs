@@ -543,3 +543,65 @@ fn huge_json_bodies_stall_nobody() {
     assert!(sent >= 2, "the attack ran: {sent}");
     assert!(peak < 200 << 10, "peak RSS {peak} KiB");
 }
+
+/// Ten clients each pipeline 32 GETs of a 1 MiB value and never read an answer, so their
+/// socket buffers fill and every further write to them would block. Whoever writes answers
+/// must never wait for such a client: a normal GET keeps its p99, and the server holds at most
+/// a bounded number of answers per connection (its RSS stays bounded).
+#[test]
+fn clients_that_never_read_their_answers_stall_nobody() {
+    let _one = serial();
+    let dir = TempDir::new("hostile-nonreading");
+    let server = start(&dir, &[]);
+    let big = vec![b'b'; 1 << 20];
+    assert_eq!(request(&server.addr, "PUT", "/v1/big", &big).unwrap().status, 201);
+    let pipeline = "GET /v1/big?raw HTTP/1.1\r\nHost: t\r\n\r\n".repeat(32);
+    let attackers: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&server.addr).unwrap();
+            stream.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+            stream.write_all(pipeline.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(500)); // their buffers are full by now
+    measure("ten clients not reading 32 pipelined 1 MiB answers each", &server);
+    let (_, peak) = rss_kib(server.pid());
+    // Each connection may hold MAX_PIPELINE (16) answers of 1 MiB: 160 MiB at the most.
+    assert!(peak < 240 << 10, "peak RSS {peak} KiB");
+    drop(attackers);
+    // The server lives on, and answers the normal client again at once.
+    assert_eq!(request(&server.addr, "GET", "/v1/normal", b"").unwrap().status, 200);
+}
+
+/// A client pipelines big and small GETs and reads only after a pause, slowly: every answer
+/// arrives, whole and in order, however the writes were split between threads, and the
+/// connection goes on serving afterwards.
+#[test]
+fn a_slow_reader_gets_every_answer_whole_and_in_order() {
+    let _one = serial();
+    let dir = TempDir::new("hostile-slowreader");
+    let server = start(&dir, &[]);
+    let big: Vec<u8> = (0..(1u32 << 20) - 3).map(|i| (i % 251) as u8).collect();
+    assert_eq!(request(&server.addr, "PUT", "/v1/big", &big).unwrap().status, 201);
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let order = ["big", "normal", "big", "missing", "big", "normal"];
+    for key in order {
+        write!(stream, "GET /v1/{key}?raw HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    }
+    thread::sleep(Duration::from_millis(300));
+    for (i, key) in order.iter().enumerate() {
+        if i % 2 == 0 {
+            thread::sleep(Duration::from_millis(50));
+        }
+        let reply = support::read_reply(&mut stream, false).expect("an answer");
+        match *key {
+            "big" => assert!(reply.status == 200 && reply.body == big, "answer {i}"),
+            "normal" => assert_eq!((reply.status, &reply.body[..]), (200, &b"value"[..])),
+            _ => assert_eq!(reply.status, 404, "answer {i}"),
+        }
+    }
+    write!(stream, "GET /v1/normal?raw HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(support::read_reply(&mut stream, false).unwrap().body, b"value");
+}
