@@ -76,7 +76,11 @@ fn admit(stream: TcpStream, shared: &Arc<Shared>, events: &Sender<Event>) {
         .spawn(move || {
             let _open = open;
             let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                Connection::new(stream, &shared, events).serve()
+                match Connection::new(stream, &shared, events) {
+                    Ok(connection) => connection.serve(),
+                    // Out of descriptors for the outbox's handle: closed, as if never accepted.
+                    Err(_) => METRICS.connection_refused(),
+                }
             }));
             if served.is_err() {
                 crate::log!("a connection thread panicked (see above); closed that connection");

@@ -1,27 +1,28 @@
 //! One connection's thread: it reads requests (header, then body, under the timeouts and the
-//! body budget), hands each whole request to the main thread as a [`Job`], and writes the
-//! answers back in request order. Everything a client can make slow happens here, never on the
-//! main thread.
+//! body budget) and hands each whole request to the main thread as a [`Job`]. Everything a
+//! client can make slow on the way in happens here, never on the main thread. The answers leave
+//! through the connection's [`Outbox`], mostly written by the main thread itself; this thread
+//! writes only what it answers on its own (a 401, a refusal, `100 Continue`), through the same
+//! outbox or after it is empty, so that the order stays the request order.
 
-use super::answer::{ConnectionHeader, write_answer};
+use super::answer::ConnectionHeader;
 use super::budget::Reservation;
+use super::outbox::{Outbox, ReplyTo};
 use super::parse::{
     Chunked, Framing, Head, find_head_end, head_too_large, parse_head, skip_empty_lines,
 };
 use super::{
-    BODY_STEP, Event, FIRST_READ, Job, KEEP_BUFFER, LINGER, MAX_HEAD_BYTES, MAX_PIPELINE,
-    READ_CHUNK, Shared,
+    BODY_STEP, Event, FIRST_READ, Job, KEEP_BUFFER, LINGER, MAX_HEAD_BYTES, READ_CHUNK, Shared,
 };
 use crate::http::{self, Response};
-use crate::metrics::{METRICS, Method};
+use crate::metrics::Method;
 use crate::request_log;
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
 
 /// Why a connection ends. `Refused` still sends an answer first.
 enum End {
@@ -41,38 +42,33 @@ pub(super) struct Connection {
     buf: Vec<u8>,
     /// The read timeout currently set on the socket (set again only when it changes).
     timeout: Option<Duration>,
-    answers: Receiver<(u64, Response)>,
-    answer_to: Sender<(u64, Response)>,
-    /// Requests handed over and not yet answered, oldest first.
-    waiting: VecDeque<Waiting>,
+    /// Where the answers leave, in order.
+    outbox: Arc<Outbox>,
+    /// The id the next request's answer gets.
     next_id: u64,
-    /// This connection's number in the process (`conn=` in the request log).
-    number: u64,
     /// The request whose head was read last, until it is handed over (or refused).
     current: Option<Seen>,
 }
 
-/// What writing an answer needs to remember about its request.
-struct Waiting {
-    id: u64,
-    head_only: bool,
-    connection: ConnectionHeader,
-    seen: Seen,
-}
-
 /// What the metrics and the request log need to know about a request. Small on purpose
 /// (32 bytes): it travels with every request, and the rare parts sit behind one box.
-struct Seen {
-    method: Method,
+pub(super) struct Seen {
+    pub(super) method: Method,
     /// When its head began to arrive (when it was found, for a pipelined request).
-    arrived: Instant,
+    pub(super) arrived: Instant,
     /// Only with a request id to echo or the request log on.
     extra: Option<Box<Extra>>,
 }
 
 impl Seen {
-    fn request_id(&self) -> Option<&str> {
+    pub(super) fn request_id(&self) -> Option<&str> {
         self.extra.as_ref().map(|extra| &*extra.request_id)
+    }
+
+    /// The request id and what the request log says, if the request log is on.
+    pub(super) fn logged(&self) -> Option<(&str, &Logged)> {
+        let extra = self.extra.as_deref()?;
+        Some((&*extra.request_id, extra.logged.as_ref()?))
     }
 }
 
@@ -84,34 +80,33 @@ struct Extra {
     logged: Option<Logged>,
 }
 
-struct Logged {
-    method: String,
+pub(super) struct Logged {
+    pub(super) method: String,
     /// The request target, cut to [`request_log::MAX_PATH`] bytes.
-    path: String,
-    trunc: bool,
-    in_bytes: u64,
+    pub(super) path: String,
+    pub(super) trunc: bool,
+    pub(super) in_bytes: u64,
 }
 
 impl Connection {
+    /// Fails only if the socket cannot be given a second handle (out of descriptors).
     pub(super) fn new(
         stream: TcpStream,
         shared: &Arc<Shared>,
         events: Sender<Event>,
-    ) -> Connection {
-        let (answer_to, answers) = mpsc::channel();
-        Connection {
+    ) -> io::Result<Connection> {
+        let number = shared.accepted.fetch_add(1, Ordering::Relaxed) + 1;
+        let outbox = Outbox::new(stream.try_clone()?, shared, number);
+        Ok(Connection {
             stream,
             shared: Arc::clone(shared),
             events,
             buf: Vec::new(),
             timeout: None,
-            answers,
-            answer_to,
-            waiting: VecDeque::new(),
+            outbox,
             next_id: 0,
-            number: shared.accepted.fetch_add(1, Ordering::Relaxed) + 1,
             current: None,
-        }
+        })
     }
 
     pub(super) fn serve(mut self) {
@@ -125,17 +120,17 @@ impl Connection {
                 Err(end) => break end,
             }
         };
-        let flushed = self.write_answers();
-        if let (End::Refused(response), Ok(())) = (end, flushed) {
+        if let End::Refused(response) = end {
             // The refused request's head, if it was read; else one that never got that far.
             let seen = self.current.take().unwrap_or_else(|| self.seen(None, Instant::now()));
-            let mut out = Vec::new();
-            write_answer(&mut out, &response, false, ConnectionHeader::Close, seen.request_id());
-            let written = self.stream.write_all(&out).is_ok();
-            self.account(&seen, &response, false, Instant::now(), SystemTime::now());
-            if written {
+            let to = self.reply_to(seen, false, ConnectionHeader::Close);
+            self.outbox.answer(to, &response);
+            if self.outbox.wait_written(self.next_id) {
                 self.linger_close();
             }
+        } else {
+            // The connection counts as open (--max-connections) until its answers are out.
+            self.outbox.wait_written(self.next_id);
         }
     }
 
@@ -164,36 +159,6 @@ impl Connection {
         Seen { method, arrived, extra }
     }
 
-    /// Counts an answer that is being written, and logs it if the request log is on.
-    fn account(
-        &self,
-        seen: &Seen,
-        response: &Response,
-        head_only: bool,
-        answered: Instant,
-        now: SystemTime,
-    ) {
-        let took = answered.saturating_duration_since(seen.arrived);
-        METRICS.answered(seen.method, response.status, took);
-        let extra = seen.extra.as_deref();
-        if let (Some(log), Some(Extra { request_id, logged: Some(logged) })) =
-            (&self.shared.log, extra)
-        {
-            log.submit(&request_log::Entry {
-                time: now,
-                id: request_id,
-                method: &logged.method,
-                path: &logged.path,
-                trunc: logged.trunc,
-                status: response.status,
-                in_bytes: logged.in_bytes,
-                out_bytes: if head_only { 0 } else { response.body.len() as u64 },
-                took,
-                conn: self.number,
-            });
-        }
-    }
-
     /// Reads one request and hands it over. `Ok(false)`: the connection is done, cleanly.
     fn next_request(&mut self) -> Step<bool> {
         let Some((head, arrived)) = self.read_head()? else {
@@ -209,7 +174,7 @@ impl Connection {
             if has_body {
                 return Err(End::Refused(answer));
             }
-            self.hand_over_answer(answer, &head)?;
+            self.answer_here(answer, &head);
             return Ok(head.keep_alive);
         }
         let limit = http::body_limit(head.method(), head.path());
@@ -223,7 +188,10 @@ impl Connection {
         // before sending anything (eight chunked uploads once held all 64 MiB).
         let mut reserved = self.shared.budget.nothing();
         if head.expect_continue && has_body {
-            self.write_answers()?;
+            // An interim answer: after every earlier answer, before this request's own.
+            if !self.outbox.wait_written(self.next_id) {
+                return Err(End::Quietly);
+            }
             self.write_raw(b"HTTP/1.1 100 Continue\r\n\r\n")?;
         }
         let body = match head.framing {
@@ -242,14 +210,17 @@ impl Connection {
         Ok(true)
     }
 
-    /// Passes the request to the main thread. Answers are written when no further request is
-    /// already waiting in the buffer, or when [`MAX_PIPELINE`] are outstanding.
+    /// Passes the request to the main thread, once fewer than [`super::MAX_PIPELINE`] of this
+    /// connection's answers are owed.
     fn hand_over(&mut self, head: Head, body: Vec<u8>, reserved: Reservation) -> Step<()> {
         let extra = self.current.as_mut().and_then(|seen| seen.extra.as_mut());
         if let Some(logged) = extra.and_then(|extra| extra.logged.as_mut()) {
             logged.in_bytes = body.len() as u64;
         }
-        let id = self.await_answer(&head);
+        if !self.outbox.wait_for_room(self.next_id) {
+            return Err(End::Quietly); // writing failed: the connection is shut
+        }
+        let reply = self.reply_for(&head);
         // The main thread does only map and log work: a JSON write body is parsed here.
         let prepared = http::prepare(head.method(), head.path(), &body).map(Box::new);
         let body = if prepared.is_some() { Vec::new() } else { body };
@@ -258,35 +229,23 @@ impl Connection {
             body,
             prepared,
             _reserved: reserved,
-            id,
-            answers: self.answer_to.clone(),
-            unwritten: Arc::clone(&self.shared.unwritten),
+            reply: Some(reply),
+            outbox: Arc::clone(&self.outbox),
         };
         if self.events.send(Event::Request(job)).is_err() {
             return Err(End::Quietly); // the server is stopping
         }
-        if self.buf.is_empty() || self.waiting.len() >= MAX_PIPELINE {
-            self.write_answers()?;
-        }
         Ok(())
     }
 
-    /// Queues an answer the connection gives itself (a 401 without a body), in order.
-    fn hand_over_answer(&mut self, response: Response, head: &Head) -> Step<()> {
-        let id = self.await_answer(head);
-        self.shared.unwritten.fetch_add(1, Ordering::SeqCst);
-        let _ = self.answer_to.send((id, response));
-        if self.buf.is_empty() {
-            self.write_answers()?;
-        }
-        Ok(())
+    /// Answers a request here (a 401 without a body), in its turn.
+    fn answer_here(&mut self, response: Response, head: &Head) {
+        let reply = self.reply_for(head);
+        self.outbox.answer(reply, &response);
     }
 
-    /// Queues the request's place in the answer order (with what [`Connection::current`] saw
-    /// of it); its id.
-    fn await_answer(&mut self, head: &Head) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
+    /// The request's place in the answer order, with what [`Connection::current`] saw of it.
+    fn reply_for(&mut self, head: &Head) -> ReplyTo {
         let seen = self.current.take().unwrap_or_else(|| self.seen(Some(head), Instant::now()));
         let head_only = seen.method == Method::Head;
         let connection = match (head.keep_alive, head.http10) {
@@ -294,40 +253,13 @@ impl Connection {
             (true, true) => ConnectionHeader::KeepAlive,
             (true, false) => ConnectionHeader::Omit,
         };
-        self.waiting.push_back(Waiting { id, head_only, connection, seen });
-        id
+        self.reply_to(seen, head_only, connection)
     }
 
-    /// Waits for the answers to every request handed over, and writes them in request order.
-    fn write_answers(&mut self) -> Step<()> {
-        if self.waiting.is_empty() {
-            return Ok(());
-        }
-        // Answers can arrive out of order (some wait for an fsync, some do not).
-        let mut ready = Vec::with_capacity(self.waiting.len());
-        while ready.len() < self.waiting.len() {
-            match self.answers.recv() {
-                Ok(answer) => ready.push(answer),
-                Err(_) => return Err(End::Quietly), // unreachable: we hold a sender
-            }
-        }
-        // "Handed back": the answers leave together, now (a pipelined answer waits for those
-        // before it, as its client does).
-        let answered = Instant::now();
-        let count = ready.len();
-        let mut out = Vec::new();
-        let now =
-            if self.shared.log.is_some() { SystemTime::now() } else { SystemTime::UNIX_EPOCH };
-        while let Some(w) = self.waiting.pop_front() {
-            if let Some(at) = ready.iter().position(|(id, _)| *id == w.id) {
-                let (_, response) = ready.swap_remove(at);
-                write_answer(&mut out, &response, w.head_only, w.connection, w.seen.request_id());
-                self.account(&w.seen, &response, w.head_only, answered, now);
-            }
-        }
-        let written = self.write_raw(&out);
-        self.shared.unwritten.fetch_sub(count, Ordering::SeqCst);
-        written
+    fn reply_to(&mut self, seen: Seen, head_only: bool, connection: ConnectionHeader) -> ReplyTo {
+        let id = self.next_id;
+        self.next_id += 1;
+        ReplyTo { id, head_only, connection, seen }
     }
 
     fn write_raw(&mut self, bytes: &[u8]) -> Step<()> {
@@ -354,9 +286,6 @@ impl Connection {
                 return Err(End::Refused(head_too_large()));
             }
             scanned = self.buf.len().saturating_sub(2);
-            // Never wait on the socket while answers are owed: a pipelining client may be
-            // waiting for them before it sends more.
-            self.write_answers()?;
             if started.is_none() && self.buf.is_empty() {
                 if !self.wait_for_next_request()? {
                     return Ok(None);
@@ -394,15 +323,11 @@ impl Connection {
         self.buf = Vec::new();
         self.set_read_timeout(self.shared.limits.idle_timeout);
         let mut first = [0u8; FIRST_READ];
-        loop {
-            match self.stream.read(&mut first) {
-                Ok(0) => return Ok(false),
-                Ok(n) => {
-                    self.buf.extend_from_slice(&first[..n]);
-                    return Ok(true);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Ok(false),
+        match self.read_socket(&mut first) {
+            Ok(0) | Err(_) => Ok(false),
+            Ok(n) => {
+                self.buf.extend_from_slice(&first[..n]);
+                Ok(true)
             }
         }
     }
@@ -418,7 +343,6 @@ impl Connection {
         let mut body = Vec::with_capacity(n);
         body.extend(self.buf.drain(..from_buf));
         if body.len() < n {
-            self.write_answers()?;
             self.set_read_timeout(self.shared.limits.body_timeout);
         }
         while body.len() < n {
@@ -426,14 +350,11 @@ impl Connection {
             let step = (n - filled).min(BODY_STEP);
             self.hold(reserved, filled + step)?;
             body.resize(filled + step, 0);
-            let got = loop {
-                match self.stream.read(&mut body[filled..]) {
-                    Ok(0) => return Err(End::Quietly),
-                    Ok(got) => break got,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if is_timeout(&e) => return Err(self.body_timed_out()),
-                    Err(_) => return Err(End::Quietly),
-                }
+            let got = match self.read_socket(&mut body[filled..]) {
+                Ok(0) => return Err(End::Quietly),
+                Ok(got) => got,
+                Err(e) if is_timeout(&e) => return Err(self.body_timed_out()),
+                Err(_) => return Err(End::Quietly),
             };
             body.truncate(filled + got);
         }
@@ -455,7 +376,6 @@ impl Connection {
                 Ok(false) => {}
                 Err(response) => return Err(End::Refused(response)),
             }
-            self.write_answers()?;
             match self.read_more(self.shared.limits.body_timeout) {
                 Ok(0) => return Err(End::Quietly),
                 Ok(_) => {}
@@ -486,15 +406,31 @@ impl Connection {
     fn read_more(&mut self, wait: Duration) -> io::Result<usize> {
         self.set_read_timeout(wait);
         let old = self.buf.len();
-        self.buf.resize(old + READ_CHUNK, 0);
-        let read = loop {
-            match self.stream.read(&mut self.buf[old..]) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => break other,
-            }
-        };
-        self.buf.truncate(old + *read.as_ref().unwrap_or(&0));
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(old + READ_CHUNK, 0);
+        let read = self.read_socket(&mut buf[old..]);
+        buf.truncate(old + *read.as_ref().unwrap_or(&0));
+        self.buf = buf;
         read
+    }
+
+    /// One read from the socket. A `WouldBlock` sooner than the read timeout can have run out
+    /// means the outbox holds the socket non-blocking for a moment while it writes an answer
+    /// (see [`Outbox`]): wait for that write, and read again.
+    fn read_socket(&mut self, into: &mut [u8]) -> io::Result<usize> {
+        let started = Instant::now();
+        loop {
+            match self.stream.read(into) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        && self.timeout.is_some_and(|t| started.elapsed() < t) =>
+                {
+                    self.outbox.pass();
+                }
+                other => return other,
+            }
+        }
     }
 
     fn set_read_timeout(&mut self, wait: Duration) {
@@ -514,20 +450,12 @@ impl Connection {
         let mut sink = [0u8; 4096];
         let mut dropped = 0usize;
         while let Some(left) = until.checked_duration_since(Instant::now()) {
-            let _ = self.stream.set_read_timeout(Some(left.max(Duration::from_millis(1))));
-            match self.stream.read(&mut sink) {
+            self.set_read_timeout(left);
+            match self.read_socket(&mut sink) {
                 Ok(n) if n > 0 && dropped < (1 << 20) => dropped += n,
                 _ => return,
             }
         }
-    }
-}
-
-impl Drop for Connection {
-    /// Answers that arrived for a connection that is going away count as given up on.
-    fn drop(&mut self) {
-        let dropped = self.answers.try_iter().count();
-        self.shared.unwritten.fetch_sub(dropped, Ordering::SeqCst);
     }
 }
 

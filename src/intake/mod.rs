@@ -6,20 +6,26 @@
 //!   -------------            -------------------------               -----------------------
 //!   accept, backing off  --> read and check the header, the body     recv a Job, handle it
 //!   when out of fds;         (timeouts, limits, auth, 413 early) --> against the map and log,
-//!   refuse over the cap      submit whole requests as Jobs            job.respond(answer)
-//!                            write the answers back in order     <--
+//!   refuse over the cap      submit whole requests as Jobs,          job.respond(answer):
+//!                            then read the next one                  written to the socket
+//!                                                                    without waiting; a rest
+//!                            flusher thread (only for a rest)  <--   the socket did not take
+//!                            writes it, blocking, in order           goes to a flusher
 //! ```
 //!
 //! The invariant: **the main thread never waits for a client.** Everything that can be slow or
 //! hostile (a trickled header, a slow upload, a client that does not read its answer) happens on
-//! that client's own thread, under a timeout, before the request becomes a [`Job`] or after its
-//! answer leaves the main thread. The main thread only ever sees complete requests, so one slow
-//! client can delay nobody else, and the map and log keep a single owner, as the design asks.
+//! that client's own threads, under a timeout, before the request becomes a [`Job`] or after
+//! the socket stopped taking its answer. The main thread only ever sees complete requests and
+//! writes only what the socket takes at once (`outbox.rs`), so one slow client can delay nobody
+//! else, and the map and log keep a single owner, as the design asks.
 //!
 //! # Layout
 //! - `accept.rs`: the accept thread, admission and the connection cap.
 //! - `connection.rs`: one connection's thread, its state machine (read a head, a body, hand
-//!   over, write answers in order) and its timeouts.
+//!   over) and its timeouts.
+//! - `outbox.rs`: where a connection's answers leave, in request order, written by the main
+//!   thread without waiting, a rest by a flusher thread; the pipeline bound.
 //! - `parse.rs`: request heads and chunked bodies, pure functions tested without sockets.
 //! - `answer.rs`: the bytes of an answer.
 //! - `budget.rs`: the shared body budget.
@@ -50,10 +56,12 @@
 //! connection reset.
 //!
 //! # Metrics and the request log
-//! Each connection thread counts the answers it writes (`walkv_http_requests_total` and
-//! `walkv_http_request_duration_seconds`, from the arrival of a request's first byte to the
-//! moment its answer is handed to the socket), refusals included, and, with `--log-requests`,
-//! queues their log lines ([`crate::request_log`]), so that the main thread does neither. A
+//! Every answer is counted when it is handed to its connection's outbox
+//! (`walkv_http_requests_total` and `walkv_http_request_duration_seconds`, from the arrival of a
+//! request's first byte to that moment), refusals included, and, with `--log-requests`, its log
+//! line is queued ([`crate::request_log`]): by the main thread for the answers it writes (a few
+//! atomic additions; the log line costs it a formatting when the request log is on), by the
+//! connection's thread for its own. A
 //! sane client `X-Request-ID` is echoed in the answer; with the request log on, a request
 //! without one gets one made up, echoed too. The accept thread counts open and refused
 //! connections ([`crate::metrics`]).
@@ -70,6 +78,7 @@ mod accept;
 mod answer;
 mod budget;
 mod connection;
+mod outbox;
 mod parse;
 
 use crate::auth::Auth;
@@ -77,12 +86,13 @@ use crate::http::{self, Response};
 use crate::request_log::RequestLog;
 use accept::accept_loop;
 use budget::{Budget, Reservation};
+use outbox::{Outbox, ReplyTo};
 use parse::Head;
 use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -153,9 +163,9 @@ pub struct Job {
     pub prepared: Option<Box<http::Prepared>>,
     /// Returned to the body budget when the job is dropped.
     _reserved: Reservation,
-    id: u64,
-    answers: Sender<(u64, Response)>,
-    unwritten: Arc<AtomicUsize>,
+    /// How to answer; taken when answered (a job dropped unanswered gives its turn up).
+    reply: Option<ReplyTo>,
+    outbox: Arc<Outbox>,
 }
 
 impl Job {
@@ -176,12 +186,20 @@ impl Job {
         self.head.fields().collect()
     }
 
-    /// Hands the answer to the connection's thread, which writes it. If the connection is gone
-    /// already, the answer is dropped: nobody is left to read it.
-    pub fn respond(self, response: Response) {
-        self.unwritten.fetch_add(1, Ordering::SeqCst);
-        if self.answers.send((self.id, response)).is_err() {
-            self.unwritten.fetch_sub(1, Ordering::SeqCst);
+    /// Writes the answer to the client, in request order and without waiting for the client:
+    /// what the socket does not take at once is finished by another thread (see `outbox.rs`).
+    /// If the connection is gone already, the answer is dropped: nobody is left to read it.
+    pub fn respond(mut self, response: Response) {
+        if let Some(reply) = self.reply.take() {
+            self.outbox.answer(reply, &response);
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some(reply) = self.reply.take() {
+            self.outbox.skip(reply.id);
         }
     }
 }

@@ -1,0 +1,318 @@
+//! A connection's outbox: where its answers leave, in request order, written by whichever
+//! thread has them (the main thread, for almost every answer) without ever waiting for the
+//! client.
+//!
+//! # Why the main thread writes
+//! When the connection's own thread wrote every answer, each request cost two wake-ups of that
+//! thread (one for the request's bytes, one for its answer) besides the main thread's, and on
+//! two cores shared with the clients, wake-ups were most of a request's cost (issue 14). Now the
+//! main thread writes a finished answer straight to the socket, and the connection's thread
+//! goes back to reading as soon as it has handed a request over: one wake-up per request.
+//!
+//! # Never waiting for the client
+//! The main thread must not block on a client that does not read. It writes through a second
+//! handle to the socket ([`TcpStream::try_clone`]) with the socket made non-blocking for just that
+//! write: what the kernel's send buffer takes leaves, and the rest, if any, goes to the
+//! *backlog*, which a *flusher* thread started for it writes with ordinary blocking writes
+//! (each may wait up to `--write-timeout`, after which the connection is closed). While a
+//! flusher runs, later answers join the backlog behind it. (A blocking write with a short
+//! `SO_SNDTIMEO` was measured first: on a full buffer it waited 6 to 8 ms, the kernel's timer
+//! granularity, which a client with a small receive window could have made the main thread pay
+//! again and again.)
+//!
+//! Non-blocking is a property the two handles share (it belongs to the open file, not the
+//! descriptor), so the connection's thread, if it starts a read during that moment, sees
+//! `WouldBlock` early; it then waits for the outbox's lock, which the writer holds while the
+//! socket is non-blocking, and reads again ([`Outbox::pass`]). A read already waiting is not
+//! affected: the kernel decided to wait when it began.
+//!
+//! # Order and bounds
+//! Each request gets the next id from its connection; an answer whose predecessors are not all
+//! written yet (one held for an fsync, a compaction) waits in `early` until they are, so answers
+//! leave in request order whoever writes them. A dropped [`super::Job`] gives its turn up
+//! ([`Outbox::skip`]). The connection's thread hands over a request only while fewer than
+//! [`MAX_PIPELINE`] of its answers are owed ([`Outbox::wait_for_room`]), so a client that sends
+//! and never reads holds at most that many answers in memory, and before it writes anything
+//! itself (`100 Continue`) it waits until every earlier answer is out
+//! ([`Outbox::wait_written`]).
+//!
+//! Every answer is counted in `walkv_http_requests_total` and the request log when it is handed
+//! to the outbox, and in the process-wide `unwritten` count ([`super::Intake::finish_writing`])
+//! until its last byte is written or given up on.
+
+use super::answer::{ConnectionHeader, write_answer};
+use super::connection::Seen;
+use super::{MAX_PIPELINE, Shared};
+use crate::http::Response;
+use crate::metrics::METRICS;
+use crate::request_log;
+use std::io::{self, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::SystemTime;
+
+/// The name of flusher threads.
+const FLUSHER_THREAD: &str = "walkv-flush";
+/// A flusher only writes.
+const FLUSHER_STACK: usize = 64 << 10;
+
+/// How to write the answer to one request, and what to count and log about it.
+pub(super) struct ReplyTo {
+    /// The request's place in its connection's answer order.
+    pub(super) id: u64,
+    pub(super) head_only: bool,
+    pub(super) connection: ConnectionHeader,
+    pub(super) seen: Seen,
+}
+
+pub(super) struct Outbox {
+    /// A second handle to the connection's socket.
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    /// The connection's number in the process (`conn=` in the request log).
+    number: u64,
+    state: Mutex<State>,
+    /// Notified (when `waiters` says someone waits) as answers leave or the outbox breaks.
+    progress: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// The id of the next answer to write.
+    next: u64,
+    /// Answers (their bytes) that came before their turn.
+    early: Vec<(u64, Vec<u8>)>,
+    /// Bytes owed to the socket that it did not take at once, for the flusher.
+    backlog: Vec<u8>,
+    /// Answers whose last byte is in `backlog`.
+    backlog_answers: usize,
+    /// Answers in order whose bytes are not all written: the backlog's and the flusher's.
+    unsent: usize,
+    /// A flusher thread is writing: nobody else writes.
+    flushing: bool,
+    /// Threads waiting on `progress` (a notify with nobody waiting would still cost a system
+    /// call).
+    waiters: usize,
+    /// Writing failed or timed out: the connection is shut and answers are dropped.
+    broken: bool,
+}
+
+impl Outbox {
+    pub(super) fn new(stream: TcpStream, shared: &Arc<Shared>, number: u64) -> Arc<Outbox> {
+        Arc::new(Outbox {
+            stream,
+            shared: Arc::clone(shared),
+            number,
+            state: Mutex::new(State::default()),
+            progress: Condvar::new(),
+        })
+    }
+
+    /// Encodes `response` for its request, counts and logs it, and writes it in its turn.
+    pub(super) fn answer(self: &Arc<Self>, to: ReplyTo, response: &Response) {
+        let mut bytes = Vec::new();
+        write_answer(&mut bytes, response, to.head_only, to.connection, to.seen.request_id());
+        self.account(&to.seen, response, to.head_only);
+        self.shared.unwritten.fetch_add(1, Ordering::SeqCst);
+        self.put(to.id, bytes);
+    }
+
+    /// Gives up answer `id`'s turn (its request was dropped unanswered), so that later answers
+    /// are not held behind it.
+    pub(super) fn skip(self: &Arc<Self>, id: u64) {
+        self.shared.unwritten.fetch_add(1, Ordering::SeqCst);
+        self.put(id, Vec::new());
+    }
+
+    /// Waits until every answer with an id below `upto` is written and no flusher runs, so
+    /// that the caller may write to the socket itself. False if the outbox broke.
+    pub(super) fn wait_written(&self, upto: u64) -> bool {
+        self.wait_until(|s| s.next >= upto && s.unsent == 0 && !s.flushing)
+    }
+
+    /// Waits until fewer than [`MAX_PIPELINE`] answers are owed, `next_id` being the id the
+    /// next request will get. False if the outbox broke.
+    pub(super) fn wait_for_room(&self, next_id: u64) -> bool {
+        self.wait_until(|s| {
+            let owed = next_id.saturating_sub(s.next) + s.unsent as u64;
+            owed < MAX_PIPELINE as u64
+        })
+    }
+
+    /// Returns once nobody holds the socket non-blocking (see the module doc).
+    pub(super) fn pass(&self) {
+        drop(self.lock());
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn notify(&self, state: &State) {
+        if state.waiters > 0 {
+            self.progress.notify_all();
+        }
+    }
+
+    fn wait_until(&self, done: impl Fn(&State) -> bool) -> bool {
+        let mut state = self.lock();
+        while !done(&state) && !state.broken {
+            state.waiters += 1;
+            state = self.progress.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+            state.waiters -= 1;
+        }
+        !state.broken
+    }
+
+    /// Writes `bytes` (answer `id`) now if it is its turn, with any early answers it frees.
+    fn put(self: &Arc<Self>, id: u64, bytes: Vec<u8>) {
+        let mut state = self.lock();
+        if state.broken {
+            self.gone(1);
+            return;
+        }
+        if id != state.next {
+            state.early.push((id, bytes));
+            return;
+        }
+        let (mut out, mut count) = (bytes, 1);
+        state.next += 1;
+        while let Some(at) = state.early.iter().position(|(early, _)| *early == state.next) {
+            let (_, more) = state.early.swap_remove(at);
+            out.extend_from_slice(&more);
+            count += 1;
+            state.next += 1;
+        }
+        if state.flushing {
+            state.backlog.extend_from_slice(&out);
+            state.backlog_answers += count;
+            state.unsent += count;
+            self.notify(&state);
+            return;
+        }
+        match self.write_without_waiting(&out) {
+            Ok(done) if done == out.len() => self.gone(count),
+            Ok(done) => {
+                out.drain(..done);
+                state.backlog = out;
+                state.backlog_answers = count;
+                state.unsent += count;
+                state.flushing = true;
+                if !self.start_flusher() {
+                    crate::log!("cannot start a thread to finish writing an answer; closed it");
+                    self.break_off(&mut state);
+                }
+            }
+            Err(_) => {
+                self.gone(count);
+                self.break_off(&mut state);
+            }
+        }
+        self.notify(&state);
+    }
+
+    /// Writes what the socket takes without waiting; the count written. Called with the lock
+    /// held, which is what [`Outbox::pass`] waits for.
+    fn write_without_waiting(&self, bytes: &[u8]) -> io::Result<usize> {
+        if bytes.is_empty() {
+            return Ok(0);
+        }
+        self.stream.set_nonblocking(true)?;
+        let mut done = 0;
+        let written = loop {
+            match (&self.stream).write(&bytes[done..]) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    done += n;
+                    if done == bytes.len() {
+                        break Ok(done);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(done),
+                Err(e) => break Err(e),
+            }
+        };
+        // Left non-blocking, the connection's thread could not wait for its client any more.
+        self.stream.set_nonblocking(false)?;
+        written
+    }
+
+    fn start_flusher(self: &Arc<Self>) -> bool {
+        let outbox = Arc::clone(self);
+        thread::Builder::new()
+            .name(FLUSHER_THREAD.into())
+            .stack_size(FLUSHER_STACK)
+            .spawn(move || outbox.flush())
+            .is_ok()
+    }
+
+    /// The flusher: writes the backlog with blocking writes (each waiting at most the write
+    /// timeout) until it is empty, then ends; a failure shuts the connection.
+    fn flush(&self) {
+        let mut state = self.lock();
+        while !state.broken && !state.backlog.is_empty() {
+            let bytes = std::mem::take(&mut state.backlog);
+            let count = std::mem::take(&mut state.backlog_answers);
+            drop(state);
+            let wrote = (&self.stream).write_all(&bytes);
+            self.gone(count);
+            state = self.lock();
+            state.unsent -= count;
+            if wrote.is_err() {
+                self.break_off(&mut state);
+            }
+            self.notify(&state);
+        }
+        state.flushing = false;
+        self.notify(&state);
+    }
+
+    /// After a failed write: drops what is owed and shuts the socket, which also ends the
+    /// connection thread's wait for the client.
+    fn break_off(&self, state: &mut State) {
+        state.broken = true;
+        self.gone(state.early.len() + state.backlog_answers);
+        state.unsent -= state.backlog_answers;
+        state.early.clear();
+        state.backlog = Vec::new();
+        state.backlog_answers = 0;
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// `count` answers are written, or given up on.
+    fn gone(&self, count: usize) {
+        self.shared.unwritten.fetch_sub(count, Ordering::SeqCst);
+    }
+
+    /// Counts an answer, and logs it if the request log is on.
+    fn account(&self, seen: &Seen, response: &Response, head_only: bool) {
+        let took = seen.arrived.elapsed();
+        METRICS.answered(seen.method, response.status, took);
+        if let (Some(log), Some((request_id, logged))) = (&self.shared.log, seen.logged()) {
+            log.submit(&request_log::Entry {
+                time: SystemTime::now(),
+                id: request_id,
+                method: &logged.method,
+                path: &logged.path,
+                trunc: logged.trunc,
+                status: response.status,
+                in_bytes: logged.in_bytes,
+                out_bytes: if head_only { 0 } else { response.body.len() as u64 },
+                took,
+                conn: self.number,
+            });
+        }
+    }
+}
+
+impl Drop for Outbox {
+    /// Answers still waiting for a turn that never came count as given up on.
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let owed = state.early.len();
+        self.shared.unwritten.fetch_sub(owed, Ordering::SeqCst);
+    }
+}
