@@ -225,7 +225,8 @@ fn malformed_requests_do_not_disturb_the_server() {
     assert_eq!(request(a, "GET", "/v1/alive?raw", b"").unwrap().body, b"yes");
 }
 
-/// Requests pipelined on one keep-alive connection are answered in order.
+/// Requests pipelined on one keep-alive connection are answered in order, also when some
+/// answers wait for an fsync (`?sync`) and the ones after them do not.
 #[test]
 fn keep_alive_pipelining_answers_in_order() {
     let dir = TempDir::new("pipeline");
@@ -234,9 +235,13 @@ fn keep_alive_pipelining_answers_in_order() {
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut batch = Vec::new();
     for i in 0..20 {
+        let sync = if i % 3 == 0 { "?sync" } else { "" };
         batch.extend_from_slice(
-            format!("PUT /v1/p{i} HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n{}", i % 10)
-                .as_bytes(),
+            format!(
+                "PUT /v1/p{i}{sync} HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n{}",
+                i % 10
+            )
+            .as_bytes(),
         );
         batch.extend_from_slice(format!("GET /v1/p{i}?raw HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
     }
@@ -250,6 +255,28 @@ fn keep_alive_pipelining_answers_in_order() {
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).unwrap();
     assert!(rest.starts_with(b"HTTP/1.1 200"));
+}
+
+/// A pipelined answer may wait for the rest of its batch, never for the client: a GET
+/// followed by a request whose body is still on its way is answered at once.
+#[test]
+fn a_pipelined_answer_does_not_wait_for_the_next_request() {
+    let dir = TempDir::new("pipeline-wait");
+    let server = Server::start(&dir);
+    assert_eq!(request(&server.addr, "PUT", "/v1/a", b"1").unwrap().status, 201);
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = std::time::Instant::now();
+    stream
+        .write_all(
+            b"GET /v1/a?raw HTTP/1.1\r\n\r\nPUT /v1/b HTTP/1.1\r\nContent-Length: 5\r\n\r\nab",
+        )
+        .unwrap();
+    let reply = support::read_reply(&mut stream, false).unwrap();
+    assert_eq!((reply.status, &reply.body[..]), (200, &b"1"[..]));
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    stream.write_all(b"cde").unwrap();
+    assert_eq!(support::read_reply(&mut stream, false).unwrap().status, 201);
 }
 
 /// `Expect: 100-continue` (curl sends it for large bodies): the server says 100 before the body

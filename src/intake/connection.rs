@@ -124,7 +124,7 @@ impl Connection {
             // The refused request's head, if it was read; else one that never got that far.
             let seen = self.current.take().unwrap_or_else(|| self.seen(None, Instant::now()));
             let to = self.reply_to(seen, false, ConnectionHeader::Close);
-            self.outbox.answer(to, &response);
+            self.outbox.answer(to, &response, false);
             if self.outbox.wait_written(self.next_id) {
                 self.linger_close();
             }
@@ -230,6 +230,7 @@ impl Connection {
             prepared,
             _reserved: reserved,
             reply: Some(reply),
+            pipelined: !self.buf.is_empty(),
             outbox: Arc::clone(&self.outbox),
         };
         if self.events.send(Event::Request(job)).is_err() {
@@ -241,7 +242,7 @@ impl Connection {
     /// Answers a request here (a 401 without a body), in its turn.
     fn answer_here(&mut self, response: Response, head: &Head) {
         let reply = self.reply_for(head);
-        self.outbox.answer(reply, &response);
+        self.outbox.answer(reply, &response, false);
     }
 
     /// The request's place in the answer order, with what [`Connection::current`] saw of it.

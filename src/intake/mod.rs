@@ -149,6 +149,9 @@ impl Default for Limits {
 }
 
 /// What the intake hands the main thread.
+// Nearly every event is a request: boxing the Job to shrink the rare variant would cost an
+// allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     Request(Job),
     /// The listening socket failed in a way retrying cannot fix; nothing more will be accepted.
@@ -165,6 +168,9 @@ pub struct Job {
     _reserved: Reservation,
     /// How to answer; taken when answered (a job dropped unanswered gives its turn up).
     reply: Option<ReplyTo>,
+    /// The next request was already in the connection's buffer when this one was handed over:
+    /// the answer may wait for the end of the batch, to leave with the next ones.
+    pipelined: bool,
     outbox: Arc<Outbox>,
 }
 
@@ -191,7 +197,7 @@ impl Job {
     /// If the connection is gone already, the answer is dropped: nobody is left to read it.
     pub fn respond(mut self, response: Response) {
         if let Some(reply) = self.reply.take() {
-            self.outbox.answer(reply, &response);
+            self.outbox.answer(reply, &response, self.pipelined);
         }
     }
 }
@@ -240,20 +246,28 @@ impl Intake {
     /// Before the process exits: waits (at most `limit`) until every answer already given to
     /// [`Job::respond`] has been written, so that a stopping server still delivers them.
     pub fn finish_writing(&self, limit: Duration) {
+        outbox::flush_deferred();
         let deadline = Instant::now() + limit;
         while self.unwritten.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
     }
 
-    /// The next event, waiting at most `timeout`.
+    /// The next event, waiting at most `timeout`. Pipelined answers corked in the last batch
+    /// are written first.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        outbox::flush_deferred();
         self.events.recv_timeout(timeout).ok()
     }
 
-    /// The next event if one is already waiting.
+    /// The next event if one is already waiting; if none is, pipelined answers corked so far
+    /// are written.
     pub fn try_recv(&self) -> Option<Event> {
-        self.events.try_recv().ok()
+        let event = self.events.try_recv().ok();
+        if event.is_none() {
+            outbox::flush_deferred();
+        }
+        event
     }
 }
 

@@ -36,6 +36,14 @@
 //! itself (`100 Continue`) it waits until every earlier answer is out
 //! ([`Outbox::wait_written`]).
 //!
+//! # Pipelined answers leave together
+//! A request handed over while the next one is already in the connection's buffer is
+//! *pipelined*: its answer is not written at once but kept (`corked`) until the main thread has
+//! nothing queued or starts its next batch ([`flush_deferred`], called by
+//! [`super::Intake::recv_timeout`] and [`super::Intake::try_recv`]), so that the answers of a
+//! burst leave in one system call instead of one each, and their client's thread is woken once
+//! for all of them. Only the main thread defers; the delay is bounded by one batch.
+//!
 //! Every answer is counted in `walkv_http_requests_total` and the request log when it is handed
 //! to the outbox, and in the process-wide `unwritten` count ([`super::Intake::finish_writing`])
 //! until its last byte is written or given up on.
@@ -46,6 +54,7 @@ use super::{MAX_PIPELINE, Shared};
 use crate::http::Response;
 use crate::metrics::METRICS;
 use crate::request_log;
+use std::cell::RefCell;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::Ordering;
@@ -57,6 +66,19 @@ use std::time::SystemTime;
 const FLUSHER_THREAD: &str = "walkv-flush";
 /// A flusher only writes.
 const FLUSHER_STACK: usize = 64 << 10;
+
+thread_local! {
+    /// The outboxes in which this thread (the main thread) corked answers.
+    static DEFERRED: RefCell<Vec<Arc<Outbox>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Writes the answers this thread corked (see "Pipelined answers leave together").
+pub(super) fn flush_deferred() {
+    let deferred = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    for outbox in deferred {
+        outbox.release();
+    }
+}
 
 /// How to write the answer to one request, and what to count and log about it.
 pub(super) struct ReplyTo {
@@ -88,7 +110,13 @@ struct State {
     backlog: Vec<u8>,
     /// Answers whose last byte is in `backlog`.
     backlog_answers: usize,
-    /// Answers in order whose bytes are not all written: the backlog's and the flusher's.
+    /// Pipelined answers in order, kept until [`flush_deferred`].
+    corked: Vec<u8>,
+    corked_answers: usize,
+    /// This outbox is in [`DEFERRED`].
+    deferred: bool,
+    /// Answers in order whose bytes are not all written: corked, in the backlog or being
+    /// written by the flusher.
     unsent: usize,
     /// A flusher thread is writing: nobody else writes.
     flushing: bool,
@@ -110,20 +138,21 @@ impl Outbox {
         })
     }
 
-    /// Encodes `response` for its request, counts and logs it, and writes it in its turn.
-    pub(super) fn answer(self: &Arc<Self>, to: ReplyTo, response: &Response) {
+    /// Encodes `response` for its request, counts and logs it, and writes it in its turn;
+    /// `pipelined`: corked until [`flush_deferred`] (only the main thread may ask that).
+    pub(super) fn answer(self: &Arc<Self>, to: ReplyTo, response: &Response, pipelined: bool) {
         let mut bytes = Vec::new();
         write_answer(&mut bytes, response, to.head_only, to.connection, to.seen.request_id());
         self.account(&to.seen, response, to.head_only);
         self.shared.unwritten.fetch_add(1, Ordering::SeqCst);
-        self.put(to.id, bytes);
+        self.put(to.id, bytes, pipelined);
     }
 
     /// Gives up answer `id`'s turn (its request was dropped unanswered), so that later answers
     /// are not held behind it.
     pub(super) fn skip(self: &Arc<Self>, id: u64) {
         self.shared.unwritten.fetch_add(1, Ordering::SeqCst);
-        self.put(id, Vec::new());
+        self.put(id, Vec::new(), false);
     }
 
     /// Waits until every answer with an id below `upto` is written and no flusher runs, so
@@ -166,8 +195,9 @@ impl Outbox {
         !state.broken
     }
 
-    /// Writes `bytes` (answer `id`) now if it is its turn, with any early answers it frees.
-    fn put(self: &Arc<Self>, id: u64, bytes: Vec<u8>) {
+    /// Writes `bytes` (answer `id`) now if it is its turn, with any early answers it frees;
+    /// with `cork`, keeps them for [`flush_deferred`] instead.
+    fn put(self: &Arc<Self>, id: u64, bytes: Vec<u8>, cork: bool) {
         let mut state = self.lock();
         if state.broken {
             self.gone(1);
@@ -185,32 +215,71 @@ impl Outbox {
             count += 1;
             state.next += 1;
         }
+        state.unsent += count;
         if state.flushing {
             state.backlog.extend_from_slice(&out);
             state.backlog_answers += count;
-            state.unsent += count;
             self.notify(&state);
+        } else if cork {
+            state.corked.extend_from_slice(&out);
+            state.corked_answers += count;
+            if !state.deferred {
+                state.deferred = true;
+                DEFERRED.with(|d| d.borrow_mut().push(Arc::clone(self)));
+            }
+        } else {
+            if !state.corked.is_empty() {
+                let corked = std::mem::take(&mut state.corked);
+                out.splice(..0, corked);
+                count += std::mem::take(&mut state.corked_answers);
+            }
+            self.write_out(&mut state, out, count);
+        }
+    }
+
+    /// Writes what was corked (see [`flush_deferred`]).
+    fn release(self: &Arc<Self>) {
+        let mut state = self.lock();
+        state.deferred = false;
+        if state.corked.is_empty() {
             return;
         }
+        let out = std::mem::take(&mut state.corked);
+        let count = std::mem::take(&mut state.corked_answers);
+        if state.flushing {
+            state.backlog.extend_from_slice(&out);
+            state.backlog_answers += count;
+            self.notify(&state);
+        } else {
+            self.write_out(&mut state, out, count);
+        }
+    }
+
+    /// Writes `out`, the bytes of `count` answers in order (counted in `unsent`), as far as
+    /// the socket takes them now; a flusher thread writes the rest.
+    fn write_out(self: &Arc<Self>, state: &mut State, mut out: Vec<u8>, count: usize) {
         match self.write_without_waiting(&out) {
-            Ok(done) if done == out.len() => self.gone(count),
+            Ok(done) if done == out.len() => {
+                state.unsent -= count;
+                self.gone(count);
+            }
             Ok(done) => {
                 out.drain(..done);
                 state.backlog = out;
                 state.backlog_answers = count;
-                state.unsent += count;
                 state.flushing = true;
                 if !self.start_flusher() {
                     crate::log!("cannot start a thread to finish writing an answer; closed it");
-                    self.break_off(&mut state);
+                    self.break_off(state);
                 }
             }
             Err(_) => {
+                state.unsent -= count;
                 self.gone(count);
-                self.break_off(&mut state);
+                self.break_off(state);
             }
         }
-        self.notify(&state);
+        self.notify(state);
     }
 
     /// Writes what the socket takes without waiting; the count written. Called with the lock
@@ -274,11 +343,14 @@ impl Outbox {
     /// connection thread's wait for the client.
     fn break_off(&self, state: &mut State) {
         state.broken = true;
-        self.gone(state.early.len() + state.backlog_answers);
-        state.unsent -= state.backlog_answers;
+        let dropped = state.backlog_answers + state.corked_answers;
+        self.gone(state.early.len() + dropped);
+        state.unsent -= dropped;
         state.early.clear();
         state.backlog = Vec::new();
         state.backlog_answers = 0;
+        state.corked = Vec::new();
+        state.corked_answers = 0;
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
