@@ -66,6 +66,8 @@ use std::time::SystemTime;
 const FLUSHER_THREAD: &str = "walkv-flush";
 /// A flusher only writes.
 const FLUSHER_STACK: usize = 64 << 10;
+/// A connection keeps its cork buffer between bursts up to this size.
+const KEEP_CORKED: usize = 16 << 10;
 
 thread_local! {
     /// The outboxes in which this thread (the main thread) corked answers.
@@ -229,11 +231,10 @@ impl Outbox {
             }
         } else {
             if !state.corked.is_empty() {
-                let corked = std::mem::take(&mut state.corked);
-                out.splice(..0, corked);
+                out.splice(..0, state.corked.drain(..));
                 count += std::mem::take(&mut state.corked_answers);
             }
-            self.write_out(&mut state, out, count);
+            self.write_out(&mut state, &out, count);
         }
     }
 
@@ -244,28 +245,33 @@ impl Outbox {
         if state.corked.is_empty() {
             return;
         }
-        let out = std::mem::take(&mut state.corked);
+        // The buffer is kept for the next burst: allocating a fresh one, growing, for every
+        // burst left holes between the map's entries (8 MiB more RSS after 1M pipelined PUTs).
+        let mut out = std::mem::take(&mut state.corked);
         let count = std::mem::take(&mut state.corked_answers);
         if state.flushing {
             state.backlog.extend_from_slice(&out);
             state.backlog_answers += count;
             self.notify(&state);
         } else {
-            self.write_out(&mut state, out, count);
+            self.write_out(&mut state, &out, count);
+        }
+        if out.capacity() <= KEEP_CORKED {
+            out.clear();
+            state.corked = out;
         }
     }
 
     /// Writes `out`, the bytes of `count` answers in order (counted in `unsent`), as far as
     /// the socket takes them now; a flusher thread writes the rest.
-    fn write_out(self: &Arc<Self>, state: &mut State, mut out: Vec<u8>, count: usize) {
-        match self.write_without_waiting(&out) {
+    fn write_out(self: &Arc<Self>, state: &mut State, out: &[u8], count: usize) {
+        match self.write_without_waiting(out) {
             Ok(done) if done == out.len() => {
                 state.unsent -= count;
                 self.gone(count);
             }
             Ok(done) => {
-                out.drain(..done);
-                state.backlog = out;
+                state.backlog = out[done..].to_vec();
                 state.backlog_answers = count;
                 state.flushing = true;
                 if !self.start_flusher() {
