@@ -24,15 +24,7 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap cleanup EXIT
-cat >"$TMP/put.lua" <<'EOF'
-local n = 0
-wrk.method = "PUT"
-wrk.body = string.rep("v", 100)
-request = function()
-    n = n + 1
-    return wrk.format(nil, "/v1/k" .. n .. "-" .. math.random(1e9))
-end
-EOF
+cp "$(dirname "$0")/put.lua" "$TMP/put.lua"  # PUT to a new key each time, 100-byte values
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

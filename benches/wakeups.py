@@ -27,15 +27,6 @@ ROUNDS = int(os.environ.get("ROUNDS", 2))
 CONNS = [int(c) for c in os.environ.get("CONNS", "1 50").split()]
 TMP = tempfile.mkdtemp(prefix="walkv-wakeups-")
 
-PUT_LUA = """
-local n = 0
-wrk.method = "PUT"
-wrk.body = string.rep("v", 100)
-request = function()
-    n = n + 1
-    return wrk.format(nil, "/v1/k" .. n .. "-" .. math.random(1e9))
-end
-"""
 
 
 def need(command, package):
@@ -83,9 +74,7 @@ def measure(pid, port, conns, lua):
 def main():
     need("wrk", "wrk")
     need("perf", "linux-perf")
-    lua = os.path.join(TMP, "put.lua")
-    with open(lua, "w") as f:
-        f.write(PUT_LUA)
+    lua = os.path.join(os.path.dirname(os.path.abspath(__file__)), "put.lua")
     servers = []
     for i, binary in enumerate(BINS):
         for mode in ("interval", "always"):
