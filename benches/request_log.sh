@@ -43,7 +43,7 @@ for kind in off logfmt json; do
     curl -sf -X PUT --data-binary "$(head -c 100 /dev/zero | tr '\0' v)" \
         "http://127.0.0.1:${PORT[$kind]}/v1/bench" >/dev/null
 done
-cp "$(dirname "$0")/put.lua" "$TMP/put.lua"  # PUT to a new key each time, 100-byte values
+cp benches/put.lua "$TMP/put.lua"  # PUT to a new key each time, 100-byte values
 
 # Prints requests/s and total requests of one wrk run.  args: connections port [lua]
 run_wrk() {
