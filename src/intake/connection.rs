@@ -66,9 +66,9 @@ impl Seen {
     }
 
     /// The request id and what the request log says, if the request log is on.
-    pub(super) fn logged(&self) -> Option<(&str, &Logged)> {
-        let extra = self.extra.as_deref()?;
-        Some((&*extra.request_id, extra.logged.as_ref()?))
+    pub(super) fn into_logged(self) -> Option<(Box<str>, Logged)> {
+        let extra = *self.extra?;
+        Some((extra.request_id, extra.logged?))
     }
 }
 

@@ -145,7 +145,7 @@ impl Outbox {
     pub(super) fn answer(self: &Arc<Self>, to: ReplyTo, response: &Response, pipelined: bool) {
         let mut bytes = Vec::new();
         write_answer(&mut bytes, response, to.head_only, to.connection, to.seen.request_id());
-        self.account(&to.seen, response, to.head_only);
+        self.account(to.seen, response, to.head_only);
         self.shared.unwritten.fetch_add(1, Ordering::SeqCst);
         self.put(to.id, bytes, pipelined);
     }
@@ -365,16 +365,17 @@ impl Outbox {
         self.shared.unwritten.fetch_sub(count, Ordering::SeqCst);
     }
 
-    /// Counts an answer, and logs it if the request log is on.
-    fn account(&self, seen: &Seen, response: &Response, head_only: bool) {
+    /// Counts an answer, and logs it if the request log is on (the request's strings move
+    /// into the log's record: nothing is copied or formatted here).
+    fn account(&self, seen: Seen, response: &Response, head_only: bool) {
         let took = seen.arrived.elapsed();
         METRICS.answered(seen.method, response.status, took);
-        if let (Some(log), Some((request_id, logged))) = (&self.shared.log, seen.logged()) {
-            log.submit(&request_log::Entry {
+        if let (Some(log), Some((id, logged))) = (&self.shared.log, seen.into_logged()) {
+            log.submit(request_log::Record {
                 time: SystemTime::now(),
-                id: request_id,
-                method: &logged.method,
-                path: &logged.path,
+                id,
+                method: logged.method,
+                path: logged.path,
                 trunc: logged.trunc,
                 status: response.status,
                 in_bytes: logged.in_bytes,
