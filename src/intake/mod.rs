@@ -60,8 +60,8 @@
 //! (`walkv_http_requests_total` and `walkv_http_request_duration_seconds`, from the arrival of a
 //! request's first byte to that moment), refusals included, and, with `--log-requests`, its log
 //! line is queued ([`crate::request_log`]): by the main thread for the answers it writes (a few
-//! atomic additions; the log line costs it a formatting when the request log is on), by the
-//! connection's thread for its own. A
+//! atomic additions, and with the request log on a queue push of an unformatted record, which
+//! the log's own thread formats), by the connection's thread for its own. A
 //! sane client `X-Request-ID` is echoed in the answer; with the request log on, a request
 //! without one gets one made up, echoed too. The accept thread counts open and refused
 //! connections ([`crate::metrics`]).
