@@ -65,6 +65,12 @@ impl Seen {
         self.extra.as_ref().map(|extra| &*extra.request_id)
     }
 
+    /// What a request without a request id or log line leaves (for tests).
+    #[cfg(test)]
+    pub(super) fn bare(method: Method) -> Seen {
+        Seen { method, arrived: Instant::now(), extra: None }
+    }
+
     /// The request id and what the request log says, if the request log is on.
     pub(super) fn into_logged(self) -> Option<(Box<str>, Logged)> {
         let extra = *self.extra?;

@@ -395,3 +395,111 @@ impl Drop for Outbox {
         self.shared.unwritten.fetch_sub(owed, Ordering::SeqCst);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::budget::Budget;
+    use super::super::{BODY_BUDGET, Limits};
+    use super::*;
+    use crate::auth::Auth;
+    use crate::metrics::Method;
+    use std::io::Read;
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicU64, AtomicUsize};
+    use std::time::{Duration, Instant};
+
+    /// An outbox on one end of a loopback connection, the other end, and the shared state.
+    fn pair() -> (Arc<Outbox>, TcpStream, Arc<Shared>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let shared = Arc::new(Shared {
+            limits: Limits::default(),
+            auth: Arc::new(Auth::none()),
+            open: AtomicUsize::new(0),
+            accepted: AtomicU64::new(0),
+            budget: Budget::new(BODY_BUDGET),
+            unwritten: Arc::new(AtomicUsize::new(0)),
+            log: None,
+        });
+        (Outbox::new(server, &shared, 1), client, shared)
+    }
+
+    fn text(body: &str) -> Response {
+        let mut response = Response::error(200, "");
+        response.body = body.as_bytes().to_vec();
+        response
+    }
+
+    fn reply(id: u64) -> ReplyTo {
+        ReplyTo {
+            id,
+            head_only: false,
+            connection: ConnectionHeader::Omit,
+            seen: Seen::bare(Method::Get),
+        }
+    }
+
+    /// Reads `n` answers' bodies, in the order they arrived.
+    fn bodies(client: &mut TcpStream, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    assert_eq!(client.read(&mut byte).unwrap(), 1, "closed early");
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8(head).unwrap();
+                let length = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("Content-Length: "))
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap();
+                let mut body = vec![0u8; length];
+                client.read_exact(&mut body).unwrap();
+                String::from_utf8(body).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn answers_leave_in_request_order_whoever_gives_them() {
+        let (outbox, mut client, shared) = pair();
+        let answer = |id: u64, text: &str, pipelined: bool| {
+            outbox.answer(reply(id), &super::tests::text(text), pipelined)
+        };
+        answer(0, "zero", true); // pipelined: corked until flush_deferred
+        answer(2, "two", false); // early: 1 is not answered yet
+        assert_eq!(shared.unwritten.load(Ordering::SeqCst), 2);
+        client.set_nonblocking(true).unwrap();
+        let nothing = client.read(&mut [0u8; 16]).map_err(|e| e.kind());
+        assert_eq!(nothing, Err(io::ErrorKind::WouldBlock), "nothing left yet");
+        client.set_nonblocking(false).unwrap();
+        outbox.skip(1); // its request was dropped unanswered: the cork and 2 go with it
+        assert!(outbox.wait_written(3));
+        assert_eq!(bodies(&mut client, 2), ["zero", "two"]);
+        answer(3, "three", true);
+        assert_eq!(shared.unwritten.load(Ordering::SeqCst), 1, "corked");
+        flush_deferred();
+        assert!(outbox.wait_written(4));
+        assert_eq!(bodies(&mut client, 1), ["three"]);
+        assert_eq!(shared.unwritten.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn what_the_socket_does_not_take_is_finished_by_a_flusher() {
+        let (outbox, mut client, shared) = pair();
+        let big = "b".repeat(8 << 20); // more than any socket buffer takes at once
+        let started = Instant::now();
+        outbox.answer(reply(0), &text(&big), false);
+        outbox.answer(reply(1), &text("after"), false);
+        assert!(started.elapsed() < Duration::from_secs(1), "the writer did not wait");
+        assert!(shared.unwritten.load(Ordering::SeqCst) > 0, "a rest is owed");
+        let got = bodies(&mut client, 2);
+        assert_eq!((got[0].len(), got[1].as_str()), (big.len(), "after"));
+        assert!(outbox.wait_written(2));
+        assert_eq!(shared.unwritten.load(Ordering::SeqCst), 0);
+    }
+}
