@@ -74,16 +74,25 @@ fn admit(stream: TcpStream, shared: &Arc<Shared>, events: &Sender<Event>) {
         .name(CONNECTION_THREAD.into())
         .stack_size(CONNECTION_STACK)
         .spawn(move || {
-            let _open = open;
             let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 match Connection::new(stream, &shared, events) {
-                    Ok(connection) => connection.serve(),
+                    Ok(connection) => Some(connection.serve()),
                     // Out of descriptors for the outbox's handle: closed, as if never accepted.
-                    Err(_) => METRICS.connection_refused(),
+                    Err(_) => {
+                        METRICS.connection_refused();
+                        None
+                    }
                 }
             }));
-            if served.is_err() {
-                crate::log!("a connection thread panicked (see above); closed that connection");
+            // Uncounted before its socket closes: a client that saw the close and connects
+            // again must find the slot free (--max-connections is exact, as tests/hostile.rs
+            // checks).
+            drop(open);
+            match served {
+                Ok(connection) => drop(connection),
+                Err(_) => {
+                    crate::log!("a connection thread panicked (see above); closed that connection")
+                }
             }
         });
     if let Err(e) = spawned {

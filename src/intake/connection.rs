@@ -115,7 +115,9 @@ impl Connection {
         })
     }
 
-    pub(super) fn serve(mut self) {
+    /// Serves requests until the connection ends; returns the connection, whose drop closes
+    /// this thread's handle to the socket.
+    pub(super) fn serve(mut self) -> Connection {
         // Small answers leave at once rather than waiting for an ACK (Nagle's algorithm).
         let _ = self.stream.set_nodelay(true);
         let _ = self.stream.set_write_timeout(Some(self.shared.limits.write_timeout));
@@ -138,6 +140,7 @@ impl Connection {
             // The connection counts as open (--max-connections) until its answers are out.
             self.outbox.wait_written(self.next_id);
         }
+        self
     }
 
     /// What is known of a request once its head is read (`None`: it could not be).
