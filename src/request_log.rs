@@ -90,9 +90,9 @@ fn write_lines(queue: &Receiver<Record>, format: Format) {
     let mut reported = 0;
     while let Ok(record) = queue.recv() {
         // A failing stderr (closed, broken pipe) loses lines; it must not stop the server.
-        let _ = out.write_all(record.entry().line(format).as_bytes());
+        let _ = out.write_all(record.line(format).as_bytes());
         for record in queue.try_iter() {
-            let _ = out.write_all(record.entry().line(format).as_bytes());
+            let _ = out.write_all(record.line(format).as_bytes());
         }
         let dropped = METRICS.request_log_dropped_total();
         if dropped > reported {
@@ -107,7 +107,7 @@ fn write_lines(queue: &Receiver<Record>, format: Format) {
     }
 }
 
-/// One answered request, owned, on its way to the writer thread.
+/// One answered request, on its way to the writer thread, which formats it ([`Record::line`]).
 #[derive(Debug)]
 pub struct Record {
     pub time: SystemTime,
@@ -126,41 +126,6 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn entry(&self) -> Entry<'_> {
-        Entry {
-            time: self.time,
-            id: &self.id,
-            method: &self.method,
-            path: &self.path,
-            trunc: self.trunc,
-            status: self.status,
-            in_bytes: self.in_bytes,
-            out_bytes: self.out_bytes,
-            took: self.took,
-            conn: self.conn,
-        }
-    }
-}
-
-/// One answered request, as the log writes it.
-#[derive(Debug, Clone)]
-pub struct Entry<'a> {
-    pub time: SystemTime,
-    pub id: &'a str,
-    /// `-` when the head could not be read.
-    pub method: &'a str,
-    /// At most [`MAX_PATH`] bytes (see [`cut`]); `-` when the head could not be read.
-    pub path: &'a str,
-    /// The path was cut.
-    pub trunc: bool,
-    pub status: u16,
-    pub in_bytes: u64,
-    pub out_bytes: u64,
-    pub took: Duration,
-    pub conn: u64,
-}
-
-impl Entry<'_> {
     /// The line, newline included.
     pub fn line(&self, format: Format) -> String {
         let time = rfc3339_utc(self.time);
@@ -174,9 +139,9 @@ impl Entry<'_> {
         // (name, value, is text): text is quoted in JSON, and in logfmt when it must be.
         let mut fields = vec![
             ("time", time.as_str(), true),
-            ("id", self.id, true),
-            ("method", self.method, true),
-            ("path", self.path, true),
+            ("id", &*self.id, true),
+            ("method", self.method.as_str(), true),
+            ("path", self.path.as_str(), true),
             ("status", status.as_str(), false),
             ("in", in_bytes.as_str(), false),
             ("out", out_bytes.as_str(), false),
@@ -303,12 +268,12 @@ mod tests {
     use super::*;
     use crate::testutil::Rng;
 
-    fn entry(path: &str) -> Entry<'_> {
-        Entry {
+    fn entry(path: &str) -> Record {
+        Record {
             time: UNIX_EPOCH + Duration::from_millis(1_796_277_662_345),
-            id: "abc",
-            method: "GET",
-            path,
+            id: "abc".into(),
+            method: "GET".into(),
+            path: path.into(),
             trunc: false,
             status: 200,
             in_bytes: 0,
