@@ -219,9 +219,7 @@ impl Outbox {
         }
         state.unsent += count;
         if state.flushing {
-            state.backlog.extend_from_slice(&out);
-            state.backlog_answers += count;
-            self.notify(&state);
+            self.behind_flusher(&mut state, &out, count);
         } else if cork {
             state.corked.extend_from_slice(&out);
             state.corked_answers += count;
@@ -250,9 +248,7 @@ impl Outbox {
         let mut out = std::mem::take(&mut state.corked);
         let count = std::mem::take(&mut state.corked_answers);
         if state.flushing {
-            state.backlog.extend_from_slice(&out);
-            state.backlog_answers += count;
-            self.notify(&state);
+            self.behind_flusher(&mut state, &out, count);
         } else {
             self.write_out(&mut state, &out, count);
         }
@@ -260,6 +256,13 @@ impl Outbox {
             out.clear();
             state.corked = out;
         }
+    }
+
+    /// Queues `out` (`count` answers, in order) behind what the flusher is writing.
+    fn behind_flusher(&self, state: &mut State, out: &[u8], count: usize) {
+        state.backlog.extend_from_slice(out);
+        state.backlog_answers += count;
+        self.notify(state);
     }
 
     /// Writes `out`, the bytes of `count` answers in order (counted in `unsent`), as far as
