@@ -7,8 +7,9 @@
 //! ```text
 //!   intake threads           main thread (this loop)                    sync thread (interval mode)
 //!   --------------           -----------------------                    ---------------------------
-//!   accept, read whole ----> wait for a request (100 ms tick),          every --sync-interval:
-//!   requests, queue them       then take what is already queued         lock the log, flush,
+//!   accept, read whole ----> wait for a request (polling up to          every --sync-interval:
+//!   requests, queue them       --spin-us, then asleep; 100 ms tick),    lock the log, flush,
+//!                              then take what is already queued
 //!                              (up to --max-batch): the batch           fdatasync, unlock
 //!                            for each: http::handle
 //!                              (writes: Store -> Wal::append, flushed)

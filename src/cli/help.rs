@@ -43,7 +43,7 @@ USAGE:
                   [--sync-interval SECONDS] [--max-batch N]
                   [--auth-token-file PATH] [--insecure-open] [--max-connections N]
                   [--idle-timeout S] [--header-timeout S] [--body-timeout S]
-                  [--compact-ratio R] [--compact-min-size SIZE]
+                  [--compact-ratio R] [--compact-min-size SIZE] [--spin-us N]
                   [--log-requests] [--log-format logfmt|json]
 
 OPTIONS:
@@ -74,6 +74,9 @@ OPTIONS:
     --compact-ratio R         compact the log by itself when its files hold more than R times
                               the live data (default 2; 0 turns automatic compaction off)
     --compact-min-size SIZE   ... and at least SIZE bytes (default 64M; suffixes K, M, G)
+    --spin-us N               after a batch, look for the next request for up to N
+                              microseconds before sleeping (default 60; 0 to 1000; 0 never);
+                              it backs off by itself while looking does not pay
     --log-requests            one line per request on stderr (env WALKV_LOG_REQUESTS=1):
                               time id method path status in out dur_ms conn
     --log-format FORMAT       logfmt (default) or json, one object per line

@@ -219,7 +219,7 @@ pub fn parse(
         ("serve", "--port" | "--bind" | "--data-dir" | "--sync" | "--sync-interval")
         | ("serve", "--max-batch" | "--auth-token-file" | "--max-connections")
         | ("serve", "--idle-timeout" | "--header-timeout" | "--body-timeout")
-        | ("serve", "--compact-ratio" | "--compact-min-size" | "--log-format")
+        | ("serve", "--compact-ratio" | "--compact-min-size" | "--log-format" | "--spin-us")
         | ("check" | "repair", "--data-dir")
         | ("get" | "set" | "delete" | "compact", "--addr" | "--auth-token-file") => Some(true),
         _ => None,
@@ -491,6 +491,14 @@ fn serve_config(
         header_timeout: seconds(parsed, "--header-timeout", defaults.header_timeout.as_secs_f64())?,
         body_timeout: seconds(parsed, "--body-timeout", defaults.body_timeout.as_secs_f64())?,
         write_timeout: defaults.write_timeout,
+        spin: match parsed.option("--spin-us") {
+            None => defaults.spin,
+            Some(text) => Duration::from_micros(
+                text.parse::<u64>().ok().filter(|n| *n <= 1000).ok_or_else(|| {
+                    UsageError(format!("--spin-us must be a number from 0 to 1000, got {text:?}"))
+                })?,
+            ),
+        },
     };
     let insecure_open = parsed.option("--insecure-open").is_some();
     let token = TokenSource::None; // filled in by the caller, which knows the client options too

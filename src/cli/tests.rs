@@ -40,6 +40,9 @@ fn flag_beats_env_beats_default() {
         panic!()
     };
     assert_eq!((c.sync, c.max_batch), (SyncMode::Always, 1));
+    assert_eq!(c.limits.spin, Duration::from_micros(60), "the default poll before sleeping");
+    let Command::Serve(c) = parse(args(&["--spin-us", "0"]), &no_env).unwrap() else { panic!() };
+    assert_eq!(c.limits.spin, Duration::ZERO);
     let get = parse(args(&["get", "k"]), &env).unwrap();
     assert_eq!(
         get,
@@ -236,6 +239,8 @@ fn usage_errors() {
         (&["--sync-interval", "0"], "--sync-interval"),
         (&["--sync", "sometimes"], "--sync must be always, interval or never"),
         (&["--max-batch", "0"], "--max-batch must be"),
+        (&["--spin-us", "1001"], "--spin-us must be a number from 0 to 1000"),
+        (&["--spin-us", "-1"], "--spin-us must be"),
         (&["--insecure-open=yes"], "--insecure-open takes no value"),
         (&["get", "k", "--insecure-open"], "unknown option --insecure-open"),
         (&["--frobnicate"], "unknown option --frobnicate"),

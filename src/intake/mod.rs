@@ -29,6 +29,7 @@
 //! - `parse.rs`: request heads and chunked bodies, pure functions tested without sockets.
 //! - `answer.rs`: the bytes of an answer.
 //! - `budget.rs`: the shared body budget.
+//! - `spin.rs`: how the main thread waits for its next request (polling briefly, then asleep).
 //! - This file: the limits and the types the main thread sees ([`Intake`], [`Event`], [`Job`]).
 //!
 //! # Limits (all in [`Limits`], all in the README's "Security and limits")
@@ -80,6 +81,7 @@ mod budget;
 mod connection;
 mod outbox;
 mod parse;
+mod spin;
 
 use crate::auth::Auth;
 use crate::http::{self, Response};
@@ -88,6 +90,8 @@ use accept::accept_loop;
 use budget::{Budget, Reservation};
 use outbox::{Outbox, ReplyTo};
 use parse::Head;
+use spin::Spin;
+use std::cell::Cell;
 use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -134,6 +138,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// The longest pause while writing an answer.
     pub write_timeout: Duration,
+    /// How long the main thread polls for its next request before it sleeps (`spin.rs`).
+    pub spin: Duration,
 }
 
 impl Default for Limits {
@@ -144,6 +150,7 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
+            spin: Duration::from_micros(60),
         }
     }
 }
@@ -215,6 +222,8 @@ pub struct Intake {
     events: Receiver<Event>,
     /// Answers handed to connection threads and not yet written (or given up on).
     unwritten: Arc<AtomicUsize>,
+    /// Whether and how long the next wait polls before it sleeps.
+    spin: Cell<Spin>,
 }
 
 impl Intake {
@@ -228,6 +237,8 @@ impl Intake {
     ) -> io::Result<Intake> {
         let (events, receiver) = mpsc::channel();
         let unwritten = Arc::new(AtomicUsize::new(0));
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let spin = Cell::new(Spin::new(limits.spin, cores));
         let shared = Arc::new(Shared {
             limits,
             auth,
@@ -240,7 +251,7 @@ impl Intake {
         thread::Builder::new()
             .name("walkv-accept".into())
             .spawn(move || accept_loop(&listener, &shared, &events))?;
-        Ok(Intake { events: receiver, unwritten })
+        Ok(Intake { events: receiver, unwritten, spin })
     }
 
     /// Before the process exits: waits (at most `limit`) until every answer already given to
@@ -253,11 +264,19 @@ impl Intake {
         }
     }
 
-    /// The next event, waiting at most `timeout`. Pipelined answers corked in the last batch
-    /// are written first.
+    /// The next event, waiting at most `timeout`: polling for a moment first, then asleep
+    /// (see `spin.rs`). Pipelined answers corked in the last batch are written first.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
         outbox::flush_deferred();
-        self.events.recv_timeout(timeout).ok()
+        let mut spin = self.spin.get();
+        let window = spin.window();
+        let mut caught = None;
+        if !window.is_zero() {
+            caught = spin::poll(window, || self.events.try_recv().ok());
+            spin.polled(caught.is_some());
+        }
+        self.spin.set(spin);
+        caught.or_else(|| self.events.recv_timeout(timeout).ok())
     }
 
     /// The next event if one is already waiting; if none is, pipelined answers corked so far
