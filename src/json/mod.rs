@@ -280,34 +280,61 @@ impl Parser<'_> {
         depth: usize,
         mut member: impl FnMut(&mut Self, String) -> Result<(), Error>,
     ) -> Result<(), Error> {
+        self.delimited(depth, b'}', "object", |parser| {
+            if parser.peek() != Some(b'"') {
+                return Err(parser.error("expected a string as object key"));
+            }
+            let name = parser.string()?;
+            parser.skip_whitespace();
+            if parser.peek() != Some(b':') {
+                return Err(parser.error("expected `:` after object key"));
+            }
+            parser.pos += 1;
+            parser.skip_whitespace();
+            member(parser, name)
+        })
+    }
+
+    /// Reads an array's items (the parser at its `[`), calling `item` at each, which must
+    /// consume it.
+    fn items(
+        &mut self,
+        depth: usize,
+        item: impl FnMut(&mut Self) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.delimited(depth, b']', "array", item)
+    }
+
+    /// The loop that objects and arrays share: the parser at the opening bracket, `each`
+    /// called at every element (whitespace skipped), elements separated by `,` up to `close`.
+    fn delimited(
+        &mut self,
+        depth: usize,
+        close: u8,
+        what: &str,
+        mut each: impl FnMut(&mut Self) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         self.check_depth(depth)?;
-        self.pos += 1; // '{'
+        self.pos += 1; // the opening bracket
         self.skip_whitespace();
-        if self.peek() == Some(b'}') {
+        if self.peek() == Some(close) {
             self.pos += 1;
             return Ok(());
         }
         loop {
             self.skip_whitespace();
-            if self.peek() != Some(b'"') {
-                return Err(self.error("expected a string as object key"));
-            }
-            let name = self.string()?;
-            self.skip_whitespace();
-            if self.peek() != Some(b':') {
-                return Err(self.error("expected `:` after object key"));
-            }
-            self.pos += 1;
-            self.skip_whitespace();
-            member(self, name)?;
+            each(self)?;
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.pos += 1,
-                Some(b'}') => {
+                Some(c) if c == close => {
                     self.pos += 1;
                     return Ok(());
                 }
-                _ => return Err(self.error("expected `,` or `}` in object")),
+                _ => {
+                    let message = format!("expected `,` or `{}` in {what}", close as char);
+                    return Err(self.error(&message));
+                }
             }
         }
     }
@@ -326,35 +353,6 @@ impl Parser<'_> {
             Ok(())
         })?;
         Ok(Value::Array(items))
-    }
-
-    /// Reads an array's items (the parser at its `[`), calling `item` at each, which must
-    /// consume it.
-    fn items(
-        &mut self,
-        depth: usize,
-        mut item: impl FnMut(&mut Self) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        self.check_depth(depth)?;
-        self.pos += 1; // '['
-        self.skip_whitespace();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-            return Ok(());
-        }
-        loop {
-            self.skip_whitespace();
-            item(self)?;
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => return Err(self.error("expected `,` or `]` in array")),
-            }
-        }
     }
 
     fn object(&mut self, depth: usize) -> Result<Value, Error> {
