@@ -18,6 +18,8 @@ BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/walkv"
 REQUESTS = int(os.environ.get("REQUESTS", 5000))
 VALUE = b"v" * 100
 TMP = tempfile.mkdtemp(prefix="walkv-cpu-")
+# More `walkv serve` flags, e.g. EXTRA="--spin-us 0" (polling is counted as instructions).
+EXTRA = os.environ.get("EXTRA", "").split()
 
 
 def request(kind, i):
@@ -40,7 +42,7 @@ def instructions(kind, count):
     out = os.path.join(TMP, f"cg-{kind}-{count}")
     data = os.path.join(TMP, f"data-{kind}-{count}")
     proc = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", BIN, "serve", "--port", "0",
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", BIN, "serve", *EXTRA, "--port", "0",
          "--data-dir", data], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     port = None
     for line in proc.stderr:

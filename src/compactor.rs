@@ -1,9 +1,11 @@
 //! When to compact, and the compaction thread: the policy around [`crate::wal::compact`].
 //!
-//! The main thread owns a [`Compactor`] and calls it between batches: [`Compactor::poll`]
-//! collects a finished compaction, [`Compactor::start`] begins one (on `POST /compact`, or by
-//! itself when [`Compactor::due`] says so). At most one runs at a time; the rest of the server
-//! does not wait for it.
+//! The main thread owns a [`Compactor`] and calls it between batches: [`Compactor::start`]
+//! begins one (on `POST /compact`, or by itself when [`Compactor::due`] says so) by asking the
+//! log's writer to seal the segment being written; [`Compactor::sealed`] hears that it did and
+//! starts the compaction thread; [`Compactor::poll`] collects a finished compaction. At most
+//! one runs at a time; the rest of the server does not wait for it, and the main thread never
+//! touches the data directory for it (the thread measures the directory after its work).
 //!
 //! Automatic compaction starts when the files of the log hold more than `ratio` times the live
 //! data and at least `min_size` bytes (Redis's `auto-aof-rewrite-percentage` and `-min-size`, as
@@ -48,7 +50,8 @@ pub struct Report {
 }
 
 struct Running {
-    thread: JoinHandle<Result<Done, Error>>,
+    /// The compaction, and the data directory's bytes after it.
+    thread: JoinHandle<Result<(Done, u64), Error>>,
     disk_before: u64,
 }
 
@@ -66,6 +69,8 @@ pub struct Stats {
 pub struct Compactor {
     policy: Policy,
     dir: PathBuf,
+    /// The writer was asked to seal the segment; the data directory's bytes then.
+    sealing: Option<u64>,
     running: Option<Running>,
     stats: Stats,
     failures: u32,
@@ -75,16 +80,15 @@ pub struct Compactor {
 /// What [`Compactor::start`] did.
 #[derive(Debug)]
 pub enum Started {
-    /// A compaction is running (it was, or it is now).
+    /// A compaction is under way (it was, or it is now); its outcome comes from
+    /// [`Compactor::sealed`] or [`Compactor::poll`].
     Running,
-    /// There was nothing to merge: the log is as compact as it gets. The report says so.
-    NothingToDo(Report),
 }
 
 impl Compactor {
     pub fn new(policy: Policy, dir: PathBuf) -> Compactor {
         let stats = Stats::default();
-        Compactor { policy, dir, running: None, stats, failures: 0, retry_at: None }
+        Compactor { policy, dir, sealing: None, running: None, stats, failures: 0, retry_at: None }
     }
 
     /// What `/status` shows.
@@ -94,39 +98,72 @@ impl Compactor {
 
     /// True when automatic compaction should start now.
     pub fn due(&self, store: &Store) -> bool {
-        if self.running.is_some() || self.policy.ratio <= 0.0 || store.log_failed() {
+        if self.busy() || self.policy.ratio <= 0.0 || store.log_failed() {
             return false;
         }
         if self.retry_at.is_some_and(|at| Instant::now() < at) {
             return false;
         }
-        let Ok(log) = store.log_bytes() else { return false };
+        let log = store.log_bytes();
         log >= self.policy.min_size && log as f64 > self.policy.ratio * store.live_bytes() as f64
     }
 
-    /// Starts a compaction, unless one is running. An error means it could not start (sealing
-    /// the segment being written failed); it counts as a failed compaction.
+    fn busy(&self) -> bool {
+        self.sealing.is_some() || self.running.is_some()
+    }
+
+    /// Starts a compaction, unless one is under way: asks the writer to seal the segment being
+    /// written ([`Store::begin_compaction`]); the rest follows in [`Compactor::sealed`].
     pub fn start(&mut self, store: &mut Store) -> Result<Started, Error> {
-        if self.running.is_some() {
+        if self.busy() {
             return Ok(Started::Running);
         }
-        let disk_before = disk_bytes(&self.dir);
-        let job = match store.begin_compaction(crate::wal::boot_id()) {
-            Ok(Some(job)) => job,
-            Ok(None) => {
-                let report = Report {
+        if store.log_failed() {
+            let e = Error::Failed { reason: "the log has stopped taking writes".into() };
+            self.failed(&e);
+            return Err(e);
+        }
+        let disk_before = store.disk_bytes();
+        if store.begin_compaction(crate::wal::boot_id()) {
+            self.sealing = Some(disk_before);
+            self.stats.compacting = true;
+        }
+        Ok(Started::Running)
+    }
+
+    /// The writer sealed the segment (or could not): starts the compaction thread on what to
+    /// merge. Returns the outcome if it ends here: nothing to merge (the log is as compact as
+    /// it gets), or a failure.
+    pub fn sealed(
+        &mut self,
+        store: &Store,
+        sealed: Result<Option<compact::Job>, Error>,
+    ) -> Option<Result<Report, Error>> {
+        let disk_before = self.sealing.take()?;
+        let started = sealed.and_then(|job| match job {
+            Some(job) => self.spawn(job, disk_before).map(|()| true),
+            None => Ok(false),
+        });
+        match started {
+            Ok(true) => None,
+            Ok(false) => {
+                self.stats.compacting = false;
+                Some(Ok(Report {
                     live_bytes: store.live_bytes(),
                     disk_bytes_before: disk_before,
                     disk_bytes_after: disk_before,
                     seconds: 0.0,
-                };
-                return Ok(Started::NothingToDo(report));
+                }))
             }
             Err(e) => {
+                self.stats.compacting = false;
                 self.failed(&e);
-                return Err(e);
+                Some(Err(e))
             }
-        };
+        }
+    }
+
+    fn spawn(&mut self, job: compact::Job, disk_before: u64) -> Result<(), Error> {
         crate::log!(
             "compacting: merging {} segment(s){} through seq {}",
             job.sealed.len(),
@@ -136,13 +173,13 @@ impl Compactor {
                 .unwrap_or_default(),
             job.upto
         );
+        let dir = self.dir.clone();
         let thread = thread::Builder::new()
             .name("compaction".into())
-            .spawn(move || compact::run(&job))
+            .spawn(move || compact::run(&job).map(|done| (done, disk_bytes(&dir))))
             .map_err(|e| Error::io("start the compaction thread", e))?;
         self.running = Some(Running { thread, disk_before });
-        self.stats.compacting = true;
-        Ok(Started::Running)
+        Ok(())
     }
 
     /// Collects the running compaction if it has finished: takes its snapshot into the store
@@ -157,7 +194,7 @@ impl Compactor {
             Err(Error::Failed { reason: "the compaction thread panicked".to_string() })
         });
         Some(match outcome {
-            Ok(done) => {
+            Ok((done, disk_after)) => {
                 store.finish_compaction(&done);
                 self.stats.completed += 1;
                 crate::metrics::METRICS.compacted(done.took);
@@ -172,7 +209,7 @@ impl Compactor {
                 let report = Report {
                     live_bytes: done.contents.live_bytes,
                     disk_bytes_before: disk_before,
-                    disk_bytes_after: disk_bytes(&self.dir),
+                    disk_bytes_after: disk_after,
                     // The compaction's own time: the main loop notices the end up to a tick
                     // (100 ms) later, which is not the compaction's cost.
                     seconds: done.took.as_secs_f64(),

@@ -35,6 +35,8 @@
 //! - `WALKV_FSYNC_DELAY_MS`: every fsync of the log while serving first sleeps this long, as a
 //!   slow disk would, so that a test can act while one runs (a SIGTERM during the drain, in
 //!   `tests/api.rs`) and see it in `walkv_wal_fsync_duration_seconds` (`tests/metrics.rs`).
+//! - `WALKV_WRITE_DELAY_MS`: every write of records to the log first sleeps this long, as a
+//!   slow or frozen disk holds up `write(2)` (`tests/stall.rs`).
 //! - `WALKV_BOOT_ID`: the kernel boot id the log's SYNC markers record and recovery compares
 //!   with (instead of `/proc/sys/kernel/random/boot_id`), so that a test can restart a server
 //!   as if the machine had rebooted after a simulated power cut.
@@ -127,6 +129,25 @@ pub fn slow_fsync() {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn slow_fsync() {}
+
+/// Sleeps `WALKV_WRITE_DELAY_MS` (read once) before each write of records to the log, as a slow
+/// or frozen disk would hold up `write(2)`, so that a test can see what waits for it and what
+/// does not.
+#[cfg(feature = "failpoints")]
+pub fn slow_write() {
+    static DELAY: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    let delay = DELAY.get_or_init(|| {
+        let ms = std::env::var("WALKV_WRITE_DELAY_MS").ok()?.parse().ok()?;
+        Some(std::time::Duration::from_millis(ms))
+    });
+    if let Some(delay) = delay {
+        std::thread::sleep(*delay);
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn slow_write() {}
 
 /// The boot id to use instead of the kernel's (`WALKV_BOOT_ID`), so that a test can restart the
 /// server as if the machine had rebooted after a simulated power cut.

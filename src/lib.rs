@@ -57,8 +57,10 @@ pub mod metrics;
 pub mod notify;
 pub mod request_log;
 pub mod server;
+pub mod spin;
 pub mod store;
 pub mod wal;
+pub mod writer;
 
 #[doc(hidden)]
 pub mod testutil;

@@ -7,7 +7,7 @@ use walkv::testutil::TempDir;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::{Server, encode_all, json_string, request, send_raw};
 use walkv::testutil::Rng;
 
@@ -358,54 +358,67 @@ fn send_only(addr: &str, request: &str) -> TcpStream {
     stream
 }
 
-/// After SIGTERM the server answers what is already queued, and `/readyz` among it says 503
-/// `stopping`. A slow disk (every fsync takes 1.5 s) holds the loop in a `--sync always` write
-/// while the signal and the probe arrive.
+/// After SIGTERM the server goes on answering while the log is closed: a slow disk (every
+/// fsync takes 1.5 s) holds a `--sync always` write in its fsync when the signal comes. A new
+/// probe is answered at once, `/readyz` 503 `stopping` and `/livez` 200; the write is answered
+/// once its fsync is done, and the probe pipelined behind it then says `stopping` too.
 #[test]
 fn readyz_is_503_stopping_during_the_drain() {
     let dir = TempDir::new("readyz-drain");
     let envs = [("WALKV_FSYNC_DELAY_MS", "1500")];
     let server = Server::start_env(&dir, &["--sync", "always"], &envs);
-    let mut write = send_only(&server.addr, "PUT /v1/k HTTP/1.1\r\nContent-Length: 1\r\n\r\nv");
-    std::thread::sleep(Duration::from_millis(300)); // the loop is in the write's fsync now
+    let pipelined = "PUT /v1/k HTTP/1.1\r\nContent-Length: 1\r\n\r\nvGET /readyz HTTP/1.1\r\n\r\n";
+    let mut write = send_only(&server.addr, pipelined);
+    std::thread::sleep(Duration::from_millis(300)); // the writer is in the write's fsync now
     support::signal(server.pid(), "TERM");
-    std::thread::sleep(Duration::from_millis(100));
-    let mut probe = send_only(&server.addr, "GET /readyz HTTP/1.1\r\n\r\n");
-    let written = support::read_reply(&mut write, false).expect("the write is answered");
-    assert_eq!(written.status, 201, "{}", written.text());
-    let ready = support::read_reply(&mut probe, false).expect("the queued probe is answered");
+    std::thread::sleep(Duration::from_millis(300)); // the loop has seen the signal
+    let asked = Instant::now();
+    let ready = request(&server.addr, "GET", "/readyz", b"").expect("a new probe is answered");
     assert_eq!(
         (ready.status, ready.text()),
+        (503, r#"{"ready":false,"reason":"stopping"}"#.to_string())
+    );
+    assert_eq!(request(&server.addr, "GET", "/livez", b"").unwrap().status, 200);
+    assert!(asked.elapsed() < Duration::from_secs(1), "not after the fsync: {:?}", asked.elapsed());
+    let written = support::read_reply(&mut write, false).expect("the write is answered");
+    assert_eq!(written.status, 201, "{}", written.text());
+    let queued = support::read_reply(&mut write, false).expect("the queued probe is answered");
+    assert_eq!(
+        (queued.status, queued.text()),
         (503, r#"{"ready":false,"reason":"stopping"}"#.to_string())
     );
     let (status, stderr) = server.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
 
-/// When an fsync fails the log stops taking writes and the server exits (10) for a restart; what
-/// was queued meanwhile is still answered: writes 503, `/readyz` 503 `log_failed`, reads from
-/// the map. The periodic fsync is made slow (2 s) and then failing, so that the requests queue
-/// while it runs.
+/// When an fsync fails the log stops taking writes and the server exits (10) for a restart.
+/// The periodic fsync is made slow (2 s) and then failing. While it runs, reads and probes are
+/// answered at once; a write made then is written, but its acknowledgement waits for that
+/// fsync (the oldest acknowledged write not yet fsynced is older than twice the 0.1 s
+/// interval), so it gets 503 when the fsync fails, and a probe pipelined behind it then says
+/// 503 `log_failed`.
 #[test]
 fn readyz_is_503_log_failed_after_a_failed_fsync() {
     let dir = TempDir::new("readyz-failed");
     let envs = [("WALKV_FSYNC_DELAY_MS", "2000"), ("WALKV_FAILPOINTS", "fsync=1:io")];
     let server = Server::start_env(&dir, &["--sync-interval", "0.1"], &envs);
     assert_eq!(request(&server.addr, "PUT", "/v1/k", b"v").unwrap().status, 201);
-    std::thread::sleep(Duration::from_millis(600)); // the sync thread holds the log, sleeping
-    let mut write = send_only(&server.addr, "PUT /v1/k2 HTTP/1.1\r\nContent-Length: 1\r\n\r\nw");
-    std::thread::sleep(Duration::from_millis(100));
-    let mut probe = send_only(&server.addr, "GET /readyz HTTP/1.1\r\n\r\n");
-    let mut read = send_only(&server.addr, "GET /v1/k HTTP/1.1\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(600)); // the sync thread is in its slow fsync
+    let asked = Instant::now();
+    let ready = request(&server.addr, "GET", "/readyz", b"").unwrap();
+    assert_eq!((ready.status, ready.text()), (200, r#"{"ready":true}"#.to_string()));
+    let value = request(&server.addr, "GET", "/v1/k", b"").unwrap();
+    assert_eq!((value.status, value.text()), (200, r#"{"value":"v"}"#.to_string()));
+    assert!(asked.elapsed() < Duration::from_secs(1), "not after the fsync: {:?}", asked.elapsed());
+    let pipelined = "PUT /v1/k2 HTTP/1.1\r\nContent-Length: 1\r\n\r\nwGET /readyz HTTP/1.1\r\n\r\n";
+    let mut write = send_only(&server.addr, pipelined);
     let refused = support::read_reply(&mut write, false).expect("the write is answered");
     assert_eq!(refused.status, 503, "{}", refused.text());
-    let ready = support::read_reply(&mut probe, false).expect("the probe is answered");
+    let ready = support::read_reply(&mut write, false).expect("the probe is answered");
     assert_eq!(
         (ready.status, ready.text()),
         (503, r#"{"ready":false,"reason":"log_failed"}"#.to_string())
     );
-    let value = support::read_reply(&mut read, false).expect("the read is answered");
-    assert_eq!((value.status, value.text()), (200, r#"{"value":"v"}"#.to_string()));
     let (status, stderr) = server.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(10), "{stderr}");
 }

@@ -77,6 +77,8 @@ fn writer(addr: String, client: usize, seed: u64, stop: Arc<AtomicBool>) -> Writ
         };
         let reply = match result {
             Ok(reply) if (200..300).contains(&reply.status) => reply,
+            // A stopping server refuses new writes: nothing was written.
+            Ok(reply) if reply.status == 503 && reply.text().contains("stopping") => break,
             Ok(reply) => panic!("status {}: {}", reply.status, reply.text()),
             Err(_) => {
                 log.in_flight = Some((key, state));
@@ -93,19 +95,6 @@ fn writer(addr: String, client: usize, seed: u64, stop: Arc<AtomicBool>) -> Writ
 
 /// Boot ids: the server before the cut, and after it (see `support::OTHER_BOOT`).
 const BOOT_BEFORE: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-
-/// The last sequence number replayed from the startup report: "last seq N", or, when the trim
-/// recorded numbers as skipped, the one before them.
-fn replayed_last_seq(stderr: &str) -> u64 {
-    let number_after = |needle: &str| {
-        let at = stderr.find(needle)? + needle.len();
-        stderr[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok()
-    };
-    match number_after("Sequence numbers ") {
-        Some(first_skipped) => first_skipped - 1,
-        None => number_after("last seq ").expect("replay report"),
-    }
-}
 
 #[derive(Default)]
 struct Totals {
@@ -153,7 +142,7 @@ fn trial(mode: &str, seed: u64, rng: &mut Rng) -> Totals {
             panic!("{mode} seed {seed}: {how}: the server needed help ({status:?}): {stderr}")
         }
     };
-    let recovered = replayed_last_seq(&server.stderr());
+    let recovered = support::replayed_last_seq(&server.stderr());
     let context =
         format!("{mode} seed {seed}: {how}; synced seq {synced_seq}, recovered {recovered}");
     assert!(recovered >= synced_seq, "synced writes lost: {context}");
@@ -278,7 +267,7 @@ fn sigterm_under_load_then_power_cut_loses_nothing() {
     assert_eq!(synced_len, std::fs::metadata(&wal).unwrap().len(), "the exit sync covers the file");
     simulate_power_cut(&wal, synced_len, &mut Rng::new(1));
     let server = Server::start_env(&data, &[], &[("WALKV_BOOT_ID", support::OTHER_BOOT)]);
-    let recovered = replayed_last_seq(&server.stderr());
+    let recovered = support::replayed_last_seq(&server.stderr());
     let acked: Vec<u64> = logs.iter().flat_map(|l| l.ops.iter().map(|op| op.seq)).collect();
     assert!(!acked.is_empty());
     assert!(acked.iter().all(|&seq| seq <= recovered), "an acknowledged write was lost");

@@ -40,7 +40,7 @@ walkv serve: run the server
 
 USAGE:
     walkv [serve] [--port N] [--bind ADDR] [--data-dir DIR] [--sync MODE]
-                  [--sync-interval SECONDS] [--max-batch N]
+                  [--sync-interval SECONDS] [--max-batch N] [--max-write-queue SIZE]
                   [--auth-token-file PATH] [--insecure-open] [--max-connections N]
                   [--idle-timeout S] [--header-timeout S] [--body-timeout S]
                   [--compact-ratio R] [--compact-min-size SIZE] [--spin-us N]
@@ -63,8 +63,10 @@ OPTIONS:
     --sync-interval SECONDS   the interval for --sync interval (default 5; 0.01 to 86400): a
                               power cut loses at most the writes acknowledged since the last
                               sync
-    --max-batch N             most requests answered per batch, and so per fsync in always
-                              mode (default 128; 1 turns group commit off)
+    --max-batch N             most requests handled per batch, and most writes per fsync in
+                              always mode (default 128; 1 turns group commit off)
+    --max-write-queue SIZE    writes wait (reads go on) while the records queued for the log
+                              hold SIZE bytes, as on a slow disk (default 64M; 1M to 64G)
     --max-connections N       open connections at most (default 1024; 1 to 1000000); one more
                               gets 503
     --idle-timeout SECONDS    close a connection idle between requests (default 60)

@@ -69,6 +69,8 @@ pub const DEFAULT_DATA_DIR: &str = "./walkv-data";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_SYNC_SECS: f64 = 5.0;
 pub const DEFAULT_MAX_BATCH: usize = 128;
+/// `--max-write-queue`: bytes of records queued for the log before writes wait.
+pub const DEFAULT_MAX_WRITE_QUEUE: u64 = 64 << 20;
 
 /// What the command line asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -220,6 +222,7 @@ pub fn parse(
         | ("serve", "--max-batch" | "--auth-token-file" | "--max-connections")
         | ("serve", "--idle-timeout" | "--header-timeout" | "--body-timeout")
         | ("serve", "--compact-ratio" | "--compact-min-size" | "--log-format" | "--spin-us")
+        | ("serve", "--max-write-queue")
         | ("check" | "repair", "--data-dir")
         | ("get" | "set" | "delete" | "compact", "--addr" | "--auth-token-file") => Some(true),
         _ => None,
@@ -473,6 +476,17 @@ fn serve_config(
             })?
         }
     };
+    let max_write_queue = match parsed.option("--max-write-queue") {
+        None => DEFAULT_MAX_WRITE_QUEUE,
+        Some(text) => {
+            parse_size(text).filter(|n| (1 << 20..=64 << 30).contains(n)).ok_or_else(|| {
+                UsageError(format!(
+                    "--max-write-queue must be a byte count from 1M to 64G, optionally with K, \
+                     M or G (powers of 1024), got {text:?}"
+                ))
+            })?
+        }
+    };
     let defaults = Limits::default();
     let limits = Limits {
         max_connections: match parsed.option("--max-connections") {
@@ -548,6 +562,7 @@ fn serve_config(
         sync,
         sync_interval,
         max_batch,
+        max_write_queue,
         token,
         insecure_open,
         limits,

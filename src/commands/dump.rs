@@ -394,7 +394,7 @@ mod tests {
                 .unwrap();
         }
         store.delete(b"k1").unwrap();
-        let job = store.begin_compaction([3; 16]).unwrap().unwrap();
+        let job = store.seal_now([3; 16]).unwrap().unwrap();
         let done = crate::wal::compact::run(&job).unwrap();
         store.finish_compaction(&done);
         store.set(b"after", b"\x1b[2J").unwrap();

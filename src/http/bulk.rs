@@ -140,11 +140,16 @@ pub fn apply(store: &mut Store, parsed: Result<&[Pair], &Response>) -> Response 
             }
         }
     }
-    let last_seq = match last_seq {
-        Some(seq) => seq,
-        None => store.seqs().map(|(last, _)| last).unwrap_or_default(),
+    let Some(last) = last_seq else {
+        let last = store.last_issued();
+        let mut response = Response::json(200, format!("{{\"written\":0,\"last_seq\":{last}}}"));
+        response.after = Some(last);
+        return response;
     };
-    Response::json(200, format!("{{\"written\":{},\"last_seq\":{last_seq}}}", pairs.len()))
+    let mut response =
+        Response::json(200, format!("{{\"written\":{},\"last_seq\":{last}}}", pairs.len()));
+    response.after = Some(last);
+    response
 }
 
 #[cfg(test)]

@@ -43,7 +43,8 @@ use crate::auth::Auth;
 use crate::compactor::{Report, Stats};
 use crate::error::Error;
 use crate::json;
-use crate::store::Store;
+use crate::metrics::DiskCall;
+use crate::store::{Deleted, Latest, Store};
 use crate::wal::{MAX_KEY_LEN, MAX_VALUE_LEN};
 use conditional::{Conditions, Verdict};
 
@@ -100,8 +101,13 @@ pub fn prepare(method: &str, path: &str, body: &[u8]) -> Option<Prepared> {
 /// What to send back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
-    /// True if this answer must not be sent before the log is synced (`?sync`, `POST /sync`).
+    /// True if this answer must not be sent before the log is synced (`?sync`, `POST /sync`):
+    /// through `after`, or through every write given a number before it.
     pub sync: bool,
+    /// This answer shows the write with this seq (its own, or a pending one it was checked
+    /// against): it must not be sent before that write is in the map, that is durable as the
+    /// server's mode promises (see [`crate::store`]).
+    pub after: Option<u64>,
     /// True for `POST /compact`: the server starts or joins a compaction and sends the real
     /// answer ([`compacted`]) when it ends; this response is only a placeholder.
     pub compact: bool,
@@ -120,6 +126,7 @@ impl Response {
     fn json(status: u16, body: String) -> Response {
         Response {
             sync: false,
+            after: None,
             compact: false,
             status,
             content_type: JSON,
@@ -132,6 +139,12 @@ impl Response {
     /// This response with `ETag: "SEQ"`.
     fn with_etag(mut self, seq: u64) -> Response {
         self.etag = Some(seq);
+        self
+    }
+
+    /// This response, sent only once the write `seq` (if any) is in the map.
+    fn after(mut self, seq: Option<u64>) -> Response {
+        self.after = seq;
         self
     }
 
@@ -181,11 +194,26 @@ pub fn error_status(error: &Error) -> u16 {
 }
 
 fn store_error(error: &Error) -> Response {
-    let status = error_status(error);
+    store_failure(error_status(error), error)
+}
+
+/// The answer to a write the store refused, or that failed on its way to the log, with its
+/// status (from [`error_status`]); a disk's error is also logged (at most once a second).
+pub fn store_failure(status: u16, error: &Error) -> Response {
     if matches!(status, 500 | 507) {
         log_at_most_once_a_second(status, error);
     }
     Response::error(status, &error.to_string())
+}
+
+/// True for the requests that write: `PUT` and `DELETE` of a key, `POST /v1/write` and
+/// `POST /v1/bulk`. (The server parks them when the log's queue is full.)
+pub fn writes(method: &str, path: &str) -> bool {
+    match method {
+        "PUT" | "DELETE" => path.starts_with("/v1/"),
+        "POST" => matches!(path, "/v1/write" | "/v1/bulk"),
+        _ => false,
+    }
 }
 
 /// Logs a store error a client is answered with, paths included (the client's copy has none),
@@ -208,6 +236,11 @@ pub struct Serving<'a> {
     pub compaction: &'a Stats,
     /// A stop signal came: the loop only drains what is queued. `/readyz` says not ready.
     pub stopping: bool,
+    /// Writes parked until the log's queue has room (`/status`, `/metrics`).
+    pub waiting_writes: usize,
+    /// Acknowledgements wait for an fsync: the oldest one not yet fsynced is older than the
+    /// `interval` mode's bound (see `crate::server`).
+    pub acks_wait_for_fsync: bool,
 }
 
 /// `GET` or `HEAD` of `/livez` or `/readyz`: answered without the token.
@@ -237,8 +270,8 @@ fn route(store: &mut Store, req: &Request, serving: Serving) -> Response {
     match (req.method, req.path) {
         ("GET" | "HEAD", "/livez") => return live(),
         ("GET" | "HEAD", "/readyz") => return readyz(store, serving.stopping),
-        ("GET" | "HEAD", "/status") => return status(store, serving.compaction),
-        ("GET" | "HEAD", "/metrics") => return metrics(store, serving.stopping),
+        ("GET" | "HEAD", "/status") => return status(store, serving),
+        ("GET" | "HEAD", "/metrics") => return metrics(store, serving),
         ("POST", "/sync") => return sync(store),
         ("POST", "/compact") => {
             let mut placeholder = Response::json(202, String::new());
@@ -312,15 +345,17 @@ fn precondition_failed(current: Option<u64>) -> Response {
     Response::json(412, body).with_etag(seq)
 }
 
-/// The answer for a write whose conditions do not hold, if they do not.
+/// The answer for a write whose conditions do not hold, if they do not. They are checked
+/// against the key's newest state, pending writes included; a 412 that shows a pending write
+/// waits for it.
 fn check_write(store: &Store, key: &[u8], conditions: &Conditions) -> Option<Response> {
     if conditions.is_empty() {
         return None;
     }
-    let current = store.version(key);
-    match conditions.evaluate(current, false) {
+    let Latest { etag, pending } = store.latest(key);
+    match conditions.evaluate(etag, false) {
         Verdict::Proceed => None,
-        _ => Some(precondition_failed(current)),
+        _ => Some(precondition_failed(etag).after(pending)),
     }
 }
 
@@ -366,8 +401,10 @@ fn not_ready(reason: &str) -> Response {
     Response::json(503, format!(r#"{{"ready":false,"reason":"{reason}"}}"#))
 }
 
-/// `GET /status`: readiness, how far the log is written and synced, and its files.
-fn status(store: &Store, compaction: &Stats) -> Response {
+/// `GET /status`: readiness, how far the log is written and synced, its files, and what waits
+/// for the disk.
+fn status(store: &Store, serving: Serving) -> Response {
+    let compaction = serving.compaction;
     let error = match &compaction.last_error {
         Some(e) => {
             let mut text = String::new();
@@ -376,17 +413,29 @@ fn status(store: &Store, compaction: &Stats) -> Response {
         }
         None => "null".to_string(),
     };
-    match store.seqs() {
-        Ok((last, synced)) if !store.log_failed() => Response::json(
+    let (last, synced) = (store.written_seq(), store.synced_seq());
+    let (queued_writes, queued_bytes) = store.queued();
+    let running = |call| match crate::metrics::METRICS.running_for(call) {
+        Some(running) => format!("{:.3}", running.as_secs_f64()),
+        None => "null".to_string(),
+    };
+    let (write, fsync) = (running(DiskCall::Write), running(DiskCall::Fsync));
+    match () {
+        _ if !store.log_failed() => Response::json(
             200,
             format!(
                 "{{\"ready\":true,\"last_seq\":{last},\"synced_seq\":{synced},\
                  \"disk_bytes\":{},\"live_bytes\":{},\"compacting\":{},\"compactions\":{},\
-                 \"last_compaction_error\":{error}}}",
+                 \"last_compaction_error\":{error},\"write_running_seconds\":{write},\
+                 \"fsync_running_seconds\":{fsync},\
+                 \"queued_writes\":{queued_writes},\"queued_bytes\":{queued_bytes},\
+                 \"waiting_writes\":{},\"acks_wait_for_fsync\":{}}}",
                 store.disk_bytes(),
                 store.live_bytes(),
                 compaction.compacting,
-                compaction.completed
+                compaction.completed,
+                serving.waiting_writes,
+                serving.acks_wait_for_fsync,
             ),
         ),
         _ => Response::json(
@@ -398,15 +447,20 @@ fn status(store: &Store, compaction: &Stats) -> Response {
 }
 
 /// `GET /metrics`: the counters of [`crate::metrics::METRICS`] and what the store says now.
-fn metrics(store: &Store, stopping: bool) -> Response {
-    let (last_seq, synced_seq) = store.seqs().unwrap_or_default();
+fn metrics(store: &Store, serving: Serving) -> Response {
+    let (queued_writes, queued_bytes) = store.queued();
+    let (last_seq, synced_seq) = (store.written_seq(), store.synced_seq());
     let gauges = crate::metrics::Gauges {
         keys: store.len() as u64,
         live_bytes: store.live_bytes(),
         disk_bytes: store.disk_bytes(),
         last_seq,
         synced_seq,
-        ready: !store.log_failed() && !stopping,
+        ready: !store.log_failed() && !serving.stopping,
+        queued_writes: queued_writes as u64,
+        queued_bytes,
+        waiting_writes: serving.waiting_writes as u64,
+        acks_wait_for_fsync: serving.acks_wait_for_fsync,
     };
     let mut response = Response::json(200, crate::metrics::text::render(&gauges));
     response.content_type = crate::metrics::text::CONTENT_TYPE;
@@ -433,17 +487,16 @@ pub fn compacted(outcome: &Result<Report, Error>) -> Response {
 }
 
 /// `POST /sync`: answered once everything written before it is on stable storage. The server
-/// performs the fsync before sending (the `sync` flag), so `last_seq` is synced by then.
+/// waits for the fsync before sending (the `sync` flag), so `synced_seq` is synced by then.
 fn sync(store: &Store) -> Response {
-    match store.seqs() {
-        Ok((last, _)) if !store.log_failed() => {
-            let mut response = Response::json(200, format!("{{\"synced_seq\":{last}}}"));
-            response.sync = true;
-            response
-        }
-        Ok(_) => store_error(&Error::Failed { reason: "an earlier write or fsync failed".into() }),
-        Err(e) => store_error(&e),
+    if store.log_failed() {
+        return store_error(&Error::Failed { reason: "an earlier write or fsync failed".into() });
     }
+    let last = store.last_issued();
+    let mut response = Response::json(200, format!("{{\"synced_seq\":{last}}}"));
+    response.sync = true;
+    response.after = Some(last);
+    response
 }
 
 fn get(store: &Store, key: &[u8], raw: bool, conditions: &Conditions) -> Response {
@@ -489,8 +542,12 @@ fn delete(store: &mut Store, key: &[u8], conditions: &Conditions) -> Response {
         return refused;
     }
     match store.delete(key) {
-        Ok(Some(seq)) => Response::json(200, format!("{{\"deleted\":true,\"seq\":{seq}}}")),
-        Ok(None) => Response::json(200, "{\"deleted\":false}".to_string()),
+        Ok(Deleted::Yes(seq)) => {
+            Response::json(200, format!("{{\"deleted\":true,\"seq\":{seq}}}")).after(Some(seq))
+        }
+        Ok(Deleted::No { pending }) => {
+            Response::json(200, "{\"deleted\":false}".to_string()).after(pending)
+        }
         Err(e) => store_error(&e),
     }
 }
@@ -514,9 +571,10 @@ fn write_json(
     }
 }
 
-/// The answer to a SET: `{"seq":N}`, and the value's new ETag.
+/// The answer to a SET: `{"seq":N}`, and the value's new ETag; sent once the write is in the
+/// map.
 fn written(status: u16, seq: u64) -> Response {
-    Response::json(status, format!("{{\"seq\":{seq}}}")).with_etag(seq)
+    Response::json(status, format!("{{\"seq\":{seq}}}")).with_etag(seq).after(Some(seq))
 }
 
 /// The error for a body that starts with a byte order mark, which JSON forbids (RFC 8259 8.1)

@@ -237,7 +237,7 @@ impl Connection {
             head,
             body,
             prepared,
-            _reserved: reserved,
+            reserved: Some(reserved),
             reply: Some(reply),
             pipelined: !self.buf.is_empty(),
             outbox: Arc::clone(&self.outbox),

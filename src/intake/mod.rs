@@ -29,7 +29,6 @@
 //! - `parse.rs`: request heads and chunked bodies, pure functions tested without sockets.
 //! - `answer.rs`: the bytes of an answer.
 //! - `budget.rs`: the shared body budget.
-//! - `spin.rs`: how the main thread waits for its next request (polling briefly, then asleep).
 //! - This file: the limits and the types the main thread sees ([`Intake`], [`Event`], [`Job`]).
 //!
 //! # Limits (all in [`Limits`], all in the README's "Security and limits")
@@ -81,21 +80,20 @@ mod budget;
 mod connection;
 mod outbox;
 mod parse;
-mod spin;
 
 use crate::auth::Auth;
 use crate::http::{self, Response};
 use crate::request_log::RequestLog;
+use crate::spin::{self, Spin};
 use accept::accept_loop;
 use budget::{Budget, Reservation};
 use outbox::{Outbox, ReplyTo};
 use parse::Head;
-use spin::Spin;
 use std::cell::Cell;
 use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -138,7 +136,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// The longest pause while writing an answer.
     pub write_timeout: Duration,
-    /// How long the main thread polls for its next request before it sleeps (`spin.rs`).
+    /// How long the main thread polls for its next request before it sleeps
+    /// ([`crate::spin`]).
     pub spin: Duration,
 }
 
@@ -161,6 +160,8 @@ impl Default for Limits {
 #[allow(clippy::large_enum_variant)]
 pub enum Event {
     Request(Job),
+    /// Another thread has news for the main thread (the log's threads, see [`Intake::waker`]).
+    Wake,
     /// The listening socket failed in a way retrying cannot fix; nothing more will be accepted.
     ListenerFailed(io::Error),
 }
@@ -171,8 +172,8 @@ pub struct Job {
     pub body: Vec<u8>,
     /// A JSON write body, parsed here on the connection's thread (then `body` is empty).
     pub prepared: Option<Box<http::Prepared>>,
-    /// Returned to the body budget when the job is dropped.
-    _reserved: Reservation,
+    /// Returned to the body budget when the job is dropped or its body released.
+    reserved: Option<Reservation>,
     /// How to answer; taken when answered (a job dropped unanswered gives its turn up).
     reply: Option<ReplyTo>,
     /// The next request was already in the connection's buffer when this one was handed over:
@@ -184,6 +185,20 @@ pub struct Job {
 impl Job {
     pub fn method(&self) -> &str {
         self.head.method()
+    }
+
+    /// The connection's number in the process: requests with the same number came in order on
+    /// one connection (and are answered in that order).
+    pub fn connection(&self) -> u64 {
+        self.outbox.number()
+    }
+
+    /// Frees the body and gives its memory back to the budget: once the request has been
+    /// handled, only its answer is left to send, which may wait (for the log).
+    pub fn release_body(&mut self) {
+        self.body = Vec::new();
+        self.prepared = None;
+        self.reserved = None;
     }
 
     /// The path (still percent-encoded) and the query string (without `?`), split.
@@ -220,6 +235,10 @@ impl Drop for Job {
 /// The running intake: the receiving end of its events.
 pub struct Intake {
     events: Receiver<Event>,
+    /// For [`Intake::waker`]: another way into the same queue.
+    wake: mpsc::Sender<Event>,
+    /// A [`Event::Wake`] is queued and not yet received.
+    wake_queued: Arc<AtomicBool>,
     /// Answers handed to connection threads and not yet written (or given up on).
     unwritten: Arc<AtomicUsize>,
     /// Whether and how long the next wait polls before it sleeps.
@@ -236,6 +255,7 @@ impl Intake {
         log: Option<RequestLog>,
     ) -> io::Result<Intake> {
         let (events, receiver) = mpsc::channel();
+        let wake_sender = events.clone();
         let unwritten = Arc::new(AtomicUsize::new(0));
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
         let spin = Cell::new(Spin::new(limits.spin, cores));
@@ -251,7 +271,24 @@ impl Intake {
         thread::Builder::new()
             .name("walkv-accept".into())
             .spawn(move || accept_loop(&listener, &shared, &events))?;
-        Ok(Intake { events: receiver, unwritten, spin })
+        Ok(Intake {
+            events: receiver,
+            wake: wake_sender,
+            wake_queued: Arc::new(AtomicBool::new(false)),
+            unwritten,
+            spin,
+        })
+    }
+
+    /// A function any thread may call to wake the main thread: it queues one [`Event::Wake`]
+    /// (none more while one waits to be received, so that news never floods the queue).
+    pub fn waker(&self) -> impl Fn() + Send + Sync + 'static {
+        let (wake, queued) = (self.wake.clone(), Arc::clone(&self.wake_queued));
+        move || {
+            if !queued.swap(true, Ordering::AcqRel) {
+                let _ = wake.send(Event::Wake); // the server is stopping: nobody to wake
+            }
+        }
     }
 
     /// Before the process exits: waits (at most `limit`) until every answer already given to
@@ -265,7 +302,7 @@ impl Intake {
     }
 
     /// The next event, waiting at most `timeout`: polling for a moment first, then asleep
-    /// (see `spin.rs`). Pipelined answers corked in the last batch are written first.
+    /// (see [`crate::spin`]). Pipelined answers corked in the last batch are written first.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
         outbox::flush_deferred();
         let mut spin = self.spin.get();
@@ -276,7 +313,16 @@ impl Intake {
             spin.polled(caught.is_some());
         }
         self.spin.set(spin);
-        caught.or_else(|| self.events.recv_timeout(timeout).ok())
+        let event = caught.or_else(|| self.events.recv_timeout(timeout).ok());
+        self.received(event)
+    }
+
+    /// Notes that a [`Event::Wake`] was received: the next news queues another.
+    fn received(&self, event: Option<Event>) -> Option<Event> {
+        if let Some(Event::Wake) = event {
+            self.wake_queued.store(false, Ordering::Release);
+        }
+        event
     }
 
     /// The next event if one is already waiting; if none is, pipelined answers corked so far
@@ -286,7 +332,7 @@ impl Intake {
         if event.is_none() {
             outbox::flush_deferred();
         }
-        event
+        self.received(event)
     }
 }
 

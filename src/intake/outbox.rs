@@ -140,6 +140,11 @@ impl Outbox {
         })
     }
 
+    /// The connection's number in the process.
+    pub(super) fn number(&self) -> u64 {
+        self.number
+    }
+
     /// Encodes `response` for its request, counts and logs it, and writes it in its turn;
     /// `pipelined`: corked until [`flush_deferred`] (only the main thread may ask that).
     pub(super) fn answer(self: &Arc<Self>, to: ReplyTo, response: &Response, pipelined: bool) {

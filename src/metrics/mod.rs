@@ -104,6 +104,10 @@ pub struct Metrics {
     fsync_duration: Histogram,
     /// Microseconds since the Unix epoch at the end of the last fsync; 0: none yet.
     last_fsync_micros: AtomicU64,
+    /// Microseconds since the Unix epoch when the write, and the fsync, of the log running now
+    /// began; 0: none runs.
+    write_began_micros: AtomicU64,
+    fsync_began_micros: AtomicU64,
     batch_size: Histogram,
     connections: AtomicU64,
     connections_refused: AtomicU64,
@@ -130,6 +134,8 @@ impl Metrics {
             wal_fsyncs: AtomicU64::new(0),
             fsync_duration: Histogram::new(&FSYNC_BOUNDS, 1e6),
             last_fsync_micros: AtomicU64::new(0),
+            write_began_micros: AtomicU64::new(0),
+            fsync_began_micros: AtomicU64::new(0),
             batch_size: Histogram::new(&BATCH_BOUNDS, 1.0),
             connections: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
@@ -152,10 +158,35 @@ impl Metrics {
         self.request_duration.observe_duration(took);
     }
 
-    /// A SET or DELETE record of `bytes` bytes reached the log file.
-    pub fn appended(&self, bytes: u64) {
-        self.wal_appends.fetch_add(1, Ordering::Relaxed);
+    /// `records` SET and DELETE records, `bytes` bytes in all, reached the log file.
+    pub fn appended(&self, records: u64, bytes: u64) {
+        self.wal_appends.fetch_add(records, Ordering::Relaxed);
         self.wal_append_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// A write or an fsync of the log begins; it is shown as running until the guard is
+    /// dropped.
+    pub fn disk_call(&self, call: DiskCall) -> Running<'_> {
+        self.began(call).store(now_micros().max(1), Ordering::Relaxed);
+        Running(self, call)
+    }
+
+    /// When the `call` running now began (microseconds since the Unix epoch), if one runs.
+    pub fn running_since(&self, call: DiskCall) -> Option<u64> {
+        Some(self.began(call).load(Ordering::Relaxed)).filter(|&m| m > 0)
+    }
+
+    /// How long the `call` running now has run, if one runs.
+    pub fn running_for(&self, call: DiskCall) -> Option<Duration> {
+        let began = self.running_since(call)?;
+        Some(Duration::from_micros(now_micros().saturating_sub(began)))
+    }
+
+    fn began(&self, call: DiskCall) -> &AtomicU64 {
+        match call {
+            DiskCall::Write => &self.write_began_micros,
+            DiskCall::Fsync => &self.fsync_began_micros,
+        }
     }
 
     /// An fsync of the log succeeded after `took`, making `records` more records durable.
@@ -197,6 +228,37 @@ impl Metrics {
     }
 }
 
+/// The calls on the log's file that a slow or frozen disk can hold up, shown while they run
+/// (`/status`, `/metrics`, and a line in the server's log once one has run for a second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskCall {
+    /// `write(2)` of a batch of records.
+    Write,
+    /// `fsync`/`fdatasync` of the log.
+    Fsync,
+}
+
+impl DiskCall {
+    pub const ALL: [DiskCall; 2] = [DiskCall::Write, DiskCall::Fsync];
+
+    /// Its name in messages and in `/status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskCall::Write => "write",
+            DiskCall::Fsync => "fsync",
+        }
+    }
+}
+
+/// Shows a call on the log's file as running while it lives (see [`Metrics::disk_call`]).
+pub struct Running<'a>(&'a Metrics, DiskCall);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.began(self.1).store(0, Ordering::Relaxed);
+    }
+}
+
 /// What the store and the serving loop know, read at scrape time.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Gauges {
@@ -207,6 +269,13 @@ pub struct Gauges {
     pub synced_seq: u64,
     /// What `/readyz` says: the log takes writes and no stop has begun.
     pub ready: bool,
+    /// Writes given to the log's writer and not yet in the map, and their records' bytes.
+    pub queued_writes: u64,
+    pub queued_bytes: u64,
+    /// Writes parked until that queue has room.
+    pub waiting_writes: u64,
+    /// Acknowledgements wait for an fsync (`interval` mode, a slow disk).
+    pub acks_wait_for_fsync: bool,
 }
 
 fn now_micros() -> u64 {

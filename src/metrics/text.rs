@@ -11,7 +11,7 @@
 //! these rules.
 
 use super::histogram::Snapshot;
-use super::{Gauges, METRICS, Method, Metrics};
+use super::{DiskCall, Gauges, METRICS, Method, Metrics};
 use std::sync::atomic::Ordering;
 
 /// The `Content-Type` of the text format.
@@ -214,6 +214,43 @@ pub fn render_from(metrics: &Metrics, gauges: &Gauges, process: &Process) -> Str
         "Unix time the last fsync of the log ended; 0 before the first.",
         load(&metrics.last_fsync_micros) / 1e6,
     );
+    e.single(
+        "walkv_wal_write_running_seconds",
+        "gauge",
+        "How long the write of records to the log running now has run; 0 when none runs.",
+        metrics.running_for(DiskCall::Write).map_or(0.0, |d| d.as_secs_f64()),
+    );
+    e.single(
+        "walkv_wal_fsync_running_seconds",
+        "gauge",
+        "How long the fsync of the log running now has run; 0 when none runs.",
+        metrics.running_for(DiskCall::Fsync).map_or(0.0, |d| d.as_secs_f64()),
+    );
+    e.single(
+        "walkv_wal_queued_writes",
+        "gauge",
+        "Writes handed to the log's writer and not yet durable as the sync mode promises.",
+        gauges.queued_writes as f64,
+    );
+    e.single(
+        "walkv_wal_queued_bytes",
+        "gauge",
+        "Bytes of the records of those writes (bounded by --max-write-queue).",
+        gauges.queued_bytes as f64,
+    );
+    e.single(
+        "walkv_waiting_writes",
+        "gauge",
+        "Writes waiting for room in that queue before they are handled.",
+        gauges.waiting_writes as f64,
+    );
+    e.single(
+        "walkv_acks_wait_for_fsync",
+        "gauge",
+        "1 while acknowledgements wait for an fsync: in interval mode, the oldest acknowledged \
+         write not yet fsynced is older than twice --sync-interval.",
+        f64::from(u8::from(gauges.acks_wait_for_fsync)),
+    );
     e.histogram(
         "walkv_group_commit_batch_size",
         "Records made durable by one fsync (fsyncs that made none are not observed).",
@@ -313,7 +350,7 @@ mod tests {
         m.answered(Method::Other, 431, Duration::ZERO);
         m.fsynced(Duration::from_millis(5), 3);
         m.fsynced(Duration::from_millis(20), 0);
-        m.appended(40);
+        m.appended(1, 40);
         let gauges = Gauges { keys: 2, ready: true, ..Gauges::default() };
         let process = Process { resident_bytes: Some(4096), open_fds: None, max_fds: Some(1024) };
         let text = render_from(&m, &gauges, &process);

@@ -325,7 +325,7 @@ mod tests {
 
     /// Compacts `store` in this thread, as the server's compaction thread would.
     fn compact(store: &mut Store) {
-        if let Some(job) = store.begin_compaction(OPTIONS.boot).unwrap() {
+        if let Some(job) = store.seal_now(OPTIONS.boot).unwrap() {
             let done = run(&job).unwrap();
             store.finish_compaction(&done);
         }
@@ -419,7 +419,7 @@ mod tests {
         let (mut store, _) = Store::open(&dir, OPTIONS).unwrap();
         store.set(b"a", b"1").unwrap();
         store.set(b"b", b"2").unwrap();
-        let mut job = store.begin_compaction(OPTIONS.boot).unwrap().unwrap();
+        let mut job = store.seal_now(OPTIONS.boot).unwrap().unwrap();
         job.keys += 1;
         let before = layout::list(&dir).unwrap();
         let err = run(&job).unwrap_err().to_string();

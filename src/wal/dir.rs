@@ -268,12 +268,12 @@ mod tests {
         for i in 0..10 {
             store.set(format!("k{i}").as_bytes(), b"first").unwrap();
         }
-        let job = store.begin_compaction(OPTIONS.boot).unwrap().unwrap();
+        let job = store.seal_now(OPTIONS.boot).unwrap().unwrap();
         store.finish_compaction(&crate::wal::compact::run(&job).unwrap());
         for i in 0..10 {
             store.set(format!("k{i}").as_bytes(), b"second").unwrap();
         }
-        store.begin_compaction(OPTIONS.boot).unwrap(); // seals 11..=20; merged by no one
+        store.seal_now(OPTIONS.boot).unwrap(); // seals 11..=20; merged by no one
         for i in 0..5 {
             store.set(format!("k{i}").as_bytes(), b"third").unwrap();
         }
@@ -450,7 +450,7 @@ mod tests {
     fn leftovers_of_an_interrupted_compaction_are_removed() {
         let dir = layout_dir("layout-leftovers");
         let (mut store, _) = Store::open(&dir, OPTIONS).unwrap();
-        let job = store.begin_compaction(OPTIONS.boot).unwrap().unwrap();
+        let job = store.seal_now(OPTIONS.boot).unwrap().unwrap();
         drop(store);
         // The commit of snapshot 25 happened; its garbage collection did not.
         let contents = {

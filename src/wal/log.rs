@@ -1,5 +1,12 @@
 //! The open log: recovery at open, appending, reserving space, syncing, and the SYNC markers
 //! that tell the next recovery how far the log was known to be on disk.
+//!
+//! A [`Wal`] is used by the log's own threads ([`crate::writer`]), never by the server's main
+//! thread: the writer thread appends batches of records and, in `--sync always` mode, fsyncs
+//! them; the sync thread fsyncs in the other modes. The sync thread does not hold the log's
+//! mutex while its fsync runs: it notes what to sync ([`Wal::sync_point`]), fsyncs a second
+//! handle on the same file ([`fsync_file`]), and then records what is now durable
+//! ([`Wal::synced`]), so that the writer goes on appending meanwhile.
 
 use super::files::{self, save_side_file, unix_seconds};
 use super::record::{
@@ -10,12 +17,24 @@ use super::rewrite;
 use super::scan::{self, Judge, Scan, Tail};
 use crate::error::Error;
 use crate::failpoint;
+use crate::metrics::DiskCall;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// A SYNC marker needs everything before it on disk. When the sync thread's fsync ran while the
+/// writer appended, a second fsync under the mutex catches up, so that a marker can follow it:
+/// only if the last marker is older than this ...
+const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
+/// ... and the fsync just done took less than this (on a slow disk the writer does not wait
+/// for a second one; the marker comes after a later, quiet fsync).
+const CATCH_UP_IF_UNDER: Duration = Duration::from_millis(20);
+/// A write or fsync of the log that takes longer than this is logged when it ends (the server's
+/// main thread logs it once while it runs, see `crate::server`).
+pub const SLOW_DISK_CALL: Duration = Duration::from_secs(1);
 
 /// Least and most space reserved ahead of the log (see *Reserved space*).
 const RESERVE_MIN: u64 = 1 << 20;
@@ -116,6 +135,11 @@ pub struct Wal {
     last_mark: Option<Instant>,
     /// SET and DELETE records appended since the last fsync (`walkv_group_commit_batch_size`).
     unsynced_records: u64,
+    /// A second handle on the file, which the sync thread fsyncs outside the mutex.
+    sync_file: Arc<File>,
+    /// Counts the segments this log has been in, so that an fsync of a segment sealed since
+    /// ([`Wal::rotate`]) is not taken for one of the new segment.
+    generation: u64,
     failed: Option<String>,
     /// Mirrors `failed.is_some()` for readers that must not wait for the log's mutex.
     failed_flag: Arc<AtomicBool>,
@@ -203,6 +227,7 @@ impl Wal {
             file.set_len(end).map_err(io_err("truncate"))?;
         }
         file.seek(SeekFrom::Start(end)).map_err(io_err("seek"))?;
+        let sync_file = Arc::new(file.try_clone().map_err(io_err("open a second handle on"))?);
         let mut wal = Wal {
             path: path.to_path_buf(),
             first_seq: after + 1,
@@ -219,6 +244,8 @@ impl Wal {
             length_changed: true,
             last_mark: None,
             unsynced_records: 0,
+            sync_file,
+            generation: 0,
             failed: None,
             failed_flag: Arc::new(AtomicBool::new(false)),
         };
@@ -257,6 +284,16 @@ impl Wal {
     /// Bytes of records in the file (not counting reserved space).
     pub fn bytes(&self) -> u64 {
         self.len
+    }
+
+    /// The file's length: the records and the space reserved after them.
+    pub fn file_bytes(&self) -> u64 {
+        self.reserved.max(self.len)
+    }
+
+    /// Sequence number the next record will have.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
     }
 
     /// True if no SET, DELETE or GAP was appended to this file: only its header and markers.
@@ -313,6 +350,17 @@ impl Wal {
             }
         };
         let _ = file.flush();
+        let sync_file = match file.try_clone() {
+            Ok(handle) => Arc::new(handle),
+            Err(e) => {
+                let error = Error::io(format!("open a second handle on {}", next.display()), e);
+                self.fail(format!(
+                    "starting segment {} failed after its rename: {error}",
+                    next.display()
+                ));
+                return Err(error);
+            }
+        };
         let sealed = super::layout::Sealed {
             path: std::mem::replace(&mut self.path, next),
             first: self.first_seq,
@@ -320,6 +368,8 @@ impl Wal {
             bytes: self.len,
         };
         self.writer = BufWriter::new(file);
+        self.sync_file = sync_file;
+        self.generation += 1;
         self.first_seq = next_first;
         self.seed = Seed::log(id);
         self.len = record::HEADER_LEN as u64;
@@ -362,32 +412,52 @@ impl Wal {
 
     /// Appends one record and pushes it out of the `BufWriter` into the file, so that the OS has
     /// it (it survives the process being killed) before this returns. Returns its sequence
-    /// number.
-    ///
-    /// If the write fails (a full disk, say), the file is cut back to the last complete record so
-    /// that a later append lands cleanly and a restart needs no repair; the error is returned and
-    /// the caller must not apply the change. If even the cut fails, the log stops taking writes.
+    /// number. (The server appends whole batches, [`Wal::append_batch`]; this is one of one.)
     pub fn append(&mut self, op: Op, key: &[u8], value: &[u8]) -> Result<u64, Error> {
+        check_lengths(key, value)?;
+        let seq = self.next_seq;
+        let mut record = Vec::with_capacity(RECORD_HEADER_LEN + key.len() + value.len());
+        record::encode_unsealed(&mut record, seq, op, key, value);
+        self.append_batch(&mut record, seq, seq)?;
+        Ok(seq)
+    }
+
+    /// Appends the records `first ..= last`, encoded by [`record::encode_unsealed`] (this seals
+    /// them with this segment's seed), and pushes them out of the `BufWriter` into the file in
+    /// one write, so that the OS has them (they survive the process being killed) before this
+    /// returns.
+    ///
+    /// If the write fails (a full disk, say), the file is cut back to the last complete record
+    /// before the batch, so that a later append lands cleanly and a restart needs no repair; the
+    /// error is returned and none of the batch's changes may be applied. If even the cut fails,
+    /// the log stops taking writes.
+    pub fn append_batch(&mut self, records: &mut [u8], first: u64, last: u64) -> Result<(), Error> {
         if let Some(reason) = &self.failed {
             return Err(Error::Failed { reason: reason.clone() });
         }
-        check_lengths(key, value)?;
-        if self.next_seq == u64::MAX {
+        if first != self.next_seq || last < first {
+            return Err(Error::Failed {
+                reason: format!(
+                    "records {first}..={last} cannot follow seq {} (a bug in the caller)",
+                    self.last_seq()
+                ),
+            });
+        }
+        if last == u64::MAX {
             return Err(Error::Failed { reason: "the log has used every sequence number".into() });
         }
-        let len = (RECORD_HEADER_LEN + key.len() + value.len()) as u64;
+        let len = records.len() as u64;
+        let count = record::seal(records, self.seed);
         self.reserve_space(len);
-        let seq = self.next_seq;
-        let header = record::encode_data_header(self.seed, seq, op, key, value);
-        if let Err(e) = self.write_record(&header, key, value) {
+        if let Err(e) = self.write_records(records) {
             return Err(self.undo_append(e));
         }
         self.len += len;
         self.data_len = self.len;
-        self.next_seq += 1;
-        self.unsynced_records += 1;
-        crate::metrics::METRICS.appended(len);
-        Ok(seq)
+        self.next_seq = last + 1;
+        self.unsynced_records += count;
+        crate::metrics::METRICS.appended(count, len);
+        Ok(())
     }
 
     /// After a failed write: cut the file back to the last complete record; the error to return.
@@ -399,20 +469,29 @@ impl Wal {
         error
     }
 
-    fn write_record(&mut self, header: &[u8], key: &[u8], value: &[u8]) -> io::Result<()> {
+    fn write_records(&mut self, records: &[u8]) -> io::Result<()> {
+        let _running = crate::metrics::METRICS.disk_call(DiskCall::Write);
+        let began = Instant::now();
+        let written = self.write_records_now(records);
+        let took = began.elapsed();
+        if took >= SLOW_DISK_CALL {
+            crate::log!("the slow write to the log ended after {:.1} s", took.as_secs_f64());
+        }
+        written
+    }
+
+    fn write_records_now(&mut self, records: &[u8]) -> io::Result<()> {
+        failpoint::slow_write();
         if let Some(e) = failpoint::check("write") {
             return Err(e);
         }
         if let Some(e) = failpoint::check("short_write") {
-            // Half of the record reaches the file, then the disk refuses the rest.
-            let record = [header, key, value].concat();
-            self.writer.write_all(&record[..record.len() / 2])?;
+            // Half of the batch reaches the file, then the disk refuses the rest.
+            self.writer.write_all(&records[..records.len() / 2])?;
             self.writer.flush()?;
             return Err(e);
         }
-        self.writer.write_all(header)?;
-        self.writer.write_all(key)?;
-        self.writer.write_all(value)?;
+        self.writer.write_all(records)?;
         self.writer.flush()
     }
 
@@ -548,37 +627,147 @@ impl Wal {
         Ok(seq)
     }
 
-    /// One flush and fsync, whatever is pending. `injectable`: the `fsync` failpoint counts it
-    /// (the one at open does not, so that tests can fail the N-th sync while serving).
+    /// One flush and fsync, whatever is pending, under the caller's hold of the log.
+    /// `injectable`: the `fsync` failpoint counts it (the one at open does not, so that tests
+    /// can fail the N-th sync while serving).
     fn fsync(&mut self, injectable: bool) -> Result<u64, Error> {
         if let Some(reason) = &self.failed {
             return Err(Error::Failed { reason: reason.clone() });
         }
-        let began = Instant::now();
-        if injectable {
-            failpoint::slow_fsync();
+        if let Err(e) = self.writer.flush() {
+            return Err(self.fsync_failed(e));
         }
-        let injected = if injectable { failpoint::check("fsync") } else { None };
-        let result = self.writer.flush().and_then(|_| match injected {
-            Some(injected) => Err(injected),
+        let point = self.take_sync_point();
+        let began = Instant::now();
+        let result = if injectable { fsync_file(&point) } else { plain_fsync(&point) };
+        self.synced_point(point, result, began.elapsed())
+    }
+
+    /// For the sync thread: what an fsync started now would make durable, or `None` if
+    /// everything is synced already. The caller fsyncs it without holding the log
+    /// ([`fsync_file`]) and then reports with [`Wal::synced`].
+    pub fn sync_point(&mut self) -> Result<Option<SyncPoint>, Error> {
+        if let Some(reason) = &self.failed {
+            return Err(Error::Failed { reason: reason.clone() });
+        }
+        if self.synced_len >= self.data_len && !self.length_changed {
+            return Ok(None);
+        }
+        if let Err(e) = self.writer.flush() {
+            return Err(self.fsync_failed(e));
+        }
+        Ok(Some(self.take_sync_point()))
+    }
+
+    fn take_sync_point(&mut self) -> SyncPoint {
+        SyncPoint {
+            file: Arc::clone(&self.sync_file),
+            path: self.path.clone(),
+            len: self.len,
+            seq: self.last_seq(),
+            generation: self.generation,
             // A shorter file needs its new length on disk too: fsync, not fdatasync.
-            None if self.length_changed => self.writer.get_ref().sync_all(),
-            None => self.writer.get_ref().sync_data(),
-        });
+            full: std::mem::take(&mut self.length_changed),
+            records: std::mem::take(&mut self.unsynced_records),
+        }
+    }
+
+    /// The sync thread's fsync of `point` returned `result` after `took`: records what is now
+    /// on stable storage (a failure stops the log, see [`Wal::sync`]), writes a SYNC marker if
+    /// one is due and true, and returns the last synced seq.
+    ///
+    /// The writer may have appended while the fsync ran, and a marker may only follow bytes
+    /// that are all on disk: if the last marker is old and the fsync was quick, a second fsync
+    /// catches up here, under the mutex, so that one can be written.
+    pub fn synced(
+        &mut self,
+        point: SyncPoint,
+        result: io::Result<()>,
+        took: Duration,
+    ) -> Result<u64, Error> {
+        let seq = self.synced_point(point, result, took)?;
+        if self.len == self.synced_len {
+            if self.last_mark.is_none_or(|at| at.elapsed() >= MARK_EVERY) {
+                self.write_mark(MarkKind::Sync);
+            }
+        } else if took < CATCH_UP_IF_UNDER
+            && self.last_mark.is_none_or(|at| at.elapsed() >= CATCH_UP_EVERY)
+        {
+            return self.sync();
+        }
+        Ok(seq)
+    }
+
+    /// After an fsync of `point`: what it made durable, or fail-stop if it failed.
+    fn synced_point(
+        &mut self,
+        point: SyncPoint,
+        result: io::Result<()>,
+        took: Duration,
+    ) -> Result<u64, Error> {
+        if let Some(reason) = &self.failed {
+            return Err(Error::Failed { reason: reason.clone() });
+        }
         if let Err(e) = result {
-            let error = Error::io(format!("fsync {}", self.path.display()), e);
+            let error = Error::io(format!("fsync {}", point.path.display()), e);
             self.fail(format!("{error}; acknowledged writes may not be on disk"));
             return Err(error);
         }
-        let records = std::mem::take(&mut self.unsynced_records);
-        crate::metrics::METRICS.fsynced(began.elapsed(), records);
-        self.synced_len = self.len;
-        self.length_changed = false;
-        self.synced_seq = self.last_seq();
-        failpoint::record_sync(self.synced_len, self.synced_seq);
-        failpoint::trace_fsync(&self.path, self.synced_len);
+        crate::metrics::METRICS.fsynced(took, point.records);
+        if took >= SLOW_DISK_CALL {
+            crate::log!("the slow fsync ended after {:.1} s", took.as_secs_f64());
+        }
+        if point.generation == self.generation && point.len > self.synced_len {
+            self.synced_len = point.len;
+            self.synced_seq = point.seq;
+            failpoint::record_sync(self.synced_len, self.synced_seq);
+            failpoint::trace_fsync(&self.path, self.synced_len);
+        }
         Ok(self.synced_seq)
     }
+
+    /// A flush before an fsync failed: the log stops, as for a failed fsync.
+    fn fsync_failed(&mut self, e: io::Error) -> Error {
+        let error = Error::io(format!("fsync {}", self.path.display()), e);
+        self.fail(format!("{error}; acknowledged writes may not be on disk"));
+        error
+    }
+}
+
+/// What one fsync covers: the log's file (a second handle on it), and how far it was written
+/// when the fsync began.
+pub struct SyncPoint {
+    file: Arc<File>,
+    path: PathBuf,
+    len: u64,
+    seq: u64,
+    generation: u64,
+    full: bool,
+    records: u64,
+}
+
+impl SyncPoint {
+    /// The sequence number the fsync makes durable.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// Fsyncs the file of `point` (`fdatasync`, or `fsync` when its length shrank), through the
+/// failpoints a test may set (`WALKV_FSYNC_DELAY_MS`, `fsync=N:...`), and shows it as running
+/// in `/status` and `/metrics` meanwhile. Needs no hold on the log.
+pub fn fsync_file(point: &SyncPoint) -> io::Result<()> {
+    let _running = crate::metrics::METRICS.disk_call(DiskCall::Fsync);
+    failpoint::slow_fsync();
+    if let Some(injected) = failpoint::check("fsync") {
+        return Err(injected);
+    }
+    if point.full { point.file.sync_all() } else { point.file.sync_data() }
+}
+
+/// [`fsync_file`] without the failpoints (the fsync at open).
+fn plain_fsync(point: &SyncPoint) -> io::Result<()> {
+    if point.full { point.file.sync_all() } else { point.file.sync_data() }
 }
 
 /// The trim that a tail calls for, before any side file is written.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_walkv");
 
 /// Every environment variable walkv reads, so a developer's own settings cannot change a test.
-const WALKV_ENV: [&str; 13] = [
+const WALKV_ENV: [&str; 15] = [
     "PORT",
     "WALKV_ADDR",
     "WALKV_DATA_DIR",
@@ -28,6 +28,8 @@ const WALKV_ENV: [&str; 13] = [
     "WALKV_SYNC_TRACE",
     "WALKV_FS_TRACE",
     "WALKV_FSYNC_DELAY_MS",
+    "WALKV_WRITE_DELAY_MS",
+    "WALKV_MAX_MEMORY",
     "WALKV_REPLAY_DELAY_MS",
     "WALKV_LOG_REQUESTS",
     "WALKV_LOG_FORMAT",
@@ -238,6 +240,19 @@ impl Server {
         let status = wait_with_timeout(&mut child, limit);
         std::thread::sleep(Duration::from_millis(50));
         (status, self.stderr())
+    }
+}
+
+/// The last sequence number replayed from the startup report: "last seq N", or, when the trim
+/// recorded numbers as skipped, the one before them.
+pub fn replayed_last_seq(stderr: &str) -> u64 {
+    let number_after = |needle: &str| {
+        let at = stderr.find(needle)? + needle.len();
+        stderr[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok()
+    };
+    match number_after("Sequence numbers ") {
+        Some(first_skipped) => first_skipped - 1,
+        None => number_after("last seq ").expect("replay report"),
     }
 }
 

@@ -1,11 +1,13 @@
-//! How the main thread waits for its next request: it polls the queue for a moment before it
-//! sleeps, and polls less and less while polling does not pay.
+//! How a thread waits for its next piece of work: it polls its queue for a moment before it
+//! sleeps, and polls less and less while polling does not pay. The main thread waits so for
+//! requests ([`crate::intake`]), the log's writer thread for batches ([`crate::writer`]).
 //!
 //! A sleeping thread is woken by a futex call, and on a virtual machine with an idle core that
 //! wake-up alone took about 60 µs here (a client that sends its next request as soon as it has
 //! its answer got 2.4 times as many answers a second once the main thread polled for 60 µs
-//! instead; see the README's Performance section). Polling costs a core while it lasts, so it is
-//! bounded twice:
+//! instead; see the README's Performance section). A write passes two threads, the main thread
+//! and the writer, so at one client it paid two such wake-ups until both polled. Polling costs
+//! a core while it lasts, so it is bounded twice:
 //!
 //! - each wait polls for at most `window` (`--spin-us`, 0 turns polling off), calling
 //!   `sched_yield` between polls so that a thread with work on the same core gets it;
@@ -15,8 +17,8 @@
 //!   at a steady rate slower than the window, polling then costs about one window in
 //!   [`MAX_SKIP`] waits.
 //!
-//! A machine with one core never polls: the thread that would hand over the request could not
-//! run while the main thread polls.
+//! A machine with one core never polls: the thread that would hand over the work could not run
+//! while this one polls.
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,245 @@
+//! Writes on their way to the log: given a sequence number and handed to the writer thread, not
+//! yet in the map (see [`super`], *What a read sees*).
+//!
+//! They are kept in seq order, one per record, with no gap between them, so that the record of
+//! seq `s` is at index `s - first`. Beside them, `newest` says for each key with a write on its
+//! way the seq of the newest one: that is the state a later write of the key must be checked
+//! against (its ETag for `If-Match`, whether it exists), since the map does not show it yet.
+//!
+//! `newest` is keyed by a 64-bit hash of the key (SipHash with a key chosen at random when the
+//! store opens), not by the key itself, so that a write costs no allocation and one hash here;
+//! each change keeps its key's hash for when it leaves. Two pending keys with the same hash
+//! would share a slot, which holds the newer one's seq: a lookup checks that the change it
+//! points at is of the key asked for, and if not (a collision, about one chance in 2⁶⁴ per
+//! pair) looks through the pending changes from the newest instead. Correct either way.
+
+use super::entry::Entry;
+use crate::wal::RECORD_HEADER_LEN;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+
+/// One change to the map, in log order.
+pub(super) enum Change {
+    Set(Entry),
+    Delete(Box<[u8]>),
+}
+
+impl Change {
+    pub(super) fn key(&self) -> &[u8] {
+        match self {
+            Change::Set(entry) => entry.key(),
+            Change::Delete(key) => key,
+        }
+    }
+
+    /// The bytes of its record in the log.
+    fn record_bytes(&self) -> u64 {
+        let body = match self {
+            Change::Set(entry) => entry.key().len() + entry.value().len(),
+            Change::Delete(key) => key.len(),
+        };
+        (RECORD_HEADER_LEN + body) as u64
+    }
+}
+
+/// The newest state of a key that has a write on its way.
+pub(super) enum Newest<'a> {
+    Set(&'a Entry),
+    Deleted(u64),
+}
+
+/// A table keyed by hashes already computed: hashing the hash again would be waste.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+pub(super) struct Pending {
+    /// The seq of `changes[0]` (or of the next change, when there is none).
+    first: u64,
+    /// The changes, each with its key's hash.
+    changes: VecDeque<(Change, u64)>,
+    /// For each key hash with a change here, the seq of the newest one.
+    newest: HashMap<u64, u64, BuildHasherDefault<IdentityHasher>>,
+    hasher: RandomState,
+    /// The bytes of their records.
+    bytes: u64,
+}
+
+impl Pending {
+    pub(super) fn new(next_seq: u64) -> Pending {
+        Pending {
+            first: next_seq,
+            changes: VecDeque::new(),
+            newest: HashMap::default(),
+            hasher: RandomState::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Writes on their way.
+    pub(super) fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// The bytes of their records.
+    pub(super) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The hash `newest` knows `key` by.
+    pub(super) fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Adds `change` as the record of `seq`, which must follow the last one here; `hash` is
+    /// its key's [`Pending::hash`].
+    pub(super) fn push(&mut self, seq: u64, change: Change, hash: u64) {
+        debug_assert_eq!(seq, self.first + self.changes.len() as u64, "changes follow each other");
+        self.bytes += change.record_bytes();
+        self.newest.insert(hash, seq);
+        self.changes.push_back((change, hash));
+    }
+
+    /// The newest change of `key` here, if it has one; `hash` is its [`Pending::hash`].
+    pub(super) fn newest(&self, key: &[u8], hash: u64) -> Option<Newest<'_>> {
+        let seq = *self.newest.get(&hash)?;
+        let (change, _) = self.change(seq)?;
+        if change.key() == key {
+            return Some(Self::state(change, seq));
+        }
+        // Another key with the same hash is newer: look for this one's newest change.
+        let at = usize::try_from(seq - self.first).ok()?;
+        let older = self.changes.range(..at).rposition(|(c, h)| *h == hash && c.key() == key)?;
+        Some(Self::state(&self.changes[older].0, self.first + older as u64))
+    }
+
+    fn change(&self, seq: u64) -> Option<&(Change, u64)> {
+        self.changes.get(usize::try_from(seq.checked_sub(self.first)?).ok()?)
+    }
+
+    fn state(change: &Change, seq: u64) -> Newest<'_> {
+        match change {
+            Change::Set(entry) => Newest::Set(entry),
+            Change::Delete(_) => Newest::Deleted(seq),
+        }
+    }
+
+    /// Takes out the changes up to `through`, in order, for the map.
+    pub(super) fn take_through(&mut self, through: u64, mut apply: impl FnMut(Change)) {
+        while self.first <= through {
+            let Some((change, hash)) = self.changes.pop_front() else { break };
+            self.bytes -= change.record_bytes();
+            if self.newest.get(&hash) == Some(&self.first) {
+                self.newest.remove(&hash);
+            }
+            self.first += 1;
+            apply(change);
+        }
+        if self.changes.is_empty() {
+            self.first = self.first.max(through.saturating_add(1));
+        }
+    }
+
+    /// Drops the changes from `from` on (their records did not reach the log), and returns how
+    /// many there were. The next change is given `from` again.
+    pub(super) fn drop_from(&mut self, from: u64) -> usize {
+        let keep = usize::try_from(from.saturating_sub(self.first)).unwrap_or(usize::MAX);
+        if keep >= self.changes.len() {
+            return 0;
+        }
+        let dropped = self.changes.len() - keep;
+        self.changes.truncate(keep);
+        self.newest.clear();
+        self.bytes = 0;
+        for (i, (change, hash)) in self.changes.iter().enumerate() {
+            self.bytes += change.record_bytes();
+            self.newest.insert(*hash, self.first + i as u64);
+        }
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(seq: u64, key: &[u8]) -> Change {
+        Change::Set(Entry::new(seq, key, b"v"))
+    }
+
+    fn newest_seq(p: &Pending, key: &[u8]) -> Option<u64> {
+        p.newest(key, p.hash(key)).map(|n| match n {
+            Newest::Set(e) => e.seq(),
+            Newest::Deleted(seq) => seq,
+        })
+    }
+
+    fn push(p: &mut Pending, seq: u64, change: Change) {
+        let hash = p.hash(change.key());
+        p.push(seq, change, hash);
+    }
+
+    /// The newest change of each key is found; taking changes out forgets a key only when its
+    /// newest change is taken; dropping a tail finds the newest among what stays.
+    #[test]
+    fn the_newest_change_of_a_key_is_tracked() {
+        let mut p = Pending::new(5);
+        push(&mut p, 5, set(5, b"a"));
+        push(&mut p, 6, set(6, b"b"));
+        push(&mut p, 7, Change::Delete(b"a"[..].into()));
+        push(&mut p, 8, set(8, b"b"));
+        assert_eq!((newest_seq(&p, b"a"), newest_seq(&p, b"b")), (Some(7), Some(8)));
+        assert!(matches!(p.newest(b"a", p.hash(b"a")), Some(Newest::Deleted(7))));
+        assert_eq!(newest_seq(&p, b"c"), None);
+        let mut taken = Vec::new();
+        p.take_through(6, |c| taken.push(c.key().to_vec()));
+        assert_eq!(taken, vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!((newest_seq(&p, b"a"), newest_seq(&p, b"b")), (Some(7), Some(8)));
+        assert_eq!(p.drop_from(8), 1);
+        assert_eq!((newest_seq(&p, b"a"), newest_seq(&p, b"b")), (Some(7), None));
+        assert_eq!(p.bytes(), (RECORD_HEADER_LEN + 1) as u64);
+        push(&mut p, 8, set(8, b"c"));
+        p.take_through(100, |_| {});
+        assert_eq!((p.len(), p.bytes(), newest_seq(&p, b"c")), (0, 0, None));
+        assert_eq!(p.first, 101, "the next change after those taken");
+        assert_eq!(p.drop_from(3), 0, "nothing to drop");
+    }
+
+    /// Keys whose hashes collide (forced here: every key pushed with the hash 7) are still told
+    /// apart, whichever is newer, as changes come and go.
+    #[test]
+    fn colliding_hashes_are_told_apart() {
+        let mut p = Pending::new(1);
+        p.push(1, set(1, b"a"), 7);
+        p.push(2, set(2, b"b"), 7);
+        p.push(3, Change::Delete(b"a"[..].into()), 7);
+        p.push(4, set(4, b"c"), 7);
+        let seq = |p: &Pending, key: &[u8]| {
+            p.newest(key, 7).map(|n| match n {
+                Newest::Set(e) => e.seq(),
+                Newest::Deleted(seq) => seq,
+            })
+        };
+        assert_eq!((seq(&p, b"a"), seq(&p, b"b"), seq(&p, b"c")), (Some(3), Some(2), Some(4)));
+        assert_eq!(seq(&p, b"d"), None);
+        p.take_through(2, |_| {});
+        assert_eq!((seq(&p, b"a"), seq(&p, b"b"), seq(&p, b"c")), (Some(3), None, Some(4)));
+        p.drop_from(4);
+        assert_eq!((seq(&p, b"a"), seq(&p, b"c")), (Some(3), None));
+    }
+}
