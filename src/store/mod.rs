@@ -43,8 +43,10 @@
 //! (two allocations and 48 bytes of slot per key), and replay allocates half as often.
 //!
 //! # Layout
-//! - This file: the [`Store`], reads, writes, what the log's news does to the map.
+//! - This file: the [`Store`], reads, writes.
 //! - `pending.rs`: the writes on their way to the log.
+//! - `news.rs`: what the log's news does to the map; the store's side of compaction.
+//! - `waits.rs`: waiting for the log (tools and tests), and the clean stop.
 //! - `entry.rs`: the one-allocation entries.
 //! - `replay.rs`: startup, rebuilding the map on two threads.
 //! - `lock.rs`: the data directory's lock.
@@ -54,20 +56,22 @@ use crate::wal::dir::Opened;
 use crate::wal::layout::Layout;
 use crate::wal::record::{self, BootId};
 use crate::wal::{self, Op, Options, Recovery, SyncMode, compact};
-use crate::writer::{Command, Log, News, Waker};
+use crate::writer::{Command, Log, Waker};
 use entry::Entry;
 use pending::{Change, Newest, Pending};
 use std::collections::{BinaryHeap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 mod entry;
 mod lock;
+mod news;
 mod pending;
 mod replay;
+mod waits;
 
 pub use lock::{LOCK_FILE, is_held, is_locked, lock_data_dir};
 
@@ -420,89 +424,6 @@ impl Store {
         }
     }
 
-    // ---- News from the log ----
-
-    /// Takes the news the log's threads have sent: moves into the map what they say is far
-    /// enough, forgets the writes that failed, and returns what the server must act on.
-    pub fn poll(&mut self) -> Polled {
-        let mut polled = Polled::default();
-        while let Some(news) = self.log.try_news() {
-            self.absorb(news, &mut polled);
-        }
-        polled
-    }
-
-    fn absorb(&mut self, news: News, polled: &mut Polled) {
-        match news {
-            News::Written(seq) => {
-                self.written = self.written.max(seq);
-                if self.mode != SyncMode::Always {
-                    self.done = self.done.max(seq);
-                    self.show_through(seq);
-                }
-            }
-            News::Synced(seq) => {
-                // Synced means written too, and visible in every mode.
-                self.synced = self.synced.max(seq);
-                self.written = self.written.max(seq);
-                self.done = self.done.max(seq);
-                self.show_through(seq);
-            }
-            News::WriteFailed { from, error } => {
-                // The writer dropped everything from `from` on: the batch in flight, and the
-                // records still here, which were given numbers after it.
-                self.batch = Batch::default();
-                self.pending.drop_from(from);
-                self.next_seq = from;
-                self.sent = from - 1;
-                self.done = from - 1;
-                polled.failed.push((from, error));
-            }
-            News::Rotated(sealed) => polled.rotated = Some(self.rotated(sealed)),
-            News::Failed(reason) => polled.log_failed = Some(reason),
-            News::Stopped(result) => polled.stopped = Some(result),
-        }
-    }
-
-    /// Moves the pending changes through `seq` into the map.
-    fn show_through(&mut self, seq: u64) {
-        let (map, live_bytes) = (&mut self.map, &mut self.live_bytes);
-        self.pending.take_through(seq, |change| match change {
-            Change::Set(entry) => {
-                put(map, live_bytes, entry);
-            }
-            Change::Delete(key) => {
-                take(map, live_bytes, &key);
-            }
-        });
-        self.visible = self.visible.max(seq);
-    }
-
-    /// Every record through this seq is in the log file.
-    pub fn written_seq(&self) -> u64 {
-        self.written
-    }
-
-    /// Every record through this seq is on stable storage.
-    pub fn synced_seq(&self) -> u64 {
-        self.synced
-    }
-
-    /// Every change through this seq is in the map.
-    pub fn visible_seq(&self) -> u64 {
-        self.visible
-    }
-
-    /// Writes on their way to the log, and the bytes of their records.
-    pub fn queued(&self) -> (usize, u64) {
-        (self.pending.len(), self.pending.bytes())
-    }
-
-    /// True once the log has stopped taking writes; a restart is the way out.
-    pub fn log_failed(&self) -> bool {
-        self.log_failed.load(Ordering::SeqCst)
-    }
-
     // ---- Sizes, kept in memory ----
 
     /// Bytes of records in the files of the log: the snapshot and every segment.
@@ -517,173 +438,6 @@ impl Store {
             .bytes()
             .saturating_add(self.log.status().segment_file_bytes())
             .saturating_add(self.other_bytes)
-    }
-
-    // ---- Compaction ----
-
-    /// Asks the writer to seal the segment being written once it holds every write given a
-    /// number so far: the first step of a compaction. The job comes back from [`Store::poll`]
-    /// (`rotated`). False if a seal is already under way.
-    pub fn begin_compaction(&mut self, boot: BootId) -> bool {
-        if self.rotating.is_some() {
-            return false;
-        }
-        self.flush_now();
-        let upto = self.last_issued();
-        self.rotating = Some((upto, boot));
-        self.log.send(Command::Rotate { upto });
-        true
-    }
-
-    /// The seal ended: what to merge, with the map's key count and live bytes as of the seal.
-    /// The writer told of every record through the seal before this news, and of none after
-    /// it, so the map holds exactly the state as of the seal's last seq.
-    fn rotated(
-        &mut self,
-        sealed: Result<Option<wal::layout::Sealed>, Error>,
-    ) -> Result<Option<compact::Job>, Error> {
-        let Some((upto, boot)) = self.rotating.take() else {
-            return Err(Error::Failed { reason: "a segment was sealed unasked".into() });
-        };
-        if let Some(sealed) = sealed? {
-            self.layout.sealed.push(sealed);
-        }
-        if self.layout.sealed.is_empty() {
-            return Ok(None);
-        }
-        if self.visible != upto {
-            return Err(Error::Failed {
-                reason: format!("the map is at seq {} when the seal is at {upto}", self.visible),
-            });
-        }
-        Ok(Some(compact::Job {
-            dir: self.dir.clone(),
-            base: self.layout.snapshot.clone(),
-            sealed: self.layout.sealed.clone(),
-            upto,
-            keys: self.map.len() as u64,
-            live_bytes: self.live_bytes,
-            boot,
-        }))
-    }
-
-    /// Takes a finished compaction's snapshot into the layout: it is in charge now, and the
-    /// segments it covers are gone.
-    pub fn finish_compaction(&mut self, done: &compact::Done) {
-        let upto = done.snapshot.upto;
-        self.layout.snapshot = Some(done.snapshot.clone());
-        self.layout.sealed.retain(|s| s.first > upto);
-    }
-
-    // ---- Waiting, for tools and tests (the server never blocks on the log) ----
-
-    /// Hands the batch to the writer and waits until every write given a number so far is in
-    /// the map, or has failed (the first failure is returned).
-    pub fn settle(&mut self) -> Result<(), Error> {
-        self.flush();
-        self.wait_until(|store| store.visible >= store.last_issued())
-    }
-
-    /// Fsyncs everything written so far and waits for it; returns the last synced seq.
-    pub fn sync(&mut self) -> Result<u64, Error> {
-        self.want_sync();
-        self.flush();
-        self.wait_until(|store| store.synced >= store.last_issued())?;
-        Ok(self.synced)
-    }
-
-    /// For a clean stop: writes what is queued, releases the log's reserved space, fsyncs it
-    /// with a closing marker, and stops the log's threads; returns the last synced seq.
-    pub fn close(&mut self) -> Result<u64, Error> {
-        let (closed, polled) = self.finish();
-        match polled.failed.into_iter().next() {
-            Some((_, error)) => Err(error),
-            None => closed,
-        }
-    }
-
-    /// [`Store::close`], returning also what the last news meant.
-    fn finish(&mut self) -> (Result<u64, Error>, Polled) {
-        self.begin_close();
-        let mut polled = Polled::default();
-        while polled.stopped.is_none() {
-            match self.log.wait_news(Duration::from_millis(100)) {
-                Some(news) => self.absorb(news, &mut polled),
-                None if self.log.writer_finished() => break,
-                None => {}
-            }
-        }
-        let stopped = polled.stopped.take();
-        (self.end_close(stopped), polled)
-    }
-
-    /// Starts a clean stop: the writer writes what it was given, then ends the log (release
-    /// the reserved space, fsync, closing marker); no write is taken from now on. The end
-    /// comes as `stopped` from [`Store::poll`]; the server goes on answering reads meanwhile.
-    pub fn begin_close(&mut self) {
-        self.flush_now();
-        self.closed = true;
-        self.log.send(Command::Stop { close: true });
-    }
-
-    /// After `stopped` came (or the writer is gone without it): waits for the log's threads to
-    /// end, and returns the last synced seq.
-    pub fn end_close(&mut self, stopped: Option<Result<u64, Error>>) -> Result<u64, Error> {
-        let joined = self.log.join();
-        match stopped {
-            Some(result) => joined.and(result),
-            None => Err(Error::Failed { reason: "the log's writer is gone".into() }),
-        }
-    }
-
-    /// True once the writer thread has ended (it stopped, or it panicked).
-    pub fn writer_finished(&self) -> bool {
-        self.log.writer_finished()
-    }
-
-    /// Waits for news until `done` holds; the first write failure or a failed log ends it.
-    fn wait_until(&mut self, done: impl Fn(&Store) -> bool) -> Result<(), Error> {
-        while !done(self) {
-            if self.log_failed() {
-                return Err(Error::Failed { reason: "the log stopped taking writes".into() });
-            }
-            let Some(news) = self.log.wait_news(Duration::from_millis(100)) else {
-                if self.log.writer_finished() {
-                    return Err(Error::Failed { reason: "the log's writer is gone".into() });
-                }
-                continue;
-            };
-            let mut polled = Polled::default();
-            self.absorb(news, &mut polled);
-            if let Some((_, error)) = polled.failed.into_iter().next() {
-                return Err(error);
-            }
-            self.flush();
-        }
-        Ok(())
-    }
-
-    /// [`Store::begin_compaction`], waiting for the seal: what to merge, for tests of
-    /// compaction without a server.
-    #[cfg(test)]
-    pub(crate) fn seal_now(&mut self, boot: BootId) -> Result<Option<compact::Job>, Error> {
-        assert!(self.begin_compaction(boot), "no seal under way");
-        loop {
-            let Some(news) = self.log.wait_news(Duration::from_secs(10)) else {
-                return Err(Error::Failed { reason: "no news of the seal".into() });
-            };
-            let mut polled = Polled::default();
-            self.absorb(news, &mut polled);
-            if let Some(rotated) = polled.rotated {
-                return rotated;
-            }
-        }
-    }
-
-    /// Fails the log as a failed fsync would, for tests of what follows.
-    #[cfg(test)]
-    pub(crate) fn fail_log_for_test(&self) {
-        self.log.with_wal(|wal| wal.fail_for_test()).expect("log mutex");
     }
 }
 
@@ -722,140 +476,4 @@ pub fn wal_path(dir: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testutil::TempDir;
-
-    fn test_options() -> Options {
-        Options { mode: wal::SyncMode::Interval, boot: [7; 16] }
-    }
-
-    /// Sets and deletes come back after reopening, in the order they were made.
-    #[test]
-    fn reopen_replays_sets_and_deletes() {
-        let dir = TempDir::new("replay");
-        {
-            let (mut store, rec) = Store::open(&dir, test_options()).unwrap();
-            assert!(rec.created);
-            assert_eq!(store.set(b"a", b"1").unwrap(), (1, true));
-            assert_eq!(store.set(b"a", b"2").unwrap(), (2, false));
-            store.set(b"b", b"x").unwrap();
-            assert_eq!(store.delete(b"b").unwrap(), Deleted::Yes(4));
-            assert_eq!(store.delete(b"b").unwrap(), Deleted::No { pending: Some(4) });
-            store.settle().unwrap();
-            assert_eq!(store.delete(b"b").unwrap(), Deleted::No { pending: None });
-        }
-        let (store, rec) = Store::open(&dir, test_options()).unwrap();
-        assert_eq!((rec.records, rec.last_seq, rec.created), (4, 4, false));
-        assert_eq!(store.get(b"a"), Some(&b"2"[..]));
-        assert_eq!(store.get(b"b"), None);
-        assert_eq!(store.len(), 1);
-    }
-
-    /// A second store on the same directory is refused while the first holds it; the lock is
-    /// seen without taking it (`/proc/locks`), and not seen once it is released.
-    #[test]
-    fn second_open_is_refused_while_locked() {
-        let dir = TempDir::new("lock");
-        assert!(!is_held(&dir).unwrap(), "no lock file yet");
-        drop(Store::open(&dir, test_options()).unwrap());
-        assert!(!is_held(&dir).unwrap() && !is_locked(&dir).unwrap(), "released");
-        let (_first, _) = Store::open(&dir, test_options()).unwrap();
-        assert!(is_held(&dir).unwrap() && is_locked(&dir).unwrap());
-        assert!(!lock::names_inode("1: FLOCK  ADVISORY  WRITE 7 08:01:12 0 EOF", 0x801, 13));
-        assert!(lock::names_inode("1: FLOCK  ADVISORY  WRITE 7 08:01:12 0 EOF", 0x801, 12));
-        assert!(lock::names_inode(
-            "2: -> FLOCK  ADVISORY  WRITE 7 103:02:12 0 EOF",
-            (0x103 << 8) | 2,
-            12
-        ));
-        match Store::open(&dir, test_options()) {
-            Err(Error::Locked { .. }) => {}
-            other => panic!("expected Locked, got {:?}", other.err()),
-        }
-    }
-
-    /// Limits are enforced before anything is written, and a refused write changes nothing.
-    #[test]
-    fn oversized_writes_are_refused_and_change_nothing() {
-        let dir = TempDir::new("limits");
-        let (mut store, _) = Store::open(&dir, test_options()).unwrap();
-        let big = vec![0u8; wal::MAX_VALUE_LEN + 1];
-        assert!(matches!(store.set(b"k", &big), Err(Error::TooLarge(_))));
-        assert!(matches!(store.set(b"", b"v"), Err(Error::Invalid(_))));
-        store.settle().unwrap();
-        assert!(store.is_empty());
-        assert_eq!(store.set(b"k", b"v").unwrap().0, 1);
-    }
-
-    /// The one-allocation entries behave like a `HashMap<Vec<u8>, Vec<u8>>` (the oracle) under
-    /// random sets, deletes and gets, keys of every length up to the maximum included.
-    #[test]
-    fn entries_behave_like_a_plain_map() {
-        let dir = TempDir::new("store-oracle");
-        let (mut store, _) = Store::open(&dir, test_options()).unwrap();
-        let mut oracle = std::collections::HashMap::new();
-        let mut rng = crate::testutil::Rng::new(3);
-        let keys: Vec<Vec<u8>> = [1, 2, 255, 256, 257, 4095, wal::MAX_KEY_LEN]
-            .iter()
-            .map(|&n| rng.bytes(n))
-            .chain((0..20).map(|i| vec![i as u8]))
-            .collect();
-        for _ in 0..3000 {
-            let key = &keys[rng.below(keys.len())];
-            match rng.below(3) {
-                0 => {
-                    let len = rng.below(300);
-                    let value = rng.bytes(len);
-                    let created = store.set(key, &value).unwrap().1;
-                    assert_eq!(created, oracle.insert(key.clone(), value).is_none());
-                }
-                1 => {
-                    let deleted = matches!(store.delete(key).unwrap(), Deleted::Yes(_));
-                    assert_eq!(deleted, oracle.remove(key).is_some());
-                }
-                _ => {
-                    store.settle().unwrap();
-                    assert_eq!(store.get(key), oracle.get(key).map(Vec::as_slice));
-                    assert_eq!(store.len(), oracle.len());
-                }
-            }
-        }
-        store.settle().unwrap();
-        drop(store);
-        let (store, _) = Store::open(&dir, test_options()).unwrap();
-        for key in &keys {
-            assert_eq!(store.get(key), oracle.get(key).map(Vec::as_slice), "after replay");
-        }
-    }
-
-    /// A read sees a write only once the log has it, a write is checked against the newest
-    /// state, and writes that fail to reach the log never reach the map: the seq is given again.
-    #[test]
-    fn reads_see_only_what_the_log_has() {
-        let dir = TempDir::new("store-visible");
-        let (mut store, _) = Store::open(&dir, test_options()).unwrap();
-        assert_eq!(store.set(b"k", b"1").unwrap(), (1, true));
-        assert_eq!(store.get(b"k"), None, "not before the writer says it is written");
-        assert_eq!(store.latest(b"k"), Latest { etag: Some(1), pending: Some(1) });
-        assert_eq!(store.set(b"k", b"2").unwrap(), (2, false), "the second write sees the first");
-        store.settle().unwrap();
-        assert_eq!(store.get_versioned(b"k"), Some((&b"2"[..], 2)));
-        assert_eq!(store.latest(b"k"), Latest { etag: Some(2), pending: None });
-        assert_eq!((store.written_seq(), store.visible_seq(), store.queued()), (2, 2, (0, 0)));
-        assert_eq!(store.sync().unwrap(), 2);
-    }
-
-    /// In `always` mode the map shows a write only once it is fsynced.
-    #[test]
-    fn always_mode_shows_writes_after_their_fsync() {
-        let dir = TempDir::new("store-always");
-        let options = Options { mode: wal::SyncMode::Always, boot: [7; 16] };
-        let (mut store, _) = Store::open(&dir, options).unwrap();
-        store.set(b"k", b"v").unwrap();
-        store.settle().unwrap();
-        assert_eq!(store.get(b"k"), Some(&b"v"[..]));
-        assert!(store.synced_seq() >= 1, "visible in always mode means fsynced");
-        assert_eq!(store.close().unwrap(), 1);
-    }
-}
+mod tests;

@@ -1,0 +1,137 @@
+//! The store's rules, against a real log in a temp directory.
+
+use super::*;
+use crate::testutil::TempDir;
+
+fn test_options() -> Options {
+    Options { mode: wal::SyncMode::Interval, boot: [7; 16] }
+}
+
+/// Sets and deletes come back after reopening, in the order they were made.
+#[test]
+fn reopen_replays_sets_and_deletes() {
+    let dir = TempDir::new("replay");
+    {
+        let (mut store, rec) = Store::open(&dir, test_options()).unwrap();
+        assert!(rec.created);
+        assert_eq!(store.set(b"a", b"1").unwrap(), (1, true));
+        assert_eq!(store.set(b"a", b"2").unwrap(), (2, false));
+        store.set(b"b", b"x").unwrap();
+        assert_eq!(store.delete(b"b").unwrap(), Deleted::Yes(4));
+        assert_eq!(store.delete(b"b").unwrap(), Deleted::No { pending: Some(4) });
+        store.settle().unwrap();
+        assert_eq!(store.delete(b"b").unwrap(), Deleted::No { pending: None });
+    }
+    let (store, rec) = Store::open(&dir, test_options()).unwrap();
+    assert_eq!((rec.records, rec.last_seq, rec.created), (4, 4, false));
+    assert_eq!(store.get(b"a"), Some(&b"2"[..]));
+    assert_eq!(store.get(b"b"), None);
+    assert_eq!(store.len(), 1);
+}
+
+/// A second store on the same directory is refused while the first holds it; the lock is
+/// seen without taking it (`/proc/locks`), and not seen once it is released.
+#[test]
+fn second_open_is_refused_while_locked() {
+    let dir = TempDir::new("lock");
+    assert!(!is_held(&dir).unwrap(), "no lock file yet");
+    drop(Store::open(&dir, test_options()).unwrap());
+    assert!(!is_held(&dir).unwrap() && !is_locked(&dir).unwrap(), "released");
+    let (_first, _) = Store::open(&dir, test_options()).unwrap();
+    assert!(is_held(&dir).unwrap() && is_locked(&dir).unwrap());
+    assert!(!lock::names_inode("1: FLOCK  ADVISORY  WRITE 7 08:01:12 0 EOF", 0x801, 13));
+    assert!(lock::names_inode("1: FLOCK  ADVISORY  WRITE 7 08:01:12 0 EOF", 0x801, 12));
+    assert!(lock::names_inode(
+        "2: -> FLOCK  ADVISORY  WRITE 7 103:02:12 0 EOF",
+        (0x103 << 8) | 2,
+        12
+    ));
+    match Store::open(&dir, test_options()) {
+        Err(Error::Locked { .. }) => {}
+        other => panic!("expected Locked, got {:?}", other.err()),
+    }
+}
+
+/// Limits are enforced before anything is written, and a refused write changes nothing.
+#[test]
+fn oversized_writes_are_refused_and_change_nothing() {
+    let dir = TempDir::new("limits");
+    let (mut store, _) = Store::open(&dir, test_options()).unwrap();
+    let big = vec![0u8; wal::MAX_VALUE_LEN + 1];
+    assert!(matches!(store.set(b"k", &big), Err(Error::TooLarge(_))));
+    assert!(matches!(store.set(b"", b"v"), Err(Error::Invalid(_))));
+    store.settle().unwrap();
+    assert!(store.is_empty());
+    assert_eq!(store.set(b"k", b"v").unwrap().0, 1);
+}
+
+/// The one-allocation entries behave like a `HashMap<Vec<u8>, Vec<u8>>` (the oracle) under
+/// random sets, deletes and gets, keys of every length up to the maximum included.
+#[test]
+fn entries_behave_like_a_plain_map() {
+    let dir = TempDir::new("store-oracle");
+    let (mut store, _) = Store::open(&dir, test_options()).unwrap();
+    let mut oracle = std::collections::HashMap::new();
+    let mut rng = crate::testutil::Rng::new(3);
+    let keys: Vec<Vec<u8>> = [1, 2, 255, 256, 257, 4095, wal::MAX_KEY_LEN]
+        .iter()
+        .map(|&n| rng.bytes(n))
+        .chain((0..20).map(|i| vec![i as u8]))
+        .collect();
+    for _ in 0..3000 {
+        let key = &keys[rng.below(keys.len())];
+        match rng.below(3) {
+            0 => {
+                let len = rng.below(300);
+                let value = rng.bytes(len);
+                let created = store.set(key, &value).unwrap().1;
+                assert_eq!(created, oracle.insert(key.clone(), value).is_none());
+            }
+            1 => {
+                let deleted = matches!(store.delete(key).unwrap(), Deleted::Yes(_));
+                assert_eq!(deleted, oracle.remove(key).is_some());
+            }
+            _ => {
+                store.settle().unwrap();
+                assert_eq!(store.get(key), oracle.get(key).map(Vec::as_slice));
+                assert_eq!(store.len(), oracle.len());
+            }
+        }
+    }
+    store.settle().unwrap();
+    drop(store);
+    let (store, _) = Store::open(&dir, test_options()).unwrap();
+    for key in &keys {
+        assert_eq!(store.get(key), oracle.get(key).map(Vec::as_slice), "after replay");
+    }
+}
+
+/// A read sees a write only once the log has it, a write is checked against the newest
+/// state, and writes that fail to reach the log never reach the map: the seq is given again.
+#[test]
+fn reads_see_only_what_the_log_has() {
+    let dir = TempDir::new("store-visible");
+    let (mut store, _) = Store::open(&dir, test_options()).unwrap();
+    assert_eq!(store.set(b"k", b"1").unwrap(), (1, true));
+    assert_eq!(store.get(b"k"), None, "not before the writer says it is written");
+    assert_eq!(store.latest(b"k"), Latest { etag: Some(1), pending: Some(1) });
+    assert_eq!(store.set(b"k", b"2").unwrap(), (2, false), "the second write sees the first");
+    store.settle().unwrap();
+    assert_eq!(store.get_versioned(b"k"), Some((&b"2"[..], 2)));
+    assert_eq!(store.latest(b"k"), Latest { etag: Some(2), pending: None });
+    assert_eq!((store.written_seq(), store.visible_seq(), store.queued()), (2, 2, (0, 0)));
+    assert_eq!(store.sync().unwrap(), 2);
+}
+
+/// In `always` mode the map shows a write only once it is fsynced.
+#[test]
+fn always_mode_shows_writes_after_their_fsync() {
+    let dir = TempDir::new("store-always");
+    let options = Options { mode: wal::SyncMode::Always, boot: [7; 16] };
+    let (mut store, _) = Store::open(&dir, options).unwrap();
+    store.set(b"k", b"v").unwrap();
+    store.settle().unwrap();
+    assert_eq!(store.get(b"k"), Some(&b"v"[..]));
+    assert!(store.synced_seq() >= 1, "visible in always mode means fsynced");
+    assert_eq!(store.close().unwrap(), 1);
+}
