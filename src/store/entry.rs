@@ -3,12 +3,11 @@
 use crate::wal;
 use crate::wal::snapshot::entry_bytes;
 use std::borrow::Borrow;
-use std::hash::{Hash, Hasher};
 
 /// A key, its value and the sequence number of the record that set it, in one allocation:
 /// `[seq: u64 LE][key length: u16 LE][key][value]`. Keys are at most [`wal::MAX_KEY_LEN`] (4096)
 /// bytes, so two bytes hold the length. The seq is the key's ETag (compare-and-set, see
-/// [`crate::http`]). Hashing and equality look at the key only, and `Borrow<[u8]>` lets the set
+/// [`crate::http`]). Order and equality look at the key only, and `Borrow<[u8]>` lets the set
 /// be searched with a plain key.
 pub(super) struct Entry(Box<[u8]>);
 
@@ -50,12 +49,6 @@ impl Entry {
     }
 }
 
-impl Hash for Entry {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key().hash(state);
-    }
-}
-
 impl PartialEq for Entry {
     fn eq(&self, other: &Entry) -> bool {
         self.key() == other.key()
@@ -63,6 +56,20 @@ impl PartialEq for Entry {
 }
 
 impl Eq for Entry {}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Entry) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Entries sort by their keys' bytes, as `[u8]` does, so that the map can be searched with a
+/// plain key ([`Borrow`]) and listed in key order.
+impl Ord for Entry {
+    fn cmp(&self, other: &Entry) -> std::cmp::Ordering {
+        self.key().cmp(other.key())
+    }
+}
 
 impl Borrow<[u8]> for Entry {
     fn borrow(&self) -> &[u8] {

@@ -7,7 +7,7 @@
 
 use super::entry::Entry;
 use super::pending::Change;
-use super::{Map, put, take, wal_path};
+use super::{Map, put, take};
 use crate::error::Error;
 use crate::wal::dir::Opened;
 use crate::wal::layout::Layout;
@@ -26,7 +26,7 @@ pub(super) fn replay(
     options: Options,
     mut between: impl FnMut(),
 ) -> Result<(Map, u64, OpenedLog), Error> {
-    let mut replay = Replay::new(estimate_keys(dir));
+    let mut replay = Replay::new();
     let (changes, batches) = mpsc::sync_channel::<Vec<Change>>(Replay::IN_FLIGHT);
     let opened = thread::scope(|scope| {
         let reader = thread::Builder::new()
@@ -158,9 +158,8 @@ impl Replay {
     /// Batches read ahead of the table, at most.
     const IN_FLIGHT: usize = 64;
 
-    fn new(keys: usize) -> Replay {
-        // Sized up front: growing the table one doubling at a time rehashes every key each time.
-        Replay { map: Map::with_capacity(keys), live_bytes: 0 }
+    fn new() -> Replay {
+        Replay { map: Map::new(), live_bytes: 0 }
     }
 
     fn apply(&mut self, batch: Vec<Change>) {
@@ -174,26 +173,8 @@ impl Replay {
 
     /// The map and its live bytes.
     fn finish(self) -> (Map, u64) {
-        let mut map = self.map;
-        if map.capacity() / 2 > map.len() {
-            // Many records were overwrites or deletes. Keep room to grow, so that the first new
-            // key after startup does not rehash the whole table while a client waits.
-            map.shrink_to(map.len() * 2);
-        }
-        (map, self.live_bytes)
+        (self.map, self.live_bytes)
     }
-}
-
-/// About how many keys replaying `dir` will produce (the SET records in its files, counted
-/// without checking them): for sizing the map before replay.
-fn estimate_keys(dir: &Path) -> usize {
-    let Ok(listing) = wal::layout::list(dir) else { return 0 };
-    if !listing.is_segmented() {
-        return wal::count_sets(&wal_path(dir));
-    }
-    let snapshot = listing.snapshots.last().map(|&n| dir.join(wal::layout::snapshot_name(n)));
-    let segments = listing.segments.iter().map(|&n| dir.join(wal::layout::segment_name(n)));
-    snapshot.into_iter().chain(segments).map(|p| wal::count_sets(&p)).sum()
 }
 
 #[cfg(test)]

@@ -245,7 +245,7 @@ pub use record::{
     Op, RECORD_HEADER_LEN, Record, Seed, SyncMode, VERSION, decode, encode, encode_gap,
     encode_header, encode_mark,
 };
-pub use scan::{Judge, Proof, Scan, Tail, count_sets, scan};
+pub use scan::{Judge, Proof, Scan, Tail, scan};
 
 #[cfg(test)]
 mod tests;
