@@ -31,6 +31,9 @@ pub enum Error {
     Failed { reason: String },
     /// A key or value is over its documented limit.
     TooLarge(String),
+    /// The write would take the store's data past `--max-memory` (`used` and `limit` in bytes,
+    /// as [`crate::store::memory`] counts them).
+    MemoryFull { used: u64, limit: u64 },
     /// A request is malformed; the message says exactly how.
     Invalid(String),
 }
@@ -138,6 +141,14 @@ impl fmt::Display for Error {
                 write!(f, "the log is not accepting writes: {reason}; restart the server")
             }
             Error::TooLarge(msg) | Error::Invalid(msg) => f.write_str(msg),
+            Error::MemoryFull { used, limit } => write!(
+                f,
+                "the store is at its memory limit (--max-memory {}, {} used): writes that need \
+                 more memory are refused; reads and deletes go on. Delete keys, or restart the \
+                 server with a higher --max-memory",
+                crate::store::memory::human(*limit),
+                crate::store::memory::human(*used),
+            ),
         }
     }
 }

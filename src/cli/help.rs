@@ -41,6 +41,7 @@ walkv serve: run the server
 USAGE:
     walkv [serve] [--port N] [--bind ADDR] [--data-dir DIR] [--sync MODE]
                   [--sync-interval SECONDS] [--max-batch N] [--max-write-queue SIZE]
+                  [--max-memory SIZE]
                   [--auth-token-file PATH] [--insecure-open] [--max-connections N]
                   [--idle-timeout S] [--header-timeout S] [--body-timeout S]
                   [--compact-ratio R] [--compact-min-size SIZE] [--spin-us N]
@@ -67,6 +68,9 @@ OPTIONS:
                               always mode (default 128; 1 turns group commit off)
     --max-write-queue SIZE    writes wait (reads go on) while the records queued for the log
                               hold SIZE bytes, as on a slow disk (default 64M; 1M to 64G)
+    --max-memory SIZE         a write that would take the data's memory past SIZE gets 507;
+                              reads and deletes go on (env WALKV_MAX_MEMORY; default three
+                              quarters of the cgroup's or the machine's memory; 0: no limit)
     --max-connections N       open connections at most (default 1024; 1 to 1000000); one more
                               gets 503
     --idle-timeout SECONDS    close a connection idle between requests (default 60)

@@ -9,7 +9,7 @@
 use crate::auth::TokenSource;
 use crate::compactor::Policy;
 use crate::intake::Limits;
-use crate::server::{Config, SyncMode};
+use crate::server::{Config, MaxMemory, SyncMode};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
@@ -222,7 +222,7 @@ pub fn parse(
         | ("serve", "--max-batch" | "--auth-token-file" | "--max-connections")
         | ("serve", "--idle-timeout" | "--header-timeout" | "--body-timeout")
         | ("serve", "--compact-ratio" | "--compact-min-size" | "--log-format" | "--spin-us")
-        | ("serve", "--max-write-queue")
+        | ("serve", "--max-write-queue" | "--max-memory")
         | ("check" | "repair", "--data-dir")
         | ("get" | "set" | "delete" | "compact", "--addr" | "--auth-token-file") => Some(true),
         _ => None,
@@ -487,6 +487,20 @@ fn serve_config(
             })?
         }
     };
+    let memory_text = parsed.option("--max-memory").map(str::to_string);
+    let max_memory = match memory_text.or_else(|| env("WALKV_MAX_MEMORY")) {
+        None => MaxMemory::Default,
+        Some(text) => match parse_size(&text) {
+            Some(0) => MaxMemory::Off,
+            Some(bytes) if bytes >= 1 << 20 => MaxMemory::Bytes(bytes),
+            _ => {
+                return Err(UsageError(format!(
+                    "--max-memory (or WALKV_MAX_MEMORY) must be 0 (no limit) or a byte count of \
+                     at least 1M, optionally with K, M or G (powers of 1024), got {text:?}"
+                )));
+            }
+        },
+    };
     let defaults = Limits::default();
     let limits = Limits {
         max_connections: match parsed.option("--max-connections") {
@@ -563,6 +577,7 @@ fn serve_config(
         sync_interval,
         max_batch,
         max_write_queue,
+        max_memory,
         token,
         insecure_open,
         limits,

@@ -43,6 +43,14 @@ fn flag_beats_env_beats_default() {
     assert_eq!(c.limits.spin, Duration::from_micros(60), "the default poll before sleeping");
     let Command::Serve(c) = parse(args(&["--spin-us", "0"]), &no_env).unwrap() else { panic!() };
     assert_eq!(c.limits.spin, Duration::ZERO);
+    assert_eq!((c.max_memory, c.max_write_queue), (MaxMemory::Default, 64 << 20));
+    let env_memory = |name: &str| (name == "WALKV_MAX_MEMORY").then(|| "2G".to_string());
+    let serve = |line: &[&str]| match parse(args(line), &env_memory).unwrap() {
+        Command::Serve(c) => (c.max_memory, c.max_write_queue),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(serve(&[]), (MaxMemory::Bytes(2 << 30), 64 << 20), "from the environment");
+    assert_eq!(serve(&["--max-memory", "0", "--max-write-queue", "8M"]), (MaxMemory::Off, 8 << 20));
     let get = parse(args(&["get", "k"]), &env).unwrap();
     assert_eq!(
         get,
@@ -241,6 +249,10 @@ fn usage_errors() {
         (&["--max-batch", "0"], "--max-batch must be"),
         (&["--spin-us", "1001"], "--spin-us must be a number from 0 to 1000"),
         (&["--spin-us", "-1"], "--spin-us must be"),
+        (&["--max-write-queue", "512K"], "--max-write-queue must be a byte count from 1M"),
+        (&["--max-write-queue", "65G"], "--max-write-queue must be"),
+        (&["--max-memory", "1000"], "--max-memory (or WALKV_MAX_MEMORY) must be 0 (no limit)"),
+        (&["--max-memory", "lots"], "--max-memory"),
         (&["--insecure-open=yes"], "--insecure-open takes no value"),
         (&["get", "k", "--insecure-open"], "unknown option --insecure-open"),
         (&["--frobnicate"], "unknown option --frobnicate"),

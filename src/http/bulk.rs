@@ -136,6 +136,8 @@ pub fn apply(store: &mut Store, parsed: Result<&[Pair], &Response>) -> Response 
                 response.body =
                     json::object_with_string("error", &crate::error::for_client(&message))
                         .into_bytes();
+                // It says the first lines were written: not before they are.
+                response.after = last_seq;
                 return response;
             }
         }

@@ -186,6 +186,7 @@ pub fn error_status(error: &Error) -> u16 {
     match error {
         Error::Invalid(_) => 400,
         Error::TooLarge(_) => 413,
+        Error::MemoryFull { .. } => 507,
         Error::Failed { .. } => 503,
         e if e.is_out_of_space() => 507,
         Error::Io { .. } | Error::Corrupt { .. } | Error::Locked { .. } => 500,
@@ -415,6 +416,8 @@ fn status(store: &Store, serving: Serving) -> Response {
     };
     let (last, synced) = (store.written_seq(), store.synced_seq());
     let (queued_writes, queued_bytes) = store.queued();
+    let (memory, limit) = store.memory();
+    let max_memory = limit.map_or_else(|| "null".to_string(), |l| l.to_string());
     let running = |call| match crate::metrics::METRICS.running_for(call) {
         Some(running) => format!("{:.3}", running.as_secs_f64()),
         None => "null".to_string(),
@@ -429,7 +432,8 @@ fn status(store: &Store, serving: Serving) -> Response {
                  \"last_compaction_error\":{error},\"write_running_seconds\":{write},\
                  \"fsync_running_seconds\":{fsync},\
                  \"queued_writes\":{queued_writes},\"queued_bytes\":{queued_bytes},\
-                 \"waiting_writes\":{},\"acks_wait_for_fsync\":{}}}",
+                 \"waiting_writes\":{},\"acks_wait_for_fsync\":{},\"memory_bytes\":{memory},\
+                 \"max_memory_bytes\":{max_memory}}}",
                 store.disk_bytes(),
                 store.live_bytes(),
                 compaction.compacting,
@@ -461,6 +465,8 @@ fn metrics(store: &Store, serving: Serving) -> Response {
         queued_bytes,
         waiting_writes: serving.waiting_writes as u64,
         acks_wait_for_fsync: serving.acks_wait_for_fsync,
+        memory_bytes: store.memory().0,
+        max_memory_bytes: store.memory().1.unwrap_or(0),
     };
     let mut response = Response::json(200, crate::metrics::text::render(&gauges));
     response.content_type = crate::metrics::text::CONTENT_TYPE;

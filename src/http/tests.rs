@@ -148,6 +148,7 @@ fn status_and_a_failed_log() {
     assert_eq!(call(&mut s, "PUT", "/v1/k", b"v").status, 201);
     let r = call(&mut s, "GET", "/status", b"");
     let disk = s.disk_bytes();
+    let memory = s.memory().0;
     assert!(disk > 0);
     assert_eq!(
         (r.status, text(&r)),
@@ -159,7 +160,8 @@ fn status_and_a_failed_log() {
                  \"last_compaction_error\":null,\"write_running_seconds\":null,\
                  \"fsync_running_seconds\":null,\
                  \"queued_writes\":0,\"queued_bytes\":0,\"waiting_writes\":0,\
-                 \"acks_wait_for_fsync\":false}}"
+                 \"acks_wait_for_fsync\":false,\"memory_bytes\":{memory},\
+                 \"max_memory_bytes\":null}}"
             )
         )
     );

@@ -276,6 +276,9 @@ pub struct Gauges {
     pub waiting_writes: u64,
     /// Acknowledgements wait for an fsync (`interval` mode, a slow disk).
     pub acks_wait_for_fsync: bool,
+    /// The data's memory as walkv counts it, and `--max-memory` (0: none).
+    pub memory_bytes: u64,
+    pub max_memory_bytes: u64,
 }
 
 fn now_micros() -> u64 {

@@ -245,6 +245,19 @@ pub fn render_from(metrics: &Metrics, gauges: &Gauges, process: &Process) -> Str
         gauges.waiting_writes as f64,
     );
     e.single(
+        "walkv_memory_bytes",
+        "gauge",
+        "Memory the data takes as walkv counts it: keys, values, the map's nodes, writes on \
+         their way to the log.",
+        gauges.memory_bytes as f64,
+    );
+    e.single(
+        "walkv_memory_limit_bytes",
+        "gauge",
+        "--max-memory: writes that would take walkv_memory_bytes past it get 507; 0: no limit.",
+        gauges.max_memory_bytes as f64,
+    );
+    e.single(
         "walkv_acks_wait_for_fsync",
         "gauge",
         "1 while acknowledgements wait for an fsync: in interval mode, the oldest acknowledged \

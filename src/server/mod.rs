@@ -122,6 +122,8 @@ pub struct Config {
     /// Writes wait (are parked) while the records queued for the log hold this many bytes or
     /// more (`--max-write-queue`).
     pub max_write_queue: u64,
+    /// `--max-memory`: the most memory the data may take (see [`crate::store::memory`]).
+    pub max_memory: MaxMemory,
     /// The shared secret requests must carry, if any (see [`crate::auth`]).
     pub token: TokenSource,
     /// Listen on a non-loopback address without a token: the operator accepts an open server.
@@ -133,6 +135,16 @@ pub struct Config {
     /// `--log-requests`: one line per request on stderr, in this format
     /// (see [`crate::request_log`]).
     pub request_log: Option<crate::request_log::Format>,
+}
+
+/// `--max-memory` (and `WALKV_MAX_MEMORY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxMemory {
+    /// Not given: three quarters of the memory available ([`crate::store::memory`]).
+    Default,
+    /// `0`: no limit.
+    Off,
+    Bytes(u64),
 }
 
 /// How a server that started successfully ended.
@@ -182,6 +194,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
         sync_interval: config.sync_interval,
         max_batch: config.max_batch,
         spin: config.limits.spin.saturating_mul(WRITER_SPIN_TIMES),
+        max_memory: memory_limit(config.max_memory),
     };
     let opened = Store::open_dir_while(&config.data_dir, options, tuning, || {
         answer_while_replaying(&intake, &mut listener_error)
@@ -194,6 +207,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
         }
     };
     report_recovery(config, &recovery, &opened, store.len(), started.elapsed());
+    report_memory(&store);
     store.wake_with(Arc::new(intake.waker()));
     crate::log!("ready on http://{bound}");
     crate::notify::send(&format!("READY=1\nSTATUS=serving {} keys", store.len()));
@@ -544,6 +558,50 @@ fn report_recovery(
         opened.segments,
         took.as_secs_f64() * 1000.0
     );
+}
+
+/// The memory limit `--max-memory` asks for, said in the log.
+fn memory_limit(asked: MaxMemory) -> Option<u64> {
+    use crate::store::memory::{default_limit, human};
+    match asked {
+        MaxMemory::Off => {
+            crate::log!("no memory limit (--max-memory 0): the kernel's limit is the limit");
+            None
+        }
+        MaxMemory::Bytes(limit) => {
+            crate::log!("memory limit for the data: {} (--max-memory)", human(limit));
+            Some(limit)
+        }
+        MaxMemory::Default => match default_limit() {
+            Some((limit, why)) => {
+                crate::log!(
+                    "memory limit for the data: {} ({why}; --max-memory sets another, 0 none)",
+                    human(limit)
+                );
+                Some(limit)
+            }
+            None => {
+                crate::log!("no memory limit: the memory available could not be read");
+                None
+            }
+        },
+    }
+}
+
+/// Says if the data replayed is over the memory limit already (it was lowered, or the log
+/// holds more than it did): the server serves it, and refuses writes that need more memory.
+fn report_memory(store: &Store) {
+    use crate::store::memory::human;
+    if let (used, Some(limit)) = store.memory()
+        && used > limit
+    {
+        crate::log!(
+            "the data takes {} of memory, over the limit of {}: writes that need more memory \
+             get 507 until keys are deleted or --max-memory is raised",
+            human(used),
+            human(limit)
+        );
+    }
 }
 
 /// The startup message for a trimmed tail: where, how much, why, and where it was kept.

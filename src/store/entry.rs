@@ -13,7 +13,7 @@ pub(super) struct Entry(Box<[u8]>);
 
 impl Entry {
     /// Bytes before the key: the seq and the key's length.
-    const HEAD: usize = 8 + 2;
+    pub(super) const HEAD: usize = 8 + 2;
 
     pub(super) fn new(seq: u64, key: &[u8], value: &[u8]) -> Entry {
         debug_assert!(key.len() <= wal::MAX_KEY_LEN, "the log checked the length");
@@ -41,6 +41,11 @@ impl Entry {
 
     pub(super) fn value(&self) -> &[u8] {
         &self.0[Entry::HEAD + self.key_len()..]
+    }
+
+    /// What this key takes in memory, as [`super::memory`] counts it.
+    pub(super) fn memory(&self) -> u64 {
+        super::memory::entry_cost(self.key_len(), self.0.len() - Entry::HEAD - self.key_len())
     }
 
     /// What this key takes in a snapshot.

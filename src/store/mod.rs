@@ -83,6 +83,7 @@ use std::time::Duration;
 
 mod entry;
 mod lock;
+pub mod memory;
 mod news;
 mod pending;
 mod replay;
@@ -102,6 +103,8 @@ pub struct Tuning {
     pub max_batch: usize,
     /// How long the writer thread polls for its next batch before it sleeps.
     pub spin: Duration,
+    /// `--max-memory`: writes that would take the data past this many bytes are refused.
+    pub max_memory: Option<u64>,
 }
 
 impl Default for Tuning {
@@ -110,6 +113,7 @@ impl Default for Tuning {
             sync_interval: Duration::from_secs(5),
             max_batch: 128,
             spin: Duration::from_micros(120),
+            max_memory: None,
         }
     }
 }
@@ -117,8 +121,10 @@ impl Default for Tuning {
 pub struct Store {
     /// What reads see: the changes the log has far enough (see the module's doc).
     map: Map,
-    /// The sum of [`wal::snapshot::entry_bytes`] over the map: what a snapshot of it takes.
-    live_bytes: u64,
+    /// What the map holds: its keys' snapshot bytes and memory.
+    tally: Tally,
+    /// `--max-memory`: the most bytes ([`memory`]) the map and the pending writes may take.
+    max_memory: Option<u64>,
     dir: PathBuf,
     /// The snapshot and sealed segments before the segment being written.
     layout: Layout,
@@ -224,8 +230,7 @@ impl Store {
         between: impl FnMut(),
     ) -> Result<(Store, Recovery, Opened), Error> {
         let lock = lock_data_dir(dir)?;
-        let (map, live_bytes, (wal, layout, recovery, opened)) =
-            replay::replay(dir, options, between)?;
+        let (map, tally, (wal, layout, recovery, opened)) = replay::replay(dir, options, between)?;
         let log_bytes = layout.bytes().saturating_add(wal.file_bytes());
         let other_bytes = wal::layout::disk_bytes(dir).saturating_sub(log_bytes);
         let (last, next_seq) = (wal.last_seq(), wal.next_seq());
@@ -235,7 +240,8 @@ impl Store {
                 .map_err(|e| Error::io("start the log's threads", e))?;
         let store = Store {
             map,
-            live_bytes,
+            tally,
+            max_memory: tuning.max_memory,
             dir: dir.to_path_buf(),
             layout,
             other_bytes,
@@ -311,7 +317,13 @@ impl Store {
 
     /// Bytes the live keys take in a snapshot: the `live_bytes` of `/status`.
     pub fn live_bytes(&self) -> u64 {
-        self.live_bytes
+        self.tally.live_bytes
+    }
+
+    /// The memory the data takes as walkv counts it ([`memory`]: the map and the writes on
+    /// their way to the log), and the limit (`--max-memory`), if any.
+    pub fn memory(&self) -> (u64, Option<u64>) {
+        (self.tally.memory.saturating_add(self.pending.cost()), self.max_memory)
     }
 
     // ---- Writes: the newest state ----
@@ -323,13 +335,33 @@ impl Store {
 
     /// [`Store::latest`], the key's pending hash computed already.
     fn latest_hashed(&self, key: &[u8], hash: u64) -> Latest {
+        self.latest_with_memory(key, hash).0
+    }
+
+    /// [`Store::latest_hashed`], and the memory the map's value of the key takes (0 when the
+    /// newest state is a pending write: that memory is not freed until it is in the map).
+    fn latest_with_memory(&self, key: &[u8], hash: u64) -> (Latest, u64) {
         match self.pending.newest(key, hash) {
-            Some(Newest::Set(entry)) => {
-                Latest { etag: Some(entry.seq()), pending: Some(entry.seq()) }
-            }
-            Some(Newest::Deleted(seq)) => Latest { etag: None, pending: Some(seq) },
-            None => Latest { etag: self.map.get(key).map(Entry::seq), pending: None },
+            Some(Newest::Set(e)) => (Latest { etag: Some(e.seq()), pending: Some(e.seq()) }, 0),
+            Some(Newest::Deleted(seq)) => (Latest { etag: None, pending: Some(seq) }, 0),
+            None => match self.map.get(key) {
+                Some(e) => (Latest { etag: Some(e.seq()), pending: None }, e.memory()),
+                None => (Latest { etag: None, pending: None }, 0),
+            },
         }
+    }
+
+    /// Refuses a SET that would take the data past `--max-memory`: one that needs more memory
+    /// than the value it replaces (`old`, its memory) frees, once the limit is reached.
+    fn check_memory(&self, key: &[u8], value: &[u8], old: u64) -> Result<(), Error> {
+        let Some(limit) = self.max_memory else { return Ok(()) };
+        let new = memory::entry_cost(key.len(), value.len())
+            .saturating_add(memory::record_cost(key.len(), value.len()));
+        let (used, _) = self.memory();
+        if new > old && used.saturating_add(new - old) > limit {
+            return Err(Error::MemoryFull { used, limit });
+        }
+        Ok(())
     }
 
     /// Sets `key` to `value`: gives the write its seq and hands its record to the writer; the
@@ -339,9 +371,10 @@ impl Store {
         self.check_writable()?;
         wal::check_lengths(key, value)?;
         let hash = self.pending.hash(key);
-        let created = self.latest_hashed(key, hash).etag.is_none();
+        let (latest, old_memory) = self.latest_with_memory(key, hash);
+        self.check_memory(key, value, old_memory)?;
         let seq = self.issue(Op::Set, key, value, hash);
-        Ok((seq, created))
+        Ok((seq, latest.etag.is_none()))
     }
 
     /// Deletes `key`, as [`Store::set`] writes. Deleting a key that has no value (in the newest
@@ -454,22 +487,42 @@ impl Drop for Store {
     }
 }
 
-/// Puts `entry` in `map`, keeping `live_bytes` the sum of the map's [`Entry::bytes`]; returns
-/// the entry it replaced.
-fn put(map: &mut Map, live_bytes: &mut u64, entry: Entry) -> Option<Entry> {
-    *live_bytes += entry.bytes();
+/// Sums over the map, kept as entries come and go ([`put`], [`take`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    /// Of [`Entry::bytes`]: what a snapshot of the map takes (`live_bytes`).
+    live_bytes: u64,
+    /// Of [`Entry::memory`]: what the map takes in memory, as [`memory`] counts it.
+    memory: u64,
+}
+
+impl Tally {
+    fn add(&mut self, entry: &Entry) {
+        self.live_bytes += entry.bytes();
+        self.memory += entry.memory();
+    }
+
+    fn remove(&mut self, entry: &Entry) {
+        self.live_bytes -= entry.bytes();
+        self.memory -= entry.memory();
+    }
+}
+
+/// Puts `entry` in `map`, keeping `tally`; returns the entry it replaced.
+fn put(map: &mut Map, tally: &mut Tally, entry: Entry) -> Option<Entry> {
+    tally.add(&entry);
     let old = map.replace(entry);
     if let Some(old) = &old {
-        *live_bytes -= old.bytes();
+        tally.remove(old);
     }
     old
 }
 
-/// Takes `key` out of `map`, keeping `live_bytes` the sum of the map's [`Entry::bytes`].
-fn take(map: &mut Map, live_bytes: &mut u64, key: &[u8]) -> Option<Entry> {
+/// Takes `key` out of `map`, keeping `tally`.
+fn take(map: &mut Map, tally: &mut Tally, key: &[u8]) -> Option<Entry> {
     let old = map.take(key);
     if let Some(old) = &old {
-        *live_bytes -= old.bytes();
+        tally.remove(old);
     }
     old
 }

@@ -55,13 +55,13 @@ impl Store {
 
     /// Moves the pending changes through `seq` into the map.
     fn show_through(&mut self, seq: u64) {
-        let (map, live_bytes) = (&mut self.map, &mut self.live_bytes);
+        let (map, tally) = (&mut self.map, &mut self.tally);
         self.pending.take_through(seq, |change| match change {
             Change::Set(entry) => {
-                put(map, live_bytes, entry);
+                put(map, tally, entry);
             }
             Change::Delete(key) => {
-                take(map, live_bytes, &key);
+                take(map, tally, &key);
             }
         });
         self.visible = self.visible.max(seq);
@@ -135,7 +135,7 @@ impl Store {
             sealed: self.layout.sealed.clone(),
             upto,
             keys: self.map.len() as u64,
-            live_bytes: self.live_bytes,
+            live_bytes: self.tally.live_bytes,
             boot,
         }))
     }

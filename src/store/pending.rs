@@ -40,6 +40,14 @@ impl Change {
         };
         (RECORD_HEADER_LEN + body) as u64
     }
+
+    /// What it takes in memory while it is on its way: its record, and its entry.
+    fn cost(&self) -> u64 {
+        match self {
+            Change::Set(entry) => self.record_bytes() + entry.memory(),
+            Change::Delete(_) => self.record_bytes(),
+        }
+    }
 }
 
 /// The newest state of a key that has a write on its way.
@@ -78,6 +86,8 @@ pub(super) struct Pending {
     hasher: RandomState,
     /// The bytes of their records.
     bytes: u64,
+    /// What they take in memory ([`super::memory`]).
+    cost: u64,
 }
 
 impl Pending {
@@ -88,6 +98,7 @@ impl Pending {
             newest: HashMap::default(),
             hasher: RandomState::new(),
             bytes: 0,
+            cost: 0,
         }
     }
 
@@ -101,6 +112,11 @@ impl Pending {
         self.bytes
     }
 
+    /// What they take in memory.
+    pub(super) fn cost(&self) -> u64 {
+        self.cost
+    }
+
     /// The hash `newest` knows `key` by.
     pub(super) fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
@@ -111,6 +127,7 @@ impl Pending {
     pub(super) fn push(&mut self, seq: u64, change: Change, hash: u64) {
         debug_assert_eq!(seq, self.first + self.changes.len() as u64, "changes follow each other");
         self.bytes += change.record_bytes();
+        self.cost += change.cost();
         self.newest.insert(hash, seq);
         self.changes.push_back((change, hash));
     }
@@ -144,6 +161,7 @@ impl Pending {
         while self.first <= through {
             let Some((change, hash)) = self.changes.pop_front() else { break };
             self.bytes -= change.record_bytes();
+            self.cost -= change.cost();
             if self.newest.get(&hash) == Some(&self.first) {
                 self.newest.remove(&hash);
             }
@@ -166,8 +184,10 @@ impl Pending {
         self.changes.truncate(keep);
         self.newest.clear();
         self.bytes = 0;
+        self.cost = 0;
         for (i, (change, hash)) in self.changes.iter().enumerate() {
             self.bytes += change.record_bytes();
+            self.cost += change.cost();
             self.newest.insert(*hash, self.first + i as u64);
         }
         dropped

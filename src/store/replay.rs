@@ -7,7 +7,7 @@
 
 use super::entry::Entry;
 use super::pending::Change;
-use super::{Map, put, take};
+use super::{Map, Tally, put, take};
 use crate::error::Error;
 use crate::wal::dir::Opened;
 use crate::wal::layout::Layout;
@@ -25,7 +25,7 @@ pub(super) fn replay(
     dir: &Path,
     options: Options,
     mut between: impl FnMut(),
-) -> Result<(Map, u64, OpenedLog), Error> {
+) -> Result<(Map, Tally, OpenedLog), Error> {
     let mut replay = Replay::new();
     let (changes, batches) = mpsc::sync_channel::<Vec<Change>>(Replay::IN_FLIGHT);
     let opened = thread::scope(|scope| {
@@ -45,8 +45,8 @@ pub(super) fn replay(
             Err(Error::Failed { reason: "the replay thread panicked".to_string() })
         })
     })?;
-    let (map, live_bytes) = replay.finish();
-    Ok((map, live_bytes, opened))
+    let (map, tally) = replay.finish();
+    Ok((map, tally, opened))
 }
 
 /// What the replay thread opened: the log, the files before its newest segment, and what
@@ -150,7 +150,7 @@ impl Progress {
 /// in that later run, alternating with the one-thread build.
 struct Replay {
     map: Map,
-    live_bytes: u64,
+    tally: Tally,
 }
 
 impl Replay {
@@ -159,21 +159,21 @@ impl Replay {
     const IN_FLIGHT: usize = 64;
 
     fn new() -> Replay {
-        Replay { map: Map::new(), live_bytes: 0 }
+        Replay { map: Map::new(), tally: Tally::default() }
     }
 
     fn apply(&mut self, batch: Vec<Change>) {
         for change in batch {
             match change {
-                Change::Set(entry) => put(&mut self.map, &mut self.live_bytes, entry),
-                Change::Delete(key) => take(&mut self.map, &mut self.live_bytes, &key),
+                Change::Set(entry) => put(&mut self.map, &mut self.tally, entry),
+                Change::Delete(key) => take(&mut self.map, &mut self.tally, &key),
             };
         }
     }
 
     /// The map and its live bytes.
-    fn finish(self) -> (Map, u64) {
-        (self.map, self.live_bytes)
+    fn finish(self) -> (Map, Tally) {
+        (self.map, self.tally)
     }
 }
 

@@ -135,3 +135,35 @@ fn always_mode_shows_writes_after_their_fsync() {
     assert!(store.synced_seq() >= 1, "visible in always mode means fsynced");
     assert_eq!(store.close().unwrap(), 1);
 }
+
+/// With `--max-memory`, a SET that needs more memory than the limit leaves is refused (507 in
+/// the API), and nothing is written; replacing a value by one no bigger, and deleting, go on,
+/// and a delete makes room again.
+#[test]
+fn the_memory_limit_refuses_writes_that_need_more() {
+    let dir = TempDir::new("store-memory");
+    let tuning = Tuning { max_memory: Some(4096), ..Tuning::default() };
+    let (mut store, _, _) = Store::open_dir_while(&dir, test_options(), tuning, || {}).unwrap();
+    let value = [b'v'; 500];
+    let mut written = 0;
+    let refused = loop {
+        match store.set(format!("k{written}").as_bytes(), &value) {
+            Ok(_) => written += 1,
+            Err(e) => break e,
+        }
+        store.settle().unwrap(); // a write on its way counts its record too
+        assert!(written < 100, "never refused");
+    };
+    assert!(matches!(refused, Error::MemoryFull { limit: 4096, .. }), "{refused:?}");
+    assert!(refused.to_string().contains("--max-memory 4.0 KiB"), "{refused}");
+    store.settle().unwrap();
+    let (used, limit) = store.memory();
+    assert!(used <= 4096 && limit == Some(4096), "{used} of {limit:?}");
+    assert_eq!(store.len(), written, "the refused write wrote nothing");
+    assert!(store.set(b"k0", &value[..100]).is_ok(), "a smaller value needs no more memory");
+    store.settle().unwrap();
+    assert!(store.set(b"new", &value).is_err(), "still full");
+    assert!(matches!(store.delete(b"k1").unwrap(), Deleted::Yes(_)));
+    store.settle().unwrap();
+    assert!(store.set(b"new", &value).is_ok(), "a delete made room");
+}
