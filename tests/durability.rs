@@ -203,3 +203,40 @@ fn fsync_failure_in_interval_mode_is_fail_stop() {
     assert_eq!(status.code(), Some(10), "{stderr}");
     assert!(stderr.contains("periodic sync failed"), "{stderr}");
 }
+
+/// In `interval` mode the sync thread fsyncs while writes go on, and a SYNC marker may only
+/// follow bytes that are all on disk: under writes that never pause, markers must still come
+/// (the sync thread catches up with a second, short fsync, at most once a second), or
+/// recovery would know less and less of the log to be durable.
+#[test]
+fn sync_markers_keep_coming_under_writes_that_never_pause() {
+    let dir = TempDir::new("markers-under-load");
+    // Each fsync takes 5 ms, so that writes land during every one of them.
+    let envs = [("WALKV_FSYNC_DELAY_MS", "5")];
+    let server = Server::start_env(&dir.join("data"), &["--sync-interval", "0.1"], &envs);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let (addr, stop) = (server.addr.clone(), std::sync::Arc::clone(&stop));
+            thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let _ = request(&addr, "PUT", &format!("/v1/w{w}-{}", n % 50), b"value");
+                }
+                n
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(3500));
+    let log = support::active_log(&dir.join("data"));
+    let records = support::log_records(&log);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    let markers = records.iter().filter(|r| r.kind == "sync").count();
+    eprintln!(
+        "{writes} writes in 3.5 s; {markers} SYNC markers in the log (the open one included)"
+    );
+    assert!(writes > 1000, "the writes paused: {writes}");
+    assert!(markers >= 3, "only {markers} markers while writing: {records:?}");
+}

@@ -26,6 +26,23 @@ use crate::intake::Job;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+/// What waits here: a request, to be answered once (the server's [`Job`]; tests use their own).
+pub(super) trait Answer {
+    /// The connection it came on: answers of one connection leave in order.
+    fn connection(&self) -> u64;
+    fn respond(self, response: Response);
+}
+
+impl Answer for Job {
+    fn connection(&self) -> u64 {
+        Job::connection(self)
+    }
+
+    fn respond(self, response: Response) {
+        Job::respond(self, response);
+    }
+}
+
 /// What a held answer waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Until {
@@ -35,8 +52,8 @@ pub(super) enum Until {
     Synced(u64),
 }
 
-struct Held {
-    job: Job,
+struct Held<J> {
+    job: J,
     response: Response,
     /// The seq it waits for; never less than the one held before it in its queue, so that each
     /// queue is released from its front.
@@ -54,11 +71,10 @@ struct Counts {
     parked: u32,
 }
 
-#[derive(Default)]
-pub(super) struct Waiting {
-    for_map: VecDeque<Held>,
-    for_fsync: VecDeque<Held>,
-    parked: VecDeque<Job>,
+pub(super) struct Waiting<J = Job> {
+    for_map: VecDeque<Held<J>>,
+    for_fsync: VecDeque<Held<J>>,
+    parked: VecDeque<J>,
     /// Parked writes (for the gauge and for fairness: a new write does not pass them).
     parked_writes: usize,
     connections: HashMap<u64, Counts>,
@@ -74,7 +90,20 @@ pub(super) fn ack_bound(mode: crate::wal::SyncMode, interval: Duration) -> Optio
     (mode == crate::wal::SyncMode::Interval).then(|| interval.saturating_mul(2))
 }
 
-impl Waiting {
+impl<J> Default for Waiting<J> {
+    fn default() -> Waiting<J> {
+        Waiting {
+            for_map: VecDeque::new(),
+            for_fsync: VecDeque::new(),
+            parked: VecDeque::new(),
+            parked_writes: 0,
+            connections: HashMap::new(),
+            unsynced_acks: VecDeque::new(),
+        }
+    }
+}
+
+impl<J: Answer> Waiting<J> {
     /// Requests parked, and of them how many are writes.
     pub(super) fn parked(&self) -> (usize, usize) {
         (self.parked.len(), self.parked_writes)
@@ -89,19 +118,19 @@ impl Waiting {
             || (!write && counts.held > 0)
     }
 
-    pub(super) fn park(&mut self, job: Job, write: bool) {
+    pub(super) fn park(&mut self, job: J, write: bool) {
         self.counts(job.connection()).parked += 1;
         self.parked_writes += usize::from(write);
         self.parked.push_back(job);
     }
 
     /// Takes the parked requests out, in order, for [`Waiting::unpark`] or [`Waiting::repark`].
-    pub(super) fn take_parked(&mut self) -> VecDeque<Job> {
+    pub(super) fn take_parked(&mut self) -> VecDeque<J> {
         std::mem::take(&mut self.parked)
     }
 
     /// A parked request is about to be handled.
-    pub(super) fn unpark(&mut self, job: &Job, write: bool) {
+    pub(super) fn unpark(&mut self, job: &J, write: bool) {
         self.parked_writes -= usize::from(write);
         let connection = job.connection();
         self.counts(connection).parked -= 1;
@@ -109,7 +138,7 @@ impl Waiting {
     }
 
     /// A parked request stays parked (after those taken out before it were looked at).
-    pub(super) fn repark(&mut self, job: Job) {
+    pub(super) fn repark(&mut self, job: J) {
         self.parked.push_back(job);
     }
 
@@ -119,7 +148,7 @@ impl Waiting {
     }
 
     /// Holds `response` to `job` until `until`; `shows` is the write it shows.
-    pub(super) fn hold(&mut self, job: Job, response: Response, until: Until, shows: u64) {
+    pub(super) fn hold(&mut self, job: J, response: Response, until: Until, shows: u64) {
         let connection = job.connection();
         self.counts(connection).held += 1;
         let (queue, seq) = match until {
@@ -149,10 +178,7 @@ impl Waiting {
                 sent += self.send(held);
             }
         }
-        let stopped = |acks: &VecDeque<(u64, Instant)>| {
-            bound.zip(acks.front()).is_some_and(|(b, &(_, at))| now.duration_since(at) >= b)
-        };
-        while !stopped(&self.unsynced_acks)
+        while !self.acks_stopped(bound, now)
             && self.for_map.front().is_some_and(|h| h.until <= visible)
         {
             let Some(held) = self.for_map.pop_front() else { break };
@@ -179,7 +205,7 @@ impl Waiting {
     pub(super) fn fail_from(&mut self, from: u64, failure: &Response) {
         let mut failed = Vec::new();
         for queue in [&mut self.for_map, &mut self.for_fsync] {
-            let (shows, kept): (Vec<Held>, Vec<Held>) =
+            let (shows, kept): (Vec<Held<J>>, Vec<Held<J>>) =
                 queue.drain(..).partition(|h| h.shows >= from);
             queue.extend(kept);
             failed.extend(shows);
@@ -196,7 +222,7 @@ impl Waiting {
         self.fail_from(0, failure);
     }
 
-    fn send(&mut self, held: Held) -> usize {
+    fn send(&mut self, held: Held<J>) -> usize {
         let Held { job, response, connection, .. } = held;
         job.respond(response);
         if let Some(counts) = self.connections.get_mut(&connection) {
@@ -233,5 +259,127 @@ impl Blocked {
 
     pub(super) fn insert(&mut self, connection: u64) {
         self.connections.insert(connection);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// A request of a test: its connection, a name, and where its answer goes.
+    struct Fake {
+        connection: u64,
+        name: &'static str,
+        sent: Sent,
+    }
+
+    impl Answer for Fake {
+        fn connection(&self) -> u64 {
+            self.connection
+        }
+
+        fn respond(self, response: Response) {
+            self.sent.borrow_mut().push((self.name, response.status));
+        }
+    }
+
+    /// The answers sent, in order: (name, status).
+    type Sent = Rc<RefCell<Vec<(&'static str, u16)>>>;
+
+    fn setup() -> (Waiting<Fake>, impl Fn(u64, &'static str) -> Fake, Sent) {
+        let sent = Sent::default();
+        let log = Rc::clone(&sent);
+        let job = move |connection, name| Fake { connection, name, sent: Rc::clone(&log) };
+        (Waiting::default(), job, sent)
+    }
+
+    fn ok() -> Response {
+        Response::error(200, "ok")
+    }
+
+    fn taken(sent: &RefCell<Vec<(&'static str, u16)>>) -> Vec<(&'static str, u16)> {
+        std::mem::take(&mut *sent.borrow_mut())
+    }
+
+    /// Answers waiting for the map go once it shows their write, those waiting for an fsync
+    /// once it is done (and the map shows it), each queue in order.
+    #[test]
+    fn answers_go_when_the_log_lets_them() {
+        let (mut w, job, sent) = setup();
+        let now = Instant::now();
+        w.hold(job(1, "a"), ok(), Until::Visible(5), 5);
+        w.hold(job(2, "b"), ok(), Until::Synced(5), 5);
+        w.hold(job(3, "c"), ok(), Until::Visible(7), 7);
+        assert_eq!(w.release(4, 4, None, now), 0);
+        assert_eq!(w.release(5, 4, None, now), 1);
+        assert_eq!(taken(&sent), vec![("a", 200)]);
+        assert_eq!(w.release(6, 5, None, now), 1);
+        assert_eq!(taken(&sent), vec![("b", 200)]);
+        assert!(w.has_held(3) && !w.has_held(1));
+        w.release(7, 5, None, now);
+        assert_eq!(taken(&sent), vec![("c", 200)]);
+        assert!(!w.has_held(3) && w.connections.is_empty(), "nothing is kept for idle ones");
+    }
+
+    /// In interval mode, answers stop once the oldest one sent before its fsync is older than
+    /// the bound, and go again when an fsync covers it.
+    #[test]
+    fn acknowledgements_stop_while_the_oldest_unsynced_one_is_too_old() {
+        let (mut w, job, sent) = setup();
+        let (t0, bound) = (Instant::now(), Some(Duration::from_secs(1)));
+        w.hold(job(1, "first"), ok(), Until::Visible(1), 1);
+        assert_eq!(w.release(1, 0, bound, t0), 1, "not synced, but young");
+        w.hold(job(2, "second"), ok(), Until::Visible(2), 2);
+        let later = t0 + Duration::from_millis(1500);
+        assert!(w.acks_stopped(bound, later));
+        assert_eq!(w.release(2, 0, bound, later), 0, "the first has waited too long");
+        assert_eq!(w.release(2, 1, bound, later), 1, "an fsync covered it: acks go again");
+        w.hold(job(3, "third"), ok(), Until::Visible(3), 3);
+        let much_later = later + Duration::from_millis(1200);
+        assert_eq!(w.release(3, 1, bound, much_later), 0, "now the second is too old");
+        assert_eq!(w.release(3, 2, bound, much_later), 1);
+        assert!(!w.acks_stopped(bound, much_later), "the third is young");
+        assert_eq!(w.release(3, 2, None, much_later), 0, "nothing left");
+        assert_eq!(taken(&sent).len(), 3);
+    }
+
+    /// A write that never reached the log: the answers that showed it, or that wait for an
+    /// fsync past it, get the failure; the others stay held.
+    #[test]
+    fn failed_writes_fail_the_answers_that_show_them() {
+        let (mut w, job, sent) = setup();
+        w.hold(job(1, "kept"), ok(), Until::Visible(4), 4);
+        w.hold(job(2, "written"), ok(), Until::Visible(5), 5);
+        w.hold(job(3, "412 on it"), ok(), Until::Visible(6), 5);
+        w.hold(job(4, "sync"), ok(), Until::Synced(6), 6);
+        w.fail_from(5, &Response::error(507, "full"));
+        assert_eq!(taken(&sent), vec![("written", 507), ("412 on it", 507), ("sync", 507)]);
+        w.release(9, 9, None, Instant::now());
+        assert_eq!(taken(&sent), vec![("kept", 200)]);
+    }
+
+    /// What must wait: a read behind its connection's held answer, anything behind its
+    /// connection's parked request, a write while the log's queue is full or writes are parked.
+    #[test]
+    fn requests_park_behind_what_they_must_not_pass() {
+        let (mut w, job, _) = setup();
+        w.hold(job(1, "write"), ok(), Until::Visible(1), 1);
+        assert!(w.must_park(1, false, true), "a read behind its own connection's write");
+        assert!(!w.must_park(1, true, true), "another write of it may go: the log orders them");
+        assert!(!w.must_park(2, false, true), "another connection's read does not wait");
+        assert!(w.must_park(2, true, false), "no room in the log's queue");
+        w.park(job(2, "parked write"), true);
+        assert!(w.must_park(3, true, true), "writes do not pass a parked write");
+        assert!(w.must_park(2, false, true), "nor a connection's own parked request");
+        assert!(!w.must_park(3, false, true), "reads of others go on");
+        assert_eq!(w.parked(), (1, 1));
+        let parked = w.take_parked();
+        for job in parked {
+            w.unpark(&job, true);
+        }
+        assert_eq!(w.parked(), (0, 0));
+        assert!(!w.must_park(3, true, true));
     }
 }
