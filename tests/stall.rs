@@ -137,8 +137,8 @@ impl Writers {
 }
 
 /// What [`StatusWatch`] saw: (when, synced_seq) for every sample, and the largest
-/// `queued_bytes` and `waiting_writes`.
-type Watched = (Vec<(Instant, u64)>, u64, u64);
+/// `queued_bytes`, `waiting_writes` and `fsync_running_seconds`.
+type Watched = (Vec<(Instant, u64)>, u64, u64, f64);
 
 /// Samples `/status` every 20 ms.
 struct StatusWatch {
@@ -151,16 +151,17 @@ impl StatusWatch {
         let stop = Arc::new(AtomicBool::new(false));
         let (addr, flag) = (addr.to_string(), Arc::clone(&stop));
         let thread = thread::spawn(move || {
-            let (mut synced, mut queued, mut waiting) = (Vec::new(), 0, 0);
+            let (mut synced, mut queued, mut waiting, mut fsync) = (Vec::new(), 0, 0, 0.0f64);
             while !flag.load(Ordering::Relaxed) {
                 let reply = request(&addr, "GET", "/status", b"").unwrap();
                 let status: Value = serde_json::from_slice(&reply.body).unwrap();
                 synced.push((Instant::now(), status["synced_seq"].as_u64().unwrap()));
                 queued = queued.max(status["queued_bytes"].as_u64().unwrap());
                 waiting = waiting.max(status["waiting_writes"].as_u64().unwrap());
+                fsync = fsync.max(status["fsync_running_seconds"].as_f64().unwrap_or(0.0));
                 thread::sleep(Duration::from_millis(20));
             }
-            (synced, queued, waiting)
+            (synced, queued, waiting, fsync)
         });
         StatusWatch { stop, thread }
     }
@@ -216,7 +217,12 @@ fn a_slow_fsync_holds_up_only_the_writes_that_wait_for_it() {
         let acks = writers.finish();
         let synced_acks = syncing.map(Writers::finish).unwrap_or_default();
         assert_reads_fast(readers, &format!("{mode}, slow fsync"));
-        let (synced, _, _) = watch.finish();
+        let (synced, _, _, fsync_seen) = watch.finish();
+        // /status showed the fsync while it ran, and the log said so once it passed a second.
+        assert!(fsync_seen > 0.5, "{mode}: /status showed fsyncs up to {fsync_seen} s");
+        let said = server.stderr();
+        assert!(said.contains("fsync has taken 1."), "{mode}: {said}");
+        assert!(said.contains("the slow fsync ended after 1."), "{mode}: {said}");
         let slowest = acks.iter().map(Ack::waited).max().unwrap();
         let fastest = acks.iter().map(Ack::waited).min().unwrap();
         println!("{mode}: {} writes, each waited {fastest:?} to {slowest:?}", acks.len());
@@ -364,7 +370,7 @@ fn the_write_queue_is_bounded_and_writers_wait() {
     thread::sleep(Duration::from_secs(3));
     let acks = writers.finish();
     assert_reads_fast(readers, "slow write(2), a full write queue");
-    let (_, queued, waiting) = watch.finish();
+    let (_, queued, waiting, _) = watch.finish();
     println!("{} writes; at most {queued} bytes queued, {waiting} writes waiting", acks.len());
     assert!(waiting > 0, "no write ever waited for room");
     assert!(queued <= (1 << 20) + (257 << 10), "{queued} bytes queued for the log");

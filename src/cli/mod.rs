@@ -45,8 +45,8 @@ pub mod exit {
     /// `serve`: an fsync (or a write that could not be undone) failed, so the log stopped taking
     /// writes and the server stopped; restart it, and it replays what is really on disk.
     pub const LOG_FAILED: u8 = 10;
-    /// `serve`: the accept or sync thread panicked (a bug); the log was synced; restart the
-    /// server.
+    /// `serve`: the accept thread or a thread of the log panicked (a bug); the log was synced
+    /// if it could be; restart the server.
     pub const PANICKED: u8 = 11;
     /// The log was written by a newer walkv: upgrade walkv (no repair can help).
     pub const NEWER_FORMAT: u8 = 12;

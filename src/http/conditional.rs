@@ -14,8 +14,9 @@
 //! | `If-None-Match: *` | the key is missing | 412 | 304 |
 //!
 //! `If-Match` is evaluated first, as the RFC orders it. A request whose condition does not hold
-//! changes nothing. The main thread answers requests one at a time, so nothing can come between
-//! the check and the write. A header that is not `*` or a list of walkv ETags (`"` digits `"`;
+//! changes nothing. The main thread answers requests one at a time, and checks a write against
+//! the key's newest state, writes still on their way to the log included
+//! ([`crate::store::Store::latest`]), so nothing can come between the check and the write. A header that is not `*` or a list of walkv ETags (`"` digits `"`;
 //! a weak `W/"5"` in `If-None-Match` only) is refused with 400, not treated as "no match": a
 //! typo must not look like a lost race.
 

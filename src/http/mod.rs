@@ -77,8 +77,7 @@ pub struct Request<'a> {
     pub prepared: Option<&'a Prepared>,
 }
 
-/// A write body parsed before it reaches the main thread, which then only does map and log
-/// work: an 8 MiB body of a million members takes tens of milliseconds to parse, and the main
+/// A write body parsed before it reaches the main thread, which then only does map work: an 8 MiB body of a million members takes tens of milliseconds to parse, and the main
 /// thread answers nobody meanwhile.
 #[derive(Debug)]
 pub enum Prepared {

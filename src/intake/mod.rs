@@ -222,6 +222,14 @@ impl Job {
             self.outbox.answer(reply, &response, self.pipelined);
         }
     }
+
+    /// [`Job::respond`] from a thread other than the main thread (the log's writer): never
+    /// corked, since only the main thread writes corked answers out.
+    pub fn respond_now(mut self, response: Response) {
+        if let Some(reply) = self.reply.take() {
+            self.outbox.answer(reply, &response, false);
+        }
+    }
 }
 
 impl Drop for Job {

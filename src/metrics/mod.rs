@@ -3,8 +3,8 @@
 //!
 //! One process-wide [`METRICS`] holds them, as plain atomics: the connection threads count
 //! requests and their durations as they write the answers, the log counts appends and fsyncs
-//! (whichever thread holds its mutex: the main thread or the sync timer), the accept thread
-//! counts connections, the main thread counts compactions. Recording is a relaxed atomic add (a
+//! (its writer and sync threads, [`crate::writer`]) and shows a write or fsync while it runs
+//! ([`DiskCall`]), the accept thread counts connections, the main thread counts compactions. Recording is a relaxed atomic add (a
 //! histogram: a search of a short table and two adds), with no lock and no allocation, so that
 //! metrics cost the request path almost nothing (the README's "Operating walkv" gives the
 //! measured cost). What the store knows (keys, bytes, sequence numbers) is not copied here but

@@ -375,6 +375,13 @@ impl Server<'_> {
             return self.waiting.hold(job, response, Until::Synced(until), until);
         }
         match response.after {
+            Some(seq) if self.store.can_answer_when_durable(seq) => {
+                self.waiting.handed(job.connection(), seq);
+                self.store.answer_when_durable(Box::new(move |outcome| match outcome {
+                    Ok(()) => job.respond_now(response),
+                    Err(e) => job.respond_now(http::store_failure(http::error_status(e), e)),
+                }));
+            }
             Some(seq) => self.waiting.hold(job, response, Until::Visible(seq), seq),
             None => job.respond(response),
         }
@@ -393,12 +400,14 @@ impl Server<'_> {
         }
     }
 
-    /// Takes the log's news and sends the held answers it lets go.
+    /// Takes the log's news and sends the held answers it lets go (and notes those the writer
+    /// sent).
     fn take_news(&mut self) {
         let polled = self.store.poll();
         self.act_on(polled);
         let (visible, synced) = (self.store.visible_seq(), self.store.synced_seq());
         self.waiting.release(visible, synced, self.ack_bound, Instant::now());
+        self.waiting.handed_through(visible);
     }
 
     /// What the log's news asks of the server: failed writes, a sealed segment, a failed log.
@@ -406,10 +415,12 @@ impl Server<'_> {
         for (from, error) in &polled.failed {
             let status = http::error_status(error);
             self.waiting.fail_from(*from, &http::store_failure(status, error));
+            self.waiting.handed_failed(*from); // the writer answered those
         }
         if let Some(reason) = &polled.log_failed {
             let message = format!("{reason}; the server is stopping, restart it");
             self.waiting.fail_all(&Response::error(503, &message));
+            self.waiting.handed_failed(0);
         }
         if let Some(rotated) = polled.rotated {
             self.compaction.rotated(&mut self.store, rotated);

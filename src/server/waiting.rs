@@ -24,7 +24,31 @@
 use crate::http::Response;
 use crate::intake::Job;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
+
+/// Connections are numbered by the server, one after the other: their numbers need no hashing
+/// (a connection's counts are looked up for every write it makes).
+#[derive(Default)]
+struct ConnectionNumber(u64);
+
+impl Hasher for ConnectionNumber {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type ByConnection<T> = HashMap<u64, T, BuildHasherDefault<ConnectionNumber>>;
 
 /// What waits here: a request, to be answered once (the server's [`Job`]; tests use their own).
 pub(super) trait Answer {
@@ -77,10 +101,13 @@ pub(super) struct Waiting<J = Job> {
     parked: VecDeque<J>,
     /// Parked writes (for the gauge and for fairness: a new write does not pass them).
     parked_writes: usize,
-    connections: HashMap<u64, Counts>,
+    connections: ByConnection<Counts>,
     /// Answers sent before their writes were fsynced (interval mode): the newest seq of a
     /// release and when, oldest first.
     unsynced_acks: VecDeque<(u64, Instant)>,
+    /// Answers handed to the log's writer, which sends them itself (`always` mode): (the seq
+    /// of the write, its connection), for the connection's count until the news says so.
+    handed: VecDeque<(u64, u64)>,
 }
 
 /// How old the oldest acknowledged write not yet fsynced may get before acknowledgements stop
@@ -97,8 +124,9 @@ impl<J> Default for Waiting<J> {
             for_fsync: VecDeque::new(),
             parked: VecDeque::new(),
             parked_writes: 0,
-            connections: HashMap::new(),
+            connections: ByConnection::default(),
             unsynced_acks: VecDeque::new(),
+            handed: VecDeque::new(),
         }
     }
 }
@@ -140,6 +168,32 @@ impl<J: Answer> Waiting<J> {
     /// A parked request stays parked (after those taken out before it were looked at).
     pub(super) fn repark(&mut self, job: J) {
         self.parked.push_back(job);
+    }
+
+    /// The answer to the write `seq` of `connection` was handed to the log's writer: it counts
+    /// as held until [`Waiting::handed_through`] or [`Waiting::handed_failed`].
+    pub(super) fn handed(&mut self, connection: u64, seq: u64) {
+        self.counts(connection).held += 1;
+        self.handed.push_back((seq, connection));
+    }
+
+    /// The writes through `seq` are in the map: the writer has sent (or is sending) their
+    /// answers.
+    pub(super) fn handed_through(&mut self, seq: u64) {
+        while self.handed.front().is_some_and(|&(s, _)| s <= seq) {
+            if let Some((_, connection)) = self.handed.pop_front() {
+                self.answered(connection);
+            }
+        }
+    }
+
+    /// The writes from `from` on failed: the writer answered them with the failure.
+    pub(super) fn handed_failed(&mut self, from: u64) {
+        while self.handed.back().is_some_and(|&(s, _)| s >= from) {
+            if let Some((_, connection)) = self.handed.pop_back() {
+                self.answered(connection);
+            }
+        }
     }
 
     /// True if `connection` has an answer held.
@@ -225,11 +279,16 @@ impl<J: Answer> Waiting<J> {
     fn send(&mut self, held: Held<J>) -> usize {
         let Held { job, response, connection, .. } = held;
         job.respond(response);
+        self.answered(connection);
+        1
+    }
+
+    /// One held answer of `connection` went out.
+    fn answered(&mut self, connection: u64) {
         if let Some(counts) = self.connections.get_mut(&connection) {
             counts.held = counts.held.saturating_sub(1);
         }
         self.forget_if_idle(connection);
-        1
     }
 
     fn counts(&mut self, connection: u64) -> &mut Counts {
@@ -381,5 +440,20 @@ mod tests {
         }
         assert_eq!(w.parked(), (0, 0));
         assert!(!w.must_park(3, true, true));
+    }
+
+    /// Answers the log's writer sends itself still count for their connection until the news
+    /// says their writes are in the map, or failed.
+    #[test]
+    fn answers_handed_to_the_writer_count_until_the_news() {
+        let (mut w, _, _) = setup();
+        w.handed(1, 5);
+        w.handed(2, 6);
+        w.handed(1, 7);
+        assert!(w.must_park(1, false, true) && w.must_park(2, false, true));
+        w.handed_through(6);
+        assert!(w.has_held(1) && !w.has_held(2), "the write 7 of connection 1 is on its way");
+        w.handed_failed(7);
+        assert!(!w.has_held(1) && w.connections.is_empty());
     }
 }

@@ -70,7 +70,7 @@ use crate::wal::dir::Opened;
 use crate::wal::layout::Layout;
 use crate::wal::record::{self, BootId};
 use crate::wal::{self, Op, Options, Recovery, SyncMode, compact};
-use crate::writer::{Command, Log, Waker};
+use crate::writer::{Answer, Command, Log, Waker};
 use entry::Entry;
 use pending::{Change, Newest, Pending};
 use std::collections::BTreeSet;
@@ -171,6 +171,8 @@ struct Batch {
     last: u64,
     /// An answer waits for an fsync of everything written so far.
     sync: bool,
+    /// Answers to its writes that the writer gives once they are durable (`always` mode).
+    answers: Vec<Answer>,
 }
 
 /// The newest state of a key: what a write is checked against.
@@ -401,6 +403,21 @@ impl Store {
         self.next_seq - 1
     }
 
+    /// True if the writer can give the answer to the write `seq` itself once it is durable
+    /// ([`Store::answer_when_durable`]): in `always` mode, for a write of the batch not yet
+    /// handed over. The answer then needs no wake-up of the main thread.
+    pub fn can_answer_when_durable(&self, seq: u64) -> bool {
+        self.mode == SyncMode::Always
+            && !self.batch.records.is_empty()
+            && (self.batch.first..=self.batch.last).contains(&seq)
+    }
+
+    /// Hands `answer` to the writer with the batch, for a write that
+    /// [`Store::can_answer_when_durable`].
+    pub fn answer_when_durable(&mut self, answer: Answer) {
+        self.batch.answers.push(answer);
+    }
+
     fn check_writable(&self) -> Result<(), Error> {
         if self.closed {
             return Err(Error::Failed { reason: "the server is stopping".into() });
@@ -419,12 +436,16 @@ impl Store {
     fn issue(&mut self, op: Op, key: &[u8], value: &[u8], hash: u64) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let records = &mut self.batch.records;
-        if records.is_empty() {
+        if self.batch.records.is_empty() {
             self.batch.first = seq;
+            if self.batch.records.capacity() == 0 {
+                self.batch.records = self.log.spare_buffer();
+            }
             // Room for a few more like it: most batches are small.
-            records.reserve(4 * (wal::RECORD_HEADER_LEN + key.len() + value.len()));
+            let record = wal::RECORD_HEADER_LEN + key.len() + value.len();
+            self.batch.records.reserve(4 * record);
         }
+        let records = &mut self.batch.records;
         self.batch.last = seq;
         record::encode_unsealed(records, seq, op, key, value);
         let change = match op {
@@ -453,9 +474,9 @@ impl Store {
     fn flush_now(&mut self) {
         let batch = std::mem::take(&mut self.batch);
         if !batch.records.is_empty() {
-            let Batch { records, first, last, sync } = batch;
+            let Batch { records, first, last, sync, answers } = batch;
             self.sent = last;
-            self.log.send(Command::Append { records, first, last, sync });
+            self.log.send(Command::Append { records, first, last, sync, answers });
         } else if batch.sync {
             self.log.send(Command::Sync);
         }

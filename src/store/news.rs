@@ -3,7 +3,7 @@
 //! compaction's seal comes back as the job to merge. Also the store's side of compaction.
 
 use super::pending::Change;
-use super::{Batch, Polled, Store, put, take};
+use super::{Polled, Store, put, take};
 use crate::error::Error;
 use crate::wal::record::BootId;
 use crate::wal::{self, SyncMode, compact};
@@ -40,7 +40,10 @@ impl Store {
             News::WriteFailed { from, error } => {
                 // The writer dropped everything from `from` on: the batch in flight, and the
                 // records still here, which were given numbers after it.
-                self.batch = Batch::default();
+                let unsent = std::mem::take(&mut self.batch);
+                for answer in unsent.answers {
+                    answer(Err(&error));
+                }
                 self.pending.drop_from(from);
                 self.next_seq = from;
                 self.sent = from - 1;

@@ -1,11 +1,11 @@
 //! Compaction: merging the snapshot in charge and the sealed segments into a new snapshot, on a
 //! thread of its own, as a pure function of files.
 //!
-//! The main thread's part is small: it seals the segment being written (see [`Wal::rotate`],
-//! one fsync and a new file), notes how many keys and live bytes the map holds at that moment
-//! (the state as of the last sealed seq, `upto`), and hands a [`Job`] to a thread. The thread
-//! never touches the map, so the server goes on serving; writes go to the new segment. The
-//! merge reads only files that no one writes any more:
+//! The server's part is small: the log's writer thread seals the segment being written (see
+//! [`Wal::rotate`], one fsync and a new file), the main thread notes how many keys and live
+//! bytes the map holds at that point (the state as of the last sealed seq, `upto`), and hands a
+//! [`Job`] to a thread. The thread never touches the map, so the server goes on serving; writes
+//! go to the new segment. The merge reads only files that no one writes any more:
 //!
 //! 1. **Newest writes.** Read the sealed segments in order and note, for each key written in
 //!    them, the sequence number of its last write. Keys are noted by a 64-bit SipHash with a

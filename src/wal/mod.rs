@@ -109,12 +109,16 @@
 //!
 //! 1. **Open**: replay, bring the end to a clean state (the rules below), fsync, then write an
 //!    *open* marker (kind 1). A new log is written as `walkv.wal.new`, fsynced, and renamed.
-//! 2. **Append**: the record is written whole into the file (out of the `BufWriter`) before the
-//!    change is applied or acknowledged.
+//! 2. **Append**: the records of a batch are written whole into the file (out of the
+//!    `BufWriter`, one `write(2)`) before their changes are applied or acknowledged (see
+//!    [`crate::writer`]).
 //! 3. **After an fsync** (the group commit in `always` mode, the sync thread in `interval`
 //!    mode, `POST /sync`, `?sync`): a *sync* marker (kind 2) at the synced length, if the last
-//!    marker is at least 100 ms old. It is not fsynced itself: the next fsync carries it. Markers
-//!    are written only when every byte before them is on disk, so what they say is always true.
+//!    marker is at least 100 ms old and nothing was appended since the fsync began (the sync
+//!    thread fsyncs while the writer appends; then it catches up with a second fsync, at most
+//!    once a second, if the first was quick: see [`log`](mod@log)). It is not fsynced itself:
+//!    the next fsync carries it. Markers are written only when every byte before them is on
+//!    disk, so what they say is always true.
 //! 4. **Clean stop**: release the reserved space, fsync, write a *close* marker (kind 3), fsync.
 //!
 //! # Recovery rules

@@ -6,13 +6,20 @@
 //! queued during the fsync make the next run, so that they share one fsync (group commit). In
 //! the other modes it tells the main thread the run is written, and pokes the sync thread if an
 //! answer waits for an fsync.
+//!
+//! In `always` mode the batches bring the answers to their writes ([`super::Answer`]), and the
+//! writer sends them itself once the fsync is done, right after it has told the main thread
+//! (whose news then comes, in the intake's queue, before any request the clients send on
+//! seeing their answers). So the answer does not wait for the main thread to wake up: on this
+//! project's machine that wake-up was most of what a write paid for having a writer thread.
 
 use super::syncer::Poke;
-use super::{Command, News, Shared, lock};
+use super::{Answer, Command, News, Shared, lock};
 use crate::error::Error;
 use crate::spin::{self, Spin};
 use crate::wal::SyncMode;
 use std::collections::VecDeque;
+use std::io;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 use std::thread::JoinHandle;
@@ -27,6 +34,8 @@ struct Run {
     last: u64,
     /// An answer waits for these records to be fsynced.
     sync: bool,
+    /// The answers to their writes, to give once they are durable.
+    answers: Vec<Answer>,
 }
 
 pub(super) struct Writer {
@@ -42,6 +51,8 @@ pub(super) struct Writer {
     pub(super) max_run: u64,
     /// How it waits for the next command: polling a moment before it sleeps ([`crate::spin`]).
     pub(super) spin: Spin,
+    /// The last write failure, for the answers of the batches dropped after it.
+    pub(super) failure: Option<Error>,
 }
 
 impl Writer {
@@ -56,8 +67,8 @@ impl Writer {
             }
             queue.extend(commands.try_iter());
             match queue.pop_front() {
-                Some(Command::Append { records, first, last, sync }) => {
-                    let head = Run { records, first, last, sync };
+                Some(Command::Append { records, first, last, sync, answers }) => {
+                    let head = Run { records, first, last, sync, answers };
                     if let Some(run) = self.gather(head, &mut queue) {
                         self.append(run);
                     }
@@ -97,8 +108,15 @@ impl Writer {
                         r.records.extend_from_slice(&batch.records);
                         r.last = batch.last;
                         r.sync |= batch.sync;
+                        r.answers.extend(batch.answers);
+                        self.shared.give_back(batch.records);
                     }
                 }
+            } else {
+                // Given after a failure the main thread had not heard of: it counts these
+                // writes as failed too.
+                self.answer(batch.answers, self.failure.as_ref().map_or(Ok(()), Err));
+                self.shared.give_back(batch.records);
             }
             if run
                 .as_ref()
@@ -107,9 +125,10 @@ impl Writer {
                 break;
             }
             if let Some(Command::Append { .. }) = queue.front()
-                && let Some(Command::Append { records, first, last, sync }) = queue.pop_front()
+                && let Some(Command::Append { records, first, last, sync, answers }) =
+                    queue.pop_front()
             {
-                next = Some(Run { records, first, last, sync });
+                next = Some(Run { records, first, last, sync, answers });
             }
         }
         run
@@ -120,19 +139,32 @@ impl Writer {
         let Some(mut wal) = lock(&self.shared) else { return };
         let appended = wal.append_batch(&mut run.records, run.first, run.last);
         self.shared.status.update(&wal);
+        self.shared.give_back(run.records);
         if let Err(error) = appended {
             drop(wal);
-            return self.shared.tell(News::WriteFailed { from: run.first, error });
+            let copy = copy_of(&error);
+            self.shared.tell(News::WriteFailed { from: run.first, error });
+            self.answer(run.answers, Err(&copy));
+            self.failure = Some(copy);
+            return;
         }
         self.next = run.last + 1;
+        self.failure = None;
         if self.mode == SyncMode::Always {
             let synced = wal.sync();
             self.shared.status.update(&wal);
             drop(wal);
-            return self.tell_synced(synced);
+            // A failed fsync stops the log: its writes' answers are 503 (restart the server).
+            let outcome = synced
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| Error::Failed { reason: format!("{e}; the server is stopping") });
+            self.tell_synced(synced);
+            return self.answer(run.answers, outcome.as_ref().map(|_| ()));
         }
         drop(wal);
         self.shared.tell(News::Written(run.last));
+        self.answer(run.answers, Ok(()));
         if run.sync {
             self.poke();
         }
@@ -196,6 +228,13 @@ impl Writer {
         self.shared.tell(News::Stopped(stopped));
     }
 
+    /// Gives `answers` (after the main thread was told what happened to their writes).
+    fn answer(&self, answers: Vec<Answer>, outcome: Result<(), &Error>) {
+        for answer in answers {
+            answer(outcome);
+        }
+    }
+
     fn poke(&self) {
         if let Some((poke, _)) = &self.syncer {
             let _ = poke.send(Poke::Now);
@@ -210,5 +249,21 @@ impl Writer {
                 crate::log!("the sync thread panicked");
             }
         }
+    }
+}
+
+/// A copy of a write's error, for the answers of several writes (an [`Error`] holds an
+/// `io::Error`, which cannot be cloned: its kind, code and message are).
+fn copy_of(error: &Error) -> Error {
+    match error {
+        Error::Io { action, source } => Error::Io {
+            action: action.clone(),
+            source: match source.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::new(source.kind(), source.to_string()),
+            },
+        },
+        Error::Failed { reason } => Error::Failed { reason: reason.clone() },
+        other => Error::Failed { reason: other.to_string() },
     }
 }
