@@ -55,6 +55,7 @@ pub mod intake;
 pub mod json;
 pub mod metrics;
 pub mod notify;
+pub mod prehashed;
 pub mod request_log;
 pub mod server;
 pub mod spin;

@@ -23,32 +23,13 @@
 
 use crate::http::Response;
 use crate::intake::Job;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use crate::prehashed::PrehashedMap;
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Connections are numbered by the server, one after the other: their numbers need no hashing
 /// (a connection's counts are looked up for every write it makes).
-#[derive(Default)]
-struct ConnectionNumber(u64);
-
-impl Hasher for ConnectionNumber {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type ByConnection<T> = HashMap<u64, T, BuildHasherDefault<ConnectionNumber>>;
+type ByConnection<T> = PrehashedMap<T>;
 
 /// What waits here: a request, to be answered once (the server's [`Job`]; tests use their own).
 pub(super) trait Answer {

@@ -14,9 +14,10 @@
 //! pair) looks through the pending changes from the newest instead. Correct either way.
 
 use super::entry::Entry;
+use crate::prehashed::PrehashedMap;
 use crate::wal::RECORD_HEADER_LEN;
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
 
 /// One change to the map, in log order.
 pub(super) enum Change {
@@ -56,33 +57,13 @@ pub(super) enum Newest<'a> {
     Deleted(u64),
 }
 
-/// A table keyed by hashes already computed: hashing the hash again would be waste.
-#[derive(Default)]
-struct IdentityHasher(u64);
-
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 pub(super) struct Pending {
     /// The seq of `changes[0]` (or of the next change, when there is none).
     first: u64,
     /// The changes, each with its key's hash.
     changes: VecDeque<(Change, u64)>,
     /// For each key hash with a change here, the seq of the newest one.
-    newest: HashMap<u64, u64, BuildHasherDefault<IdentityHasher>>,
+    newest: PrehashedMap<u64>,
     hasher: RandomState,
     /// The bytes of their records.
     bytes: u64,
@@ -95,7 +76,7 @@ impl Pending {
         Pending {
             first: next_seq,
             changes: VecDeque::new(),
-            newest: HashMap::default(),
+            newest: PrehashedMap::default(),
             hasher: RandomState::new(),
             bytes: 0,
             cost: 0,

@@ -44,8 +44,8 @@ use super::scan::{self, Judge, Tail};
 use super::snapshot::{self, Contents, Writer};
 use crate::error::Error;
 use crate::failpoint;
-use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use crate::prehashed::PrehashedMap;
+use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -118,25 +118,7 @@ struct Newest {
 }
 
 /// Key hash → seq of the key's last write in the sealed segments.
-type Seqs = HashMap<u64, u64, BuildHasherDefault<AlreadyHashed>>;
-
-/// The table's keys are SipHash values already: hashing them again would only cost time.
-#[derive(Default)]
-struct AlreadyHashed(u64);
-
-impl Hasher for AlreadyHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
+type Seqs = PrehashedMap<u64>;
 
 /// One bit per seq from `first` on. A seq outside the range (which the scan's checks rule out)
 /// is never set: that could only leave a key out, which the count of step 4 catches.
