@@ -36,9 +36,9 @@
 //! ([`Layout`]), which is what a compaction merges.
 //!
 //! # The map
-//! An ordered set (std's `BTreeSet`) of entries, sorted by the bytes of their keys. The card
-//! asked for a plain `HashMap`, and the map was a hash table until listing became the one
-//! request that stalled everybody: a table has no order, so each page of a listing was a scan
+//! An ordered set (std's `BTreeSet`) of entries, sorted by the bytes of their keys. walkv's
+//! first design asked for a plain `HashMap`, and the map was a hash table until listing became
+//! the one request that stalled everybody: a table has no order, so each page of a listing was a scan
 //! of every key on the main thread. Measured side by side at 1M keys (`benches/stall.py`,
 //! 2026-12-04): a page of 1,000 keys took 50.5 ms with the table and 0.23 ms ordered (the
 //! whole request); `walkv ls` of every key 8.9 s and 0.40 s, while another client's GETs went
