@@ -214,7 +214,8 @@ impl<J: Answer> Waiting<J> {
         let mut sent = 0;
         while self.for_fsync.front().is_some_and(|h| h.until <= synced.min(visible)) {
             if let Some(held) = self.for_fsync.pop_front() {
-                sent += self.send(held);
+                self.send(held);
+                sent += 1;
             }
         }
         while !self.acks_stopped(bound, now)
@@ -232,7 +233,8 @@ impl<J: Answer> Waiting<J> {
                     _ => self.unsynced_acks.push_back((held.until, now)),
                 }
             }
-            sent += self.send(held);
+            self.send(held);
+            sent += 1;
         }
         sent
     }
@@ -266,11 +268,10 @@ impl<J: Answer> Waiting<J> {
         self.fail_from(0, failure);
     }
 
-    fn send(&mut self, held: Held<J>) -> usize {
+    fn send(&mut self, held: Held<J>) {
         let Held { job, response, connection, .. } = held;
         job.respond(response);
         self.answered(connection);
-        1
     }
 
     /// One held answer of `connection` went out.
