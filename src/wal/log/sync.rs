@@ -179,13 +179,6 @@ pub struct SyncPoint {
     records: u64,
 }
 
-impl SyncPoint {
-    /// The sequence number the fsync makes durable.
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-}
-
 /// Fsyncs the file of `point` (`fdatasync`, or `fsync` when its length shrank), through the
 /// failpoints a test may set (`WALKV_FSYNC_DELAY_MS`, `fsync=N:...`), and shows it as running
 /// in `/status` and `/metrics` meanwhile. Needs no hold on the log.
