@@ -33,7 +33,7 @@ fn token_file_guards_the_server_and_the_client_sends_it() {
     assert_eq!((r.status, r.text()), (200, r#"{"live":true}"#.to_string()));
     let r = request(a, "GET", "/readyz", b"").unwrap();
     assert_eq!((r.status, r.text()), (200, r#"{"ready":true}"#.to_string()));
-    assert_eq!(request(a, "GET", "/readyz?x", b"").unwrap().status, 200);
+    assert_eq!(request(a, "GET", "/readyz?x", b"").unwrap().status, 400, "no parameters");
     assert_eq!(request(a, "POST", "/readyz", b"").unwrap().status, 401);
 
     // A huge upload without the token is refused at once, before any body byte is sent.

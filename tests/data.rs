@@ -374,7 +374,7 @@ fn import_stops_at_a_malformed_line() {
     .unwrap();
     assert_eq!(r.status, 400);
     assert!(
-        r.text().contains("line 2: the key must not be empty; nothing was written"),
+        r.text().contains("line 2: `key` must not be empty; nothing was written"),
         "{}",
         r.text()
     );

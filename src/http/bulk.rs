@@ -47,8 +47,8 @@ pub fn parse_line(line: &[u8]) -> Result<Pair, String> {
             json::Picked::Unknown(other) => {
                 let shown: String = other.chars().take(40).flat_map(char::escape_debug).collect();
                 return Err(format!(
-                    "unknown field `{shown}`; a line holds key (or key_base64) and value (or \
-                     value_base64)"
+                    "unknown field `{shown}`; the object holds key (or key_base64) and value (or \
+                     value_base64), nothing else"
                 ));
             }
         };
@@ -57,7 +57,7 @@ pub fn parse_line(line: &[u8]) -> Result<Pair, String> {
     let key = key.ok_or("missing field `key` (or `key_base64`)")?;
     let value = val.ok_or("missing field `value` (or `value_base64`)")?;
     if key.is_empty() {
-        return Err("the key must not be empty".into());
+        return Err("`key` must not be empty".into());
     }
     if key.len() > MAX_KEY_LEN {
         return Err(format!("the key is {} bytes; the limit is {MAX_KEY_LEN}", key.len()));
@@ -115,6 +115,11 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<Pair>, Response> {
                 ));
             }
         }
+    }
+    if pairs.is_empty() {
+        // Most likely an empty file or a pipe that produced nothing: say so rather than answer
+        // `{"written":0}` as if something had been loaded.
+        return Err(Response::error(400, "the body holds no line; nothing to write"));
     }
     Ok(pairs)
 }

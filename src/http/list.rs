@@ -21,6 +21,7 @@
 //! during it is listed only if it sorts after the page being read when it was created.
 
 use super::Response;
+use super::params::{Params, shown};
 use crate::base64;
 use crate::json;
 use crate::store::Store;
@@ -42,34 +43,21 @@ pub struct Query {
 impl Query {
     /// Reads the query string, or says what is wrong with it.
     pub fn parse(query: Option<&str>) -> Result<Query, String> {
-        let mut seen: Vec<&str> = Vec::new();
-        let (mut prefix, mut after, mut limit, mut base64) = (None, None, None, false);
-        for part in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = part.split_once('=').unwrap_or((part, ""));
-            if seen.contains(&name) {
-                return Err(format!("parameter `{}` is given more than once", shown(name)));
+        let takes = ["prefix", "after", "limit", "encoding"];
+        let params = Params::parse(query, &takes, "a listing")?;
+        let base64 = match params.get("encoding") {
+            None => false,
+            Some("base64") => true,
+            Some(other) => {
+                return Err(format!(
+                    "encoding must be base64 (the default is JSON strings), got `{}`",
+                    shown(other)
+                ));
             }
-            seen.push(name);
-            match name {
-                "prefix" => prefix = Some(super::percent_decode(value, "prefix")?),
-                "after" => after = Some(value),
-                "limit" => limit = Some(parse_limit(value)?),
-                "encoding" if value == "base64" => base64 = true,
-                "encoding" => {
-                    return Err(format!(
-                        "encoding must be base64 (the default is JSON strings), got `{}`",
-                        shown(value)
-                    ));
-                }
-                _ => {
-                    return Err(format!(
-                        "unknown parameter `{}`; a listing takes prefix, after, limit and encoding",
-                        shown(name)
-                    ));
-                }
-            }
-        }
-        let after = match after {
+        };
+        let prefix = params.get("prefix").map(|p| super::percent_decode(p, "prefix"));
+        let limit = params.get("limit").map(parse_limit).transpose()?;
+        let after = match params.get("after") {
             None => None,
             Some(text) => {
                 let bytes = super::percent_decode(text, "after")?;
@@ -83,17 +71,12 @@ impl Query {
             }
         };
         Ok(Query {
-            prefix: prefix.unwrap_or_default(),
+            prefix: prefix.transpose()?.unwrap_or_default(),
             after,
             limit: limit.unwrap_or(DEFAULT_LIMIT),
             base64,
         })
     }
-}
-
-/// Client text for an error message: at most 40 characters, control characters escaped.
-fn shown(text: &str) -> String {
-    text.chars().take(40).flat_map(char::escape_debug).collect()
 }
 
 fn parse_limit(text: &str) -> Result<usize, String> {

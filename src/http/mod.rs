@@ -47,10 +47,12 @@ use crate::metrics::DiskCall;
 use crate::store::{Deleted, Latest, Store};
 use crate::wal::{MAX_KEY_LEN, MAX_VALUE_LEN};
 use conditional::{Conditions, Verdict};
+use params::Params;
 
 pub mod bulk;
 pub mod conditional;
 pub mod list;
+pub mod params;
 
 /// Largest `POST /v1/write` body: room for a maximal key and value even with heavy escaping.
 pub const MAX_JSON_BODY: u64 = 8 << 20;
@@ -58,6 +60,12 @@ pub const MAX_JSON_BODY: u64 = 8 << 20;
 pub const MAX_OTHER_BODY: u64 = 64 << 10;
 
 const JSON: &str = "application/json";
+/// Caches must not keep the answer: writes, errors, listings, probes, metrics. Each of these
+/// says something about one moment of a store that changes under it.
+const NO_STORE: &str = "no-store";
+/// Caches may keep the answer but must ask again before each use, with `If-None-Match`, which
+/// costs a 304 when the value is unchanged: a key's read.
+const NO_CACHE: &str = "no-cache";
 const OCTETS: &str = "application/octet-stream";
 /// Methods a key path answers, for `Allow` on 405.
 const KEY_METHODS: &str = "GET, HEAD, PUT, DELETE";
@@ -82,7 +90,7 @@ pub struct Request<'a> {
 #[derive(Debug)]
 pub enum Prepared {
     /// `POST /v1/write`: the key and value, or the 400's message.
-    Write(Result<(String, String), String>),
+    Write(Result<bulk::Pair, String>),
     /// `POST /v1/bulk`: the pairs, or the refusal.
     Bulk(Result<Vec<bulk::Pair>, Response>),
 }
@@ -118,6 +126,9 @@ pub struct Response {
     /// most answers carry one, and two small allocations per answer, made on the main thread
     /// and freed on a connection's, cost 14 MiB of RSS (fragmentation) over 1M PUTs.
     pub etag: Option<u64>,
+    /// `Cache-Control`: `no-store` on every answer but a key's read, which is `no-cache` (see
+    /// the module's `get`).
+    pub cache_control: &'static str,
     pub body: Vec<u8>,
 }
 
@@ -131,6 +142,7 @@ impl Response {
             content_type: JSON,
             headers: Vec::new(),
             etag: None,
+            cache_control: NO_STORE,
             body: body.into_bytes(),
         }
     }
@@ -254,85 +266,102 @@ pub fn handle(store: &mut Store, req: &Request, auth: &Auth, serving: Serving) -
     if !is_probe(req.method, req.path) && !auth.allows(req.headers) {
         return unauthorized();
     }
-    let is_write = matches!(req.method, "PUT" | "POST" | "DELETE");
-    let sync = match flag_param(req.query, "sync") {
-        Ok(sync) => is_write && sync,
-        Err(message) => return Response::error(400, &message),
-    };
-    let mut response = route(store, req, serving);
-    if sync && (200..300).contains(&response.status) {
-        response.sync = true;
-    }
-    response
+    route(store, req, serving).unwrap_or_else(|message| Response::error(400, &message))
 }
 
-fn route(store: &mut Store, req: &Request, serving: Serving) -> Response {
+/// The answer, or the message of a 400 for a parameter, header or key the request got wrong.
+fn route(store: &mut Store, req: &Request, serving: Serving) -> Result<Response, String> {
+    let takes_nothing = |endpoint| Params::parse(req.query, &[], endpoint).map(drop);
     match (req.method, req.path) {
-        ("GET" | "HEAD", "/livez") => return live(),
-        ("GET" | "HEAD", "/readyz") => return readyz(store, serving.stopping),
-        ("GET" | "HEAD", "/status") => return status(store, serving),
-        ("GET" | "HEAD", "/metrics") => return metrics(store, serving),
-        ("POST", "/sync") => return sync(store),
+        ("GET" | "HEAD", "/livez") => return takes_nothing("/livez").map(|()| live()),
+        ("GET" | "HEAD", "/readyz") => {
+            return takes_nothing("/readyz").map(|()| readyz(store, serving.stopping));
+        }
+        ("GET" | "HEAD", "/status") => {
+            return takes_nothing("/status").map(|()| status(store, serving));
+        }
+        ("GET" | "HEAD", "/metrics") => {
+            return takes_nothing("/metrics").map(|()| metrics(store, serving));
+        }
+        ("POST", "/sync") => return takes_nothing("POST /sync").map(|()| sync(store)),
         ("POST", "/compact") => {
+            takes_nothing("POST /compact")?;
             let mut placeholder = Response::json(202, String::new());
             placeholder.compact = true;
-            return placeholder;
+            return Ok(placeholder);
         }
         (_, "/status" | "/livez" | "/readyz" | "/metrics") => {
-            return method_not_allowed("GET, HEAD");
+            return Ok(method_not_allowed("GET, HEAD"));
         }
-        (_, "/sync" | "/compact") => return method_not_allowed("POST"),
+        (_, "/sync" | "/compact") => return Ok(method_not_allowed("POST")),
         _ => {}
     }
     let Some(segment) = req.path.strip_prefix("/v1/") else {
-        return Response::error(404, "no such endpoint; the API is /v1/{key} and /v1/write");
+        return Ok(Response::error(404, "no such endpoint; the API is /v1/{key} and /v1/write"));
     };
     if segment.contains('/') {
-        return Response::error(
+        return Ok(Response::error(
             404,
             "no such endpoint; a key containing '/' must be percent-encoded as %2F",
-        );
+        ));
     }
-    if segment.is_empty() && matches!(req.method, "GET" | "HEAD") {
-        return list::list(store, req.query);
+    if segment.is_empty() {
+        return Ok(match req.method {
+            "GET" | "HEAD" => list::list(store, req.query),
+            _ => method_not_allowed("GET, HEAD"), // a key is never empty
+        });
     }
     let known = matches!(req.method, "GET" | "HEAD" | "PUT" | "DELETE")
         || (matches!(segment, "write" | "bulk") && req.method == "POST");
     if !known {
         let allow = if matches!(segment, "write" | "bulk") { WRITE_METHODS } else { KEY_METHODS };
-        return method_not_allowed(allow);
+        return Ok(method_not_allowed(allow));
     }
-    let conditions = match Conditions::parse(req.headers) {
-        Ok(conditions) => conditions,
-        Err(message) => return Response::error(400, &message),
+    if matches!(req.method, "GET" | "HEAD") {
+        let raw = Params::parse(req.query, &["raw"], "GET /v1/{key}")?.switch("raw")?;
+        let conditions = Conditions::parse(req.headers)?;
+        return Ok(get(store, &decode_key(segment)?, raw, &conditions));
+    }
+    let endpoint = match (req.method, segment) {
+        ("POST", "write") => "POST /v1/write",
+        ("POST", _) => "POST /v1/bulk",
+        ("PUT", _) => "PUT /v1/{key}",
+        _ => "DELETE /v1/{key}",
     };
-    if segment == "write" && req.method == "POST" {
-        return match req.prepared {
-            Some(Prepared::Write(parsed)) => write_json(store, parsed.as_ref(), &conditions),
-            _ => write_json(store, parse_write_body(req.body).as_ref(), &conditions),
-        };
+    let sync = Params::parse(req.query, &["sync"], endpoint)?.switch("sync")?;
+    let conditions = Conditions::parse(req.headers)?;
+    let mut response = write(store, req, segment, &conditions)?;
+    if sync && (200..300).contains(&response.status) {
+        response.sync = true;
     }
-    if segment == "bulk" && req.method == "POST" {
-        if !conditions.is_empty() {
-            return Response::error(400, "a bulk write takes no If-Match or If-None-Match");
-        }
-        return match req.prepared {
-            Some(Prepared::Bulk(parsed)) => bulk::apply(store, parsed.as_deref()),
-            _ => bulk::apply(store, bulk::parse_body(req.body).as_deref()),
-        };
-    }
-    let key = match decode_key(segment) {
-        Ok(key) => key,
-        Err(message) => return Response::error(400, &message),
-    };
-    match req.method {
-        "GET" | "HEAD" => match flag_param(req.query, "raw") {
-            Ok(raw) => get(store, &key, raw, &conditions),
-            Err(message) => Response::error(400, &message),
+    Ok(response)
+}
+
+/// The four writes (`PUT`, `DELETE`, `POST /v1/write`, `POST /v1/bulk`), their parameters
+/// already read.
+fn write(
+    store: &mut Store,
+    req: &Request,
+    segment: &str,
+    conditions: &Conditions,
+) -> Result<Response, String> {
+    Ok(match (req.method, segment) {
+        ("POST", "write") => match req.prepared {
+            Some(Prepared::Write(parsed)) => write_json(store, parsed.as_ref(), conditions),
+            _ => write_json(store, parse_write_body(req.body).as_ref(), conditions),
         },
-        "PUT" => put(store, &key, req.body, &conditions),
-        _ => delete(store, &key, &conditions),
-    }
+        ("POST", _) => {
+            if !conditions.is_empty() {
+                return Err("a bulk write takes no If-Match or If-None-Match".into());
+            }
+            match req.prepared {
+                Some(Prepared::Bulk(parsed)) => bulk::apply(store, parsed.as_deref()),
+                _ => bulk::apply(store, bulk::parse_body(req.body).as_deref()),
+            }
+        }
+        ("PUT", _) => put(store, &decode_key(segment)?, req.body, conditions),
+        _ => delete(store, &decode_key(segment)?, conditions),
+    })
 }
 
 /// The 412 answer: the key's current ETag (or `null` for a missing key), in the body and as
@@ -427,13 +456,14 @@ fn status(store: &Store, serving: Serving) -> Response {
             200,
             format!(
                 "{{\"ready\":true,\"last_seq\":{last},\"synced_seq\":{synced},\
-                 \"disk_bytes\":{},\"live_bytes\":{},\"compacting\":{},\"compactions\":{},\
+                 \"disk_bytes\":{},\"reserved_bytes\":{},\"live_bytes\":{},\"compacting\":{},\"compactions\":{},\
                  \"last_compaction_error\":{error},\"write_running_seconds\":{write},\
                  \"fsync_running_seconds\":{fsync},\
                  \"queued_writes\":{queued_writes},\"queued_bytes\":{queued_bytes},\
                  \"waiting_writes\":{},\"acks_wait_for_fsync\":{},\"memory_bytes\":{memory},\
                  \"max_memory_bytes\":{max_memory}}}",
                 store.disk_bytes(),
+                store.reserved_bytes(),
                 store.live_bytes(),
                 compaction.compacting,
                 compaction.completed,
@@ -504,7 +534,19 @@ fn sync(store: &Store) -> Response {
     response
 }
 
+/// `GET` or `HEAD` of a key. Every answer says `Cache-Control: no-cache`: a cache may keep a
+/// value but must check it with its ETag (`If-None-Match`, a 304 if unchanged) before each use,
+/// because a key can change at any moment and nothing predicts when. A freshness lifetime
+/// (`max-age`) would let a cache serve a value overwritten a moment ago, and a key-value store
+/// whose readers see old values without asking is not exact; `no-store` would forbid even the
+/// revalidated copy, which is safe and saves the value's bytes.
 fn get(store: &Store, key: &[u8], raw: bool, conditions: &Conditions) -> Response {
+    let mut response = read_key(store, key, raw, conditions);
+    response.cache_control = NO_CACHE;
+    response
+}
+
+fn read_key(store: &Store, key: &[u8], raw: bool, conditions: &Conditions) -> Response {
     let found = store.get_versioned(key);
     match conditions.evaluate(found.map(|(_, seq)| seq), true) {
         Verdict::Proceed => {}
@@ -557,20 +599,21 @@ fn delete(store: &mut Store, key: &[u8], conditions: &Conditions) -> Response {
     }
 }
 
-/// `POST /v1/write`, the original service's write: a JSON object with string `key` and `value`.
+/// `POST /v1/write`, the original service's write: one object as a `bulk` line holds it
+/// ([`parse_write_body`]).
 fn write_json(
     store: &mut Store,
-    parsed: Result<&(String, String), &String>,
+    parsed: Result<&bulk::Pair, &String>,
     conditions: &Conditions,
 ) -> Response {
     let (key, value) = match parsed {
-        Ok(kv) => kv,
+        Ok(pair) => pair,
         Err(message) => return Response::error(400, message),
     };
-    if let Some(refused) = check_write(store, key.as_bytes(), conditions) {
+    if let Some(refused) = check_write(store, key, conditions) {
         return refused;
     }
-    match store.set(key.as_bytes(), value.as_bytes()) {
+    match store.set(key, value) {
         Ok((seq, _)) => written(201, seq),
         Err(e) => store_error(&e),
     }
@@ -587,26 +630,16 @@ fn written(status: u16, seq: u64) -> Response {
 pub const BOM: &str = "the body starts with a UTF-8 byte order mark (EF BB BF), which JSON does \
                        not allow; save the file without it (UTF-8 without BOM)";
 
-/// Extracts `key` and `value` from a write body, or says exactly what is wrong with it. Other
-/// members are ignored, as the Go service's decoder did, and skipped without being built
-/// ([`json::pick_members`]); a repeated `key` or `value` is refused because it is ambiguous.
-pub fn parse_write_body(body: &[u8]) -> Result<(String, String), String> {
+/// Extracts the key and value from a write body, or says exactly what is wrong with it. The
+/// body is one object in the format of a `bulk` line, which is the format `walkv export`
+/// writes ([`bulk::parse_line`]): `key` or `key_base64`, `value` or `value_base64`, and
+/// nothing else; an unknown member is refused by name (`{"ttl":5}` must not be stored as if it
+/// were not there).
+pub fn parse_write_body(body: &[u8]) -> Result<bulk::Pair, String> {
     if body.is_empty() {
         return Err("empty body; expected a JSON object {\"key\":\"...\",\"value\":\"...\"}".into());
     }
-    if body.starts_with(b"\xEF\xBB\xBF") {
-        return Err(BOM.into());
-    }
-    let picked = json::pick_members(body, ["key", "value"], false).map_err(|e| e.to_string())?;
-    let json::Picked::Members([key, value]) = picked else {
-        return Err("the body must be a JSON object {\"key\":\"...\",\"value\":\"...\"}".into());
-    };
-    let key = string_member(key, "key")?;
-    let value = string_member(value, "value")?;
-    if key.is_empty() {
-        return Err("`key` must not be empty".into());
-    }
-    Ok((key, value))
+    bulk::parse_line(body)
 }
 
 /// A member that must be a string, or what is wrong with it.
@@ -617,35 +650,6 @@ pub fn string_member(member: json::Member, name: &str) -> Result<String, String>
         json::Member::String(s) => Ok(s),
         json::Member::Other(kind) => Err(format!("field `{name}` must be a string, not {kind}")),
     }
-}
-
-/// A switch in the query string: `name`, `name=1` or `name=true` is on; `name=0`,
-/// `name=false` or its absence is off; any other value is an error (`?raw=no` must not mean
-/// yes). If it is given more than once, the last one decides.
-fn flag_param(query: Option<&str>, name: &str) -> Result<bool, String> {
-    let Some(query) = query.filter(|q| q.contains(name)) else {
-        return Ok(false); // most requests: no query, or one without this switch
-    };
-    let mut on = false;
-    for part in query.split('&') {
-        let value = match part.split_once('=') {
-            Some((n, v)) if n == name => v,
-            None if part == name => "",
-            _ => continue,
-        };
-        on = match value {
-            "" | "1" | "true" => true,
-            "0" | "false" => false,
-            other => {
-                let shown: String = other.chars().take(40).flat_map(char::escape_debug).collect();
-                return Err(format!(
-                    "`{name}` is a switch: `?{name}`, `{name}=1` or `{name}=true` for on, \
-                     `{name}=0` or `{name}=false` for off; got `{name}={shown}`"
-                ));
-            }
-        };
-    }
-    Ok(on)
 }
 
 /// Percent-decodes a key segment; a key may be any bytes once decoded, but not empty or too long.
