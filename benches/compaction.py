@@ -64,7 +64,7 @@ def dir_bytes(path):
 
 def http(port, method, path, body=b"", timeout=3600):
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(b"%s %s HTTP/1.1\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+        s.sendall(b"%s %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
                   % (method.encode(), path.encode(), len(body)) + body)
         raw = b""
         while chunk := s.recv(65536):

@@ -20,7 +20,7 @@ DATA = tempfile.mkdtemp(prefix="walkv-pauses-")
 
 def post_compact(port):
     with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(b"POST /compact HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        s.sendall(b"POST /compact HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         raw = b""
         while chunk := s.recv(65536):
             raw += chunk

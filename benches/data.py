@@ -52,7 +52,7 @@ def timed(argv, stdin=None):
 
 def http_get(port, target):
     with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(f"GET {target} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
         data = b""
         while chunk := s.recv(1 << 16):
             data += chunk

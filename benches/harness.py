@@ -37,7 +37,7 @@ def spawn_server(kind, binary, data, port, extra=()):
     os.makedirs(data, exist_ok=True)
     if kind == "walkv":
         argv = [binary, "serve", "--port", str(port), "--data-dir", data, *extra]
-        probe, want = b"GET /status HTTP/1.1\r\nConnection: close\r\n\r\n", b"HTTP/1.1 200"
+        probe, want = b"GET /status HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", b"HTTP/1.1 200"
     else:
         argv = ["redis-server", "--port", str(port), "--dir", data, "--appendonly", "yes",
                 "--appendfsync", "everysec", "--save", "", "--auto-aof-rewrite-percentage", "0",
@@ -76,7 +76,7 @@ def load(kind, port, keys, rounds=1, value=b"v" * 100, stop_at=None):
                     return done
                 ks = range(first, min(first + batch, keys))
                 if kind == "walkv":
-                    out = b"".join(b"PUT /v1/key:%d HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+                    out = b"".join(b"PUT /v1/key:%d HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
                                    % (i, len(value)) + value for i in ks)
                 else:
                     out = b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\nkey:%d\r\n$%d\r\n"
@@ -109,7 +109,7 @@ def read_latencies(port, keys, stop_flag, lat):
         while not stop_flag.is_set():
             i += 1
             t = time.perf_counter()
-            s.sendall(b"GET /v1/key:%d HTTP/1.1\r\n\r\n" % (i * 7919 % keys))
+            s.sendall(b"GET /v1/key:%d HTTP/1.1\r\nHost: t\r\n\r\n" % (i * 7919 % keys))
             f.readline()
             n = 0
             while (line := f.readline()) != b"\r\n":

@@ -126,7 +126,7 @@ def frozen(binary, n):
                 i += 1
                 with socket.create_connection(("127.0.0.1", port)) as s:
                     began = time.perf_counter()
-                    s.sendall(b"PUT /v1/w%d-%d HTTP/1.1\r\nContent-Length: 100\r\nConnection: close\r\n\r\n" % (w, i % 10) + b"v" * 100)
+                    s.sendall(b"PUT /v1/w%d-%d HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\nConnection: close\r\n\r\n" % (w, i % 10) + b"v" * 100)
                     s.recv(4096)
                     writes.append((began, time.perf_counter()))
         threads = [threading.Thread(target=reader)] + [threading.Thread(target=writer, args=(w,)) for w in range(3)]

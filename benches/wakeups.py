@@ -84,7 +84,7 @@ def main():
                                            port, extra)
             servers.append((binary, mode, proc, port))
             if mode == "interval":
-                harness.ask(port, b"PUT /v1/bench HTTP/1.1\r\nContent-Length: 100\r\n"
+                harness.ask(port, b"PUT /v1/bench HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n"
                             b"Connection: close\r\n\r\n" + b"v" * 100, b"HTTP/1.1 20")
     workloads = [(f"GET c{c}", "interval", c, None) for c in CONNS]
     workloads += [(f"PUT c{c}", "interval", c, lua) for c in CONNS]

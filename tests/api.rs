@@ -68,7 +68,7 @@ fn routing_errors_are_json() {
         ("GET", "/", 404),
         ("GET", "/v1", 404),
         ("GET", "/v1/a/b", 404),
-        ("PUT", "/v1/", 400),
+        ("PUT", "/v1/", 405),
         ("GET", "/v1/?limit=0", 400),
         ("GET", "/v1/%G0", 400),
         ("POST", "/v1/key", 405),
@@ -200,12 +200,12 @@ fn malformed_requests_do_not_disturb_the_server() {
         (b"HELLO\r\n\r\n", "400"),
         (b"GET\r\n\r\n", "400"),
         (b"GET /v1/x HTTP/9.9\r\n\r\n", "505"),
-        (b"GET /v1/x HTTP/1.1\r\nNo-Colon-Header\r\n\r\n", "400"),
+        (b"GET /v1/x HTTP/1.1\r\nHost: t\r\nNo-Colon-Header\r\n\r\n", "400"),
         (b"\xff\xfe\xfd\r\n\r\n", "400"),
-        (b"POST /v1/write HTTP/1.1\r\nContent-Length: abc\r\n\r\n", "400"),
-        (b"POST /v1/write HTTP/1.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{\"ke", ""),
-        (b"PUT /v1/x HTTP/1.1\r\nContent-Length: 0\r\nExpect: teapot\r\n\r\n", "417"),
-        (b"PUT /v1/x HTTP/1.1\r\nExpect: teapot\r\n\r\n", "411"),
+        (b"POST /v1/write HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n", "400"),
+        (b"POST /v1/write HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{\"ke", ""),
+        (b"PUT /v1/x HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nExpect: teapot\r\n\r\n", "417"),
+        (b"PUT /v1/x HTTP/1.1\r\nHost: t\r\nExpect: teapot\r\n\r\n", "411"),
     ];
     for (bytes, want) in junk {
         let raw = send_raw(a, bytes).unwrap_or_default();
@@ -251,7 +251,7 @@ fn keep_alive_pipelining_answers_in_order() {
         let r = support::read_reply(&mut stream, false).unwrap();
         assert_eq!(r.body, format!("{}", i % 10).as_bytes());
     }
-    stream.write_all(b"GET /v1/p0 HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+    stream.write_all(b"GET /v1/p0 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).unwrap();
     assert!(rest.starts_with(b"HTTP/1.1 200"));
@@ -269,7 +269,7 @@ fn a_pipelined_answer_does_not_wait_for_the_next_request() {
     let started = std::time::Instant::now();
     stream
         .write_all(
-            b"GET /v1/a?raw HTTP/1.1\r\n\r\nPUT /v1/b HTTP/1.1\r\nContent-Length: 5\r\n\r\nab",
+            b"GET /v1/a?raw HTTP/1.1\r\nHost: t\r\n\r\nPUT /v1/b HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nab",
         )
         .unwrap();
     let reply = support::read_reply(&mut stream, false).unwrap();
@@ -288,7 +288,9 @@ fn expect_100_continue() {
     let mut stream = TcpStream::connect(&server.addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     stream
-        .write_all(b"PUT /v1/c HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        .write_all(
+            b"PUT /v1/c HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        )
         .unwrap();
     let mut interim = [0u8; 25];
     stream.read_exact(&mut interim).unwrap();
@@ -296,7 +298,7 @@ fn expect_100_continue() {
     stream.write_all(b"hello").unwrap();
     assert_eq!(support::read_reply(&mut stream, false).unwrap().status, 201);
     let too_big = format!(
-        "PUT /v1/c HTTP/1.1\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        "PUT /v1/c HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
         2 << 20
     );
     stream.write_all(too_big.as_bytes()).unwrap();
@@ -367,7 +369,7 @@ fn readyz_is_503_stopping_during_the_drain() {
     let dir = TempDir::new("readyz-drain");
     let envs = [("WALKV_FSYNC_DELAY_MS", "1500")];
     let server = Server::start_env(&dir, &["--sync", "always"], &envs);
-    let pipelined = "PUT /v1/k HTTP/1.1\r\nContent-Length: 1\r\n\r\nvGET /readyz HTTP/1.1\r\n\r\n";
+    let pipelined = "PUT /v1/k HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nvGET /readyz HTTP/1.1\r\nHost: t\r\n\r\n";
     let mut write = send_only(&server.addr, pipelined);
     std::thread::sleep(Duration::from_millis(300)); // the writer is in the write's fsync now
     support::signal(server.pid(), "TERM");
@@ -410,7 +412,7 @@ fn readyz_is_503_log_failed_after_a_failed_fsync() {
     let value = request(&server.addr, "GET", "/v1/k", b"").unwrap();
     assert_eq!((value.status, value.text()), (200, r#"{"value":"v"}"#.to_string()));
     assert!(asked.elapsed() < Duration::from_secs(1), "not after the fsync: {:?}", asked.elapsed());
-    let pipelined = "PUT /v1/k2 HTTP/1.1\r\nContent-Length: 1\r\n\r\nwGET /readyz HTTP/1.1\r\n\r\n";
+    let pipelined = "PUT /v1/k2 HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nwGET /readyz HTTP/1.1\r\nHost: t\r\n\r\n";
     let mut write = send_only(&server.addr, pipelined);
     let refused = support::read_reply(&mut write, false).expect("the write is answered");
     assert_eq!(refused.status, 503, "{}", refused.text());
@@ -462,24 +464,29 @@ fn http_edges() {
     let dir = TempDir::new("http-edges");
     let server = Server::start(&dir);
     let a = &server.addr;
-    let big = format!("GET /v1/k HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(33 << 10));
+    let big = format!("GET /v1/k HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "b".repeat(33 << 10));
     let raw = support::send_raw(a, big.as_bytes()).unwrap();
     assert!(raw.starts_with(b"HTTP/1.1 431"), "{}", String::from_utf8_lossy(&raw[..60]));
-    let small = format!("GET /v1/k HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(31 << 10));
+    let small = format!("GET /v1/k HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "b".repeat(31 << 10));
     assert!(support::send_raw(a, small.as_bytes()).unwrap().starts_with(b"HTTP/1.1 404"));
 
-    for head in ["PUT /v1/k HTTP/1.1\r\n\r\n", "POST /v1/write HTTP/1.1\r\n\r\n"] {
+    for head in
+        ["PUT /v1/k HTTP/1.1\r\nHost: t\r\n\r\n", "POST /v1/write HTTP/1.1\r\nHost: t\r\n\r\n"]
+    {
         let raw = support::send_raw(a, head.as_bytes()).unwrap();
         assert!(raw.starts_with(b"HTTP/1.1 411 Length Required"), "{head:?}");
     }
     assert_eq!(request(a, "GET", "/v1/k", b"").unwrap().status, 404, "nothing was written");
-    let raw = support::send_raw(a, b"POST /sync HTTP/1.1\r\n\r\n").unwrap();
+    let raw = support::send_raw(a, b"POST /sync HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert!(raw.starts_with(b"HTTP/1.1 200"), "POST /sync needs no body");
 
     // HEAD ?raw answers "exists? how long?" for any value (the README's example).
     assert_eq!(request(a, "PUT", "/v1/photo", &[0xff; 1234]).unwrap().status, 201);
-    let head =
-        support::send_raw(a, b"HEAD /v1/photo?raw HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+    let head = support::send_raw(
+        a,
+        b"HEAD /v1/photo?raw HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
     let head = String::from_utf8_lossy(&head);
     assert!(
         head.starts_with("HTTP/1.1 200") && head.contains("Content-Length: 1234\r\n"),
@@ -495,7 +502,7 @@ fn http_edges() {
             support::read_reply(&mut stream, false).expect("answered on the same connection");
         assert_eq!(reply.header("Connection"), Some("keep-alive"));
     }
-    stream.write_all(b"GET /livez HTTP/1.2\r\n\r\n").unwrap();
+    stream.write_all(b"GET /livez HTTP/1.2\r\nHost: t\r\n\r\n").unwrap();
     let reply = support::read_reply(&mut stream, false).expect("1.2 is served as 1.1");
     assert_eq!((reply.status, reply.header("Connection")), (200, None));
 }

@@ -67,7 +67,7 @@ fn group_commit_shares_fsyncs_and_max_batch_1_turns_it_off() {
             let req = format!("PUT /v1/p{i} HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx");
             batch.extend_from_slice(req.as_bytes());
         }
-        batch.extend_from_slice(b"GET /v1/p0 HTTP/1.1\r\nConnection: close\r\n\r\n");
+        batch.extend_from_slice(b"GET /v1/p0 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
         let raw = support::send_raw(addr, &batch).unwrap();
         let answers = String::from_utf8_lossy(&raw).matches("HTTP/1.1 201").count();
         assert_eq!(answers, n);

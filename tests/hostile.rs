@@ -110,7 +110,9 @@ fn a_trickled_body_and_200_half_headers_stall_nobody() {
     let dir = TempDir::new("hostile-slow");
     let server = start(&dir, &[]);
     let mut trickler = TcpStream::connect(&server.addr).unwrap();
-    trickler.write_all(b"PUT /v1/slow HTTP/1.1\r\nContent-Length: 5000\r\n\r\n").unwrap();
+    trickler
+        .write_all(b"PUT /v1/slow HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n")
+        .unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let trickling = {
         let stop = Arc::clone(&stop);
@@ -148,7 +150,10 @@ fn a_slow_large_upload_blocks_nobody_and_arrives() {
         let (addr, value) = (server.addr.clone(), value.clone());
         thread::spawn(move || {
             let mut s = TcpStream::connect(&addr).unwrap();
-            let head = format!("PUT /v1/big HTTP/1.1\r\nContent-Length: {}\r\n\r\n", value.len());
+            let head = format!(
+                "PUT /v1/big HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+                value.len()
+            );
             s.write_all(head.as_bytes()).unwrap();
             for piece in value.chunks(64 << 10) {
                 s.write_all(piece).unwrap();
@@ -214,7 +219,7 @@ fn a_huge_content_length_gets_413_and_the_server_lives() {
         let method = if target == "/v1/write" { "POST" } else { "PUT" };
         let raw = support::send_raw(
             &server.addr,
-            format!("{method} {target} HTTP/1.1\r\nContent-Length: 100000000000\r\n\r\n0123456789")
+            format!("{method} {target} HTTP/1.1\r\nHost: t\r\nContent-Length: 100000000000\r\n\r\n0123456789")
                 .as_bytes(),
         )
         .unwrap();
@@ -238,7 +243,7 @@ fn an_endless_header_line_is_cut_off() {
             thread::spawn(move || {
                 let mut s = TcpStream::connect(&addr).unwrap();
                 s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                let _ = s.write_all(b"GET /v1/normal HTTP/1.1\r\nX-Endless: ");
+                let _ = s.write_all(b"GET /v1/normal HTTP/1.1\r\nHost: t\r\nX-Endless: ");
                 let _ = s.write_all(&vec![b'a'; 256 << 10]);
                 status_of(&read_all(&mut s))
             })
@@ -269,9 +274,13 @@ fn idle_and_slow_connections_are_closed_after_their_timeouts() {
     };
     let cases: [(&str, &[u8], &str); 4] = [
         ("idle", b"", ""),
-        ("idle after a request", b"GET /v1/normal HTTP/1.1\r\n\r\n", "200"),
+        ("idle after a request", b"GET /v1/normal HTTP/1.1\r\nHost: t\r\n\r\n", "200"),
         ("half a header", b"GET /v1/normal HTTP/1.1\r\nHost:", "408"),
-        ("a stalled body", b"PUT /v1/k HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345", "408"),
+        (
+            "a stalled body",
+            b"PUT /v1/k HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345",
+            "408",
+        ),
     ];
     let opened: Vec<_> = cases.iter().map(|(_, first, _)| connect(first)).collect();
     for ((name, _, want), (mut s, started)) in cases.iter().zip(opened) {
@@ -319,7 +328,8 @@ fn thousands_of_idle_connections_and_the_connection_cap() {
     while threads(server.pid()) < before + 10 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
     }
-    let raw = support::send_raw(&server.addr, b"GET /v1/normal HTTP/1.1\r\n\r\n").unwrap();
+    let raw =
+        support::send_raw(&server.addr, b"GET /v1/normal HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(status_of(&raw), "503", "{}", String::from_utf8_lossy(&raw));
     assert!(String::from_utf8_lossy(&raw).contains("too many connections"));
     drop(held);
@@ -391,10 +401,10 @@ fn mutated_requests_never_crash_the_server_or_its_log() {
     let dir = TempDir::new("hostile-fuzz");
     let server = start(&dir, &[]);
     let seeds: [&[u8]; 5] = [
-        b"PUT /v1/f HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
-        b"POST /v1/write HTTP/1.1\r\nContent-Length: 25\r\n\r\n{\"key\":\"f\",\"value\":\"xyz\"}",
-        b"PUT /v1/c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-        b"GET /v1/normal?raw HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n",
+        b"PUT /v1/f HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc",
+        b"POST /v1/write HTTP/1.1\r\nHost: t\r\nContent-Length: 25\r\n\r\n{\"key\":\"f\",\"value\":\"xyz\"}",
+        b"PUT /v1/c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"GET /v1/normal?raw HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer x\r\n\r\n",
         b"DELETE /v1/f HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
     ];
     let mut rng = Rng::new(knob("WALKV_FUZZ_SEED", 11));
@@ -477,10 +487,10 @@ fn slow_big_uploads_leave_the_body_budget_to_others() {
             .map(|i| {
                 let mut s = TcpStream::connect(&server.addr).unwrap();
                 let head = if i % 2 == 0 {
-                    "POST /v1/write HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n800000\r\n{\"key\""
+                    "POST /v1/write HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n800000\r\n{\"key\""
                         .to_string()
                 } else {
-                    format!("POST /v1/write HTTP/1.1\r\nContent-Length: {}\r\n\r\n{{", 8 << 20)
+                    format!("POST /v1/write HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{{", 8 << 20)
                 };
                 s.write_all(head.as_bytes()).unwrap();
                 s

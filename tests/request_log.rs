@@ -80,8 +80,10 @@ fn logfmt_lines_have_the_fields_and_echo_ids() {
     let long_id = "x".repeat(65);
     let raw = send_raw(
         a,
-        format!("GET /v1/k HTTP/1.1\r\nX-Request-ID: {long_id}\r\nConnection: close\r\n\r\n")
-            .as_bytes(),
+        format!(
+            "GET /v1/k HTTP/1.1\r\nHost: t\r\nX-Request-ID: {long_id}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
     )
     .unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();

@@ -337,7 +337,7 @@ fn a_client_reads_its_own_write_and_others_do_not_wait_for_it() {
     own.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     std::io::Write::write_all(
         &mut own,
-        b"PUT /v1/k HTTP/1.1\r\nContent-Length: 3\r\n\r\nnewGET /v1/k?raw HTTP/1.1\r\n\r\n",
+        b"PUT /v1/k HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nnewGET /v1/k?raw HTTP/1.1\r\nHost: t\r\n\r\n",
     )
     .unwrap();
     thread::sleep(Duration::from_millis(50));

@@ -27,11 +27,15 @@ pub(super) fn write_answer(
 ) {
     // Plain appends rather than `write!`: formatting machinery was a tenth of a GET's cost.
     let body = if head_only { &[][..] } else { &response.body[..] };
-    out.reserve(128 + body.len());
+    out.reserve(192 + body.len());
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(out, u64::from(response.status));
     out.push(b' ');
     out.extend_from_slice(reason(response.status).as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    out.extend_from_slice(&super::date::now());
+    out.extend_from_slice(b"\r\nCache-Control: ");
+    out.extend_from_slice(response.cache_control.as_bytes());
     out.extend_from_slice(b"\r\nContent-Type: ");
     out.extend_from_slice(response.content_type.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -116,9 +120,11 @@ mod tests {
         r.headers.push(("Allow", "GET".into()));
         write_answer(&mut out, &r, false, ConnectionHeader::Close, None);
         let text = String::from_utf8(out).unwrap();
+        let (date, text) = text.split_at(text.find("Cache-Control").unwrap());
+        assert!(date.starts_with("HTTP/1.1 404 Not Found\r\nDate: ") && date.ends_with(" GMT\r\n"));
         assert_eq!(
             text,
-            "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 25\r\n\
+            "Cache-Control: no-store\r\nContent-Type: application/json\r\nContent-Length: 25\r\n\
              Allow: GET\r\nConnection: close\r\n\r\n{\"error\":\"key not found\"}"
         );
         let mut out = Vec::new();

@@ -452,20 +452,19 @@ impl Connection {
         }
     }
 
-    /// After an error: stop writing, then read and drop what the client still sends for a
-    /// moment, so that closing does not reset the connection before the client read the answer.
+    /// After an answer that ends the connection early (an error that leaves a body unread, a
+    /// 413 above all): stop writing, then read and drop whatever the client still sends, for as
+    /// long as it keeps sending, until it closes or is quiet for [`LINGER`]. Closing a socket
+    /// that still has unread bytes makes the kernel send a reset, and a client that writes its
+    /// whole body before it reads (Python's `http.client`, many scripts) would see "connection
+    /// reset" instead of the answer; a client that reads as it sends (curl) stops sending when
+    /// the answer comes and closes at once. There is no byte limit: the bytes are dropped as
+    /// they come, so a 1 GiB body costs time on this connection's thread and no memory.
     fn linger_close(&mut self) {
         let _ = self.stream.shutdown(Shutdown::Write);
-        let until = Instant::now() + LINGER;
-        let mut sink = [0u8; 4096];
-        let mut dropped = 0usize;
-        while let Some(left) = until.checked_duration_since(Instant::now()) {
-            self.set_read_timeout(left);
-            match self.read_socket(&mut sink) {
-                Ok(n) if n > 0 && dropped < (1 << 20) => dropped += n,
-                _ => return,
-            }
-        }
+        self.set_read_timeout(LINGER);
+        let mut sink = vec![0u8; READ_CHUNK];
+        while let Ok(1..) = self.read_socket(&mut sink) {}
     }
 }
 

@@ -52,7 +52,8 @@
 //! `Transfer-Encoding`, or two different lengths, is refused (400): such requests are how
 //! request smuggling between proxies works. After an error that leaves a body unread, the answer
 //! says `Connection: close`, the write side is shut, and what the client still sends is read and
-//! dropped for a moment (a "lingering close"), so that the client reads the error instead of a
+//! dropped until it closes or pauses for `LINGER`, 2 s (a "lingering close", with no byte limit:
+//! a client may send a whole 1 GiB body before it reads), so that the client reads the error instead of a
 //! connection reset.
 //!
 //! # Metrics and the request log
@@ -78,6 +79,7 @@ mod accept;
 mod answer;
 mod budget;
 mod connection;
+mod date;
 mod outbox;
 mod parse;
 
@@ -111,7 +113,7 @@ pub const BODY_BUDGET: u64 = 64 << 20;
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// The name of connection threads (the panic hook tells them apart by it).
 pub const CONNECTION_THREAD: &str = "walkv-conn";
-/// How long a lingering close reads and drops what the client still sends.
+/// How long a lingering close waits for more of what the client still sends before it closes.
 const LINGER: Duration = Duration::from_secs(2);
 /// Stack of a connection thread: it parses and copies bytes, nothing deep.
 const CONNECTION_STACK: usize = 128 << 10;

@@ -136,6 +136,7 @@ pub(super) fn parse_head(bytes: &[u8]) -> Result<Head, Response> {
         framing: Framing::None,
         expect_continue: false,
     };
+    check_host(&head, http11)?;
     head.framing = framing(&head)?;
     if needs_body(&head) && !has_framing(&head) {
         return Err(Response::error(
@@ -247,6 +248,30 @@ fn parse_field(text: &str, line: Range<usize>) -> Result<(Range<usize>, Range<us
     Ok((line.start..line.start + colon, value_start..value_start + value.len()))
 }
 
+/// RFC 9112 §3.2: an HTTP/1.1 request carries exactly one `Host`, and no request carries two or
+/// one that is not a host. walkv serves one origin and does not route by `Host`, but a request
+/// that breaks this rule is malformed or forged on its way (two `Host`s are how some cache
+/// poisoning works), and the RFC asks for 400.
+fn check_host(head: &Head, http11: bool) -> Result<(), Response> {
+    let mut hosts = head.fields().filter(|(n, _)| *n == "host").map(|(_, v)| v);
+    match (hosts.next(), hosts.next()) {
+        (None, _) if http11 => Err(bad_request(
+            "an HTTP/1.1 request must carry a Host header (RFC 9112 3.2), such as Host: localhost",
+        )),
+        (Some(_), Some(_)) => Err(bad_request("the request carries more than one Host header")),
+        (Some(host), None) if !host.bytes().all(is_host_byte) => {
+            Err(bad_request("the Host header is not a host name, an address or host:port"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A byte of RFC 3986 `host [":" port]`: unreserved, percent-encoded, sub-delims, `:`, and
+/// the brackets of an IPv6 literal.
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b)
+}
+
 /// The comma-separated, trimmed, non-empty tokens of every field called `name` (lowercase).
 fn tokens<'a>(head: &'a Head, name: &'a str) -> impl Iterator<Item = &'a str> {
     head.fields()
@@ -301,12 +326,13 @@ fn has_framing(head: &Head) -> bool {
     head.fields().any(|(n, _)| n == "content-length" || n == "transfer-encoding")
 }
 
-/// Digits only (no sign, no spaces), and no overflow.
+/// Digits only (no sign, no spaces). A number too big for 64 bits is `u64::MAX`: a length
+/// no body limit reaches, so it gets the 413 of a body over the limit, which it is.
 fn parse_decimal(text: &str) -> Option<u64> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    text.parse().ok()
+    Some(text.parse().unwrap_or(u64::MAX))
 }
 
 /// RFC 9110 `tchar`.
@@ -403,10 +429,46 @@ mod tests {
     use super::*;
     use crate::testutil::{Rng, knob};
 
+    /// Parses `text`, adding `Host: t` after its first line if it has none (the tests of
+    /// `Host` itself use [`exact_head`]).
     fn head(text: &str) -> Result<Head, Response> {
+        match text.split_once('\n') {
+            Some((line, rest)) if !text.contains("\nHost:") => {
+                exact_head(&format!("{line}\nHost: t\r\n{rest}"))
+            }
+            _ => exact_head(text),
+        }
+    }
+
+    fn exact_head(text: &str) -> Result<Head, Response> {
         let bytes = text.as_bytes();
         let end = find_head_end(bytes, 0).expect("a whole head");
         parse_head(&bytes[..end])
+    }
+
+    /// Exactly one `Host` in HTTP/1.1, at most one in 1.0, and a host in it (RFC 9112 3.2).
+    #[test]
+    fn host_is_required_once() {
+        for ok in [
+            "GET / HTTP/1.1\r\nHost: localhost:8080\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: [::1]:80\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost:\r\n\r\n",
+            "GET / HTTP/1.0\r\n\r\n",
+            "GET / HTTP/1.0\r\nHost: a\r\n\r\n",
+        ] {
+            assert!(exact_head(ok).is_ok(), "{ok:?}");
+        }
+        for (bad, says) in [
+            ("GET / HTTP/1.1\r\n\r\n", "must carry a Host header"),
+            ("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", "more than one Host"),
+            ("GET / HTTP/1.0\r\nHost: a\r\nHOST: b\r\n\r\n", "more than one Host"),
+            ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", "not a host name"),
+            ("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", "not a host name"),
+        ] {
+            let r = exact_head(bad).unwrap_err();
+            assert_eq!(r.status, 400, "{bad:?}");
+            assert!(String::from_utf8_lossy(&r.body).contains(says), "{bad:?}");
+        }
     }
 
     fn status_of(result: Result<Head, Response>) -> u16 {
@@ -457,7 +519,6 @@ mod tests {
             ("GET / HTTP/1.1\r\nNoColon\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
-            ("GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
@@ -488,6 +549,8 @@ mod tests {
         assert!(says("GET https://h/v1/k HTTP/1.1\r\n\r\n").contains("https:// URL"));
         assert!(says("GET /v1/caf\u{e9} HTTP/1.1\r\n\r\n").contains("percent-encode it"));
         assert!(says("PUT /v1/k HTTP/1.1\r\n\r\n").contains("Content-Length: 0"));
+        let huge = head("PUT / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n");
+        assert_eq!(huge.unwrap().framing, Framing::Length(u64::MAX), "413 later, not 400");
         let same = head("GET / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n");
         assert_eq!(same.unwrap().framing, Framing::Length(3));
     }
