@@ -71,6 +71,9 @@ pub struct Compactor {
     dir: PathBuf,
     /// The writer was asked to seal the segment; the data directory's bytes then.
     sealing: Option<u64>,
+    /// Of the data directory's bytes when the compaction started, those reserved ahead of the
+    /// log (zeros, not data): the log line tells used and reserved bytes apart.
+    reserved_before: u64,
     running: Option<Running>,
     stats: Stats,
     failures: u32,
@@ -88,7 +91,16 @@ pub enum Started {
 impl Compactor {
     pub fn new(policy: Policy, dir: PathBuf) -> Compactor {
         let stats = Stats::default();
-        Compactor { policy, dir, sealing: None, running: None, stats, failures: 0, retry_at: None }
+        Compactor {
+            policy,
+            dir,
+            sealing: None,
+            reserved_before: 0,
+            running: None,
+            stats,
+            failures: 0,
+            retry_at: None,
+        }
     }
 
     /// What `/status` shows.
@@ -126,6 +138,7 @@ impl Compactor {
         let disk_before = store.disk_bytes();
         if store.begin_compaction(crate::wal::boot_id()) {
             self.sealing = Some(disk_before);
+            self.reserved_before = store.reserved_bytes();
             self.stats.compacting = true;
         }
         Ok(Started::Running)
@@ -214,14 +227,19 @@ impl Compactor {
                     // (100 ms) later, which is not the compaction's cost.
                     seconds: done.took.as_secs_f64(),
                 };
+                let reserved_after = store.reserved_bytes();
                 crate::log!(
-                    "compacted through seq {} in {:.2} s: {} keys, {} live bytes; the data directory went from {} to {} bytes",
+                    "compacted through seq {} in {:.2} s: {} keys, {} live bytes; the data \
+                     directory went from {} to {} bytes in use, plus {} and then {} bytes \
+                     reserved ahead of the log",
                     done.snapshot.upto,
                     report.seconds,
                     done.contents.keys,
                     report.live_bytes,
-                    report.disk_bytes_before,
-                    report.disk_bytes_after
+                    report.disk_bytes_before.saturating_sub(self.reserved_before),
+                    report.disk_bytes_after.saturating_sub(reserved_after),
+                    self.reserved_before,
+                    reserved_after
                 );
                 Ok(report)
             }

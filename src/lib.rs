@@ -17,25 +17,42 @@ macro_rules! log {
     }};
 }
 
-/// True once `walkv serve` runs: its lines on stderr then start with the time.
-static SERVER_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// How [`log!`] writes: 0 bare (a client command's messages, for the person who just typed
+/// it), 1 with the time first (the server, `--log-format logfmt`), 2 as JSON (the server,
+/// `--log-format json`).
+static LOG_STYLE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
-/// From now on, every line [`log!`] writes starts with the time, in RFC 3339 (UTC,
-/// milliseconds): `2026-12-03T10:07:00.123Z walkv: ready on http://127.0.0.1:8080`. Set by the
-/// server; a client command's messages stay bare, for the person who just typed it.
-pub fn stamp_log_lines() {
-    SERVER_LOG.store(true, std::sync::atomic::Ordering::Relaxed);
+/// From now on, every line [`log!`] writes carries the time, in RFC 3339 (UTC, milliseconds):
+/// `2026-12-03T10:07:00.123Z walkv: ready on http://127.0.0.1:8080`, or with
+/// [`request_log::Format::Json`] one JSON object per line,
+/// `{"time":"2026-12-03T10:07:00.123Z","msg":"ready on http://127.0.0.1:8080"}`, so that a log
+/// collector that reads JSON reads every line. Set by the server.
+pub fn stamp_log_lines(format: request_log::Format) {
+    let style = if format == request_log::Format::Json { 2 } else { 1 };
+    LOG_STYLE.store(style, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Writes one line of [`log!`], in one write so that lines from threads do not interleave.
 pub fn log_line(args: std::fmt::Arguments) {
     use std::io::Write as _;
     let mut line = String::with_capacity(96);
-    if SERVER_LOG.load(std::sync::atomic::Ordering::Relaxed) {
-        line.push_str(&request_log::rfc3339_utc(std::time::SystemTime::now()));
-        line.push(' ');
+    let now = || request_log::rfc3339_utc(std::time::SystemTime::now());
+    match LOG_STYLE.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => line.push_str("walkv: "),
+        1 => {
+            line.push_str(&now());
+            line.push_str(" walkv: ");
+        }
+        _ => {
+            line.push_str("{\"time\":\"");
+            line.push_str(&now());
+            line.push_str("\",\"msg\":");
+            json::write_string_for_terminal(&mut line, &args.to_string());
+            line.push_str("}\n");
+            let _ = std::io::stderr().write_all(line.as_bytes());
+            return;
+        }
     }
-    line.push_str("walkv: ");
     let _ = std::fmt::Write::write_fmt(&mut line, args);
     line.push('\n');
     let _ = std::io::stderr().write_all(line.as_bytes());

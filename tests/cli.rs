@@ -281,3 +281,116 @@ fn dash_values_and_dot_keys() {
     let (_, out, _) = run_walkv(&["ls", "--addr", a], &[], b"");
     assert_eq!(String::from_utf8_lossy(&out), ".\n..\nt\ntemp\n");
 }
+
+/// The small promises of the command line: a help topic that is no command, a repeated flag
+/// and a bad variable are usage errors (exit 2) that name what was wrong; an error is said once.
+#[test]
+fn usage_errors_name_what_was_wrong_once() {
+    let (code, out, err) = run_walkv(&["help", "nosuch"], &[], b"");
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty() && err.contains("no help on 'nosuch'"), "{err}");
+    let (code, _, err) = run_walkv(&["get", "--etag", "--etag", "k"], &[], b"");
+    assert_eq!(code, 2);
+    assert!(err.contains("--etag is given more than once"), "{err}");
+    let (code, _, err) = run_walkv(&["serve", "--sync", "never", "--sync", "always"], &[], b"");
+    assert_eq!(code, 2);
+    assert!(err.contains("--sync is given more than once"), "{err}");
+    for (var, value) in [("WALKV_SYNC", "sometimes"), ("PORT", "http"), ("WALKV_LOG_FORMAT", "xml")]
+    {
+        let (code, _, err) = run_walkv(&["serve"], &[(var, value)], b"");
+        assert_eq!(code, 2, "{var}: {err}");
+        assert!(err.contains(&format!("{var} must be")), "{var}: {err}");
+    }
+    let (code, _, err) = run_walkv(&["serve", "--sync", "sometimes"], &[], b"");
+    assert!(code == 2 && err.contains("--sync must be"), "{err}");
+    // A dump of a directory with no log: the error once, on stderr; nothing on stdout.
+    let dir = TempDir::new("cli-once");
+    let (code, out, err) = run_walkv(&["dump", "--data-dir", dir.to_str().unwrap()], &[], b"");
+    assert_ne!(code, 0);
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// The client finds the server where `PORT` put it, as the server does.
+#[test]
+fn the_client_reads_port_as_the_server_does() {
+    let dir = TempDir::new("cli-port");
+    let server = Server::start(&dir);
+    let port = server.addr.rsplit_once(':').unwrap().1.to_string();
+    assert_eq!(run_walkv(&["set", "k", "v"], &[("PORT", &port)], b"").0, 0);
+    let (code, out, _) = run_walkv(&["get", "k"], &[("PORT", &port)], b"");
+    assert_eq!((code, out.as_slice()), (0, &b"v"[..]));
+    // WALKV_ADDR wins over PORT.
+    let (code, out, _) =
+        run_walkv(&["get", "k"], &[("PORT", "1"), ("WALKV_ADDR", &server.addr)], b"");
+    assert_eq!((code, out.as_slice()), (0, &b"v"[..]));
+}
+
+/// The README's pipeline over every key, run as the README writes it, on keys that look like
+/// options (`-x`, `--help`, `--`) and hold spaces and newlines.
+#[test]
+fn the_readme_pipeline_works_for_any_key() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let line = readme.lines().find(|l| l.contains("| xargs -0")).expect("the pipeline line");
+    let pipeline = line.split('#').next().unwrap().trim();
+    let dir = TempDir::new("cli-pipe");
+    let server = Server::start(&dir);
+    let keys = ["-x", "--help", "--", "a b", "line\nbreak", "plain"];
+    for (i, key) in keys.iter().enumerate() {
+        let target = format!("/v1/{}", support::encode_all(key.as_bytes()));
+        let value = format!("<{i}>");
+        assert_eq!(
+            support::request(&server.addr, "PUT", &target, value.as_bytes()).unwrap().status,
+            201
+        );
+    }
+    let bin_dir = std::path::Path::new(support::BIN).parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = std::process::Command::new("bash")
+        .args(["-o", "pipefail", "-c", pipeline])
+        .env("PATH", path)
+        .env("WALKV_ADDR", &server.addr)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{pipeline}: {}", String::from_utf8_lossy(&out.stderr));
+    let mut got = String::from_utf8_lossy(&out.stdout).into_owned();
+    for i in 0..keys.len() {
+        let value = format!("<{i}>");
+        assert!(got.contains(&value), "{pipeline}: {value} missing from {got:?}");
+        got = got.replacen(&value, "", 1);
+    }
+    assert!(got.trim().is_empty(), "{got:?}");
+}
+
+/// `--log-format json`: every line the server writes is a JSON object, its own messages too.
+#[test]
+fn json_log_mode_is_json_on_every_line() {
+    let dir = TempDir::new("cli-json-log");
+    let server = Server::start_with(&dir, &["--log-format", "json", "--log-requests"]);
+    assert_eq!(support::request(&server.addr, "PUT", "/v1/k", b"v").unwrap().status, 201);
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.lines().count() >= 4, "{stderr}");
+    for line in stderr.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}\n{stderr}"));
+        assert!(v["time"].is_string(), "{line}");
+    }
+}
+
+/// A data directory the server cannot use ends the start before anything says "listening".
+#[test]
+fn nothing_says_listening_before_the_data_directory_is_usable() {
+    let dir = TempDir::new("cli-listen");
+    let file = dir.join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let failed = Server::try_start(&file, &[]);
+    let Err((_, stderr)) = failed else { panic!("a file as data directory must fail") };
+    assert!(!stderr.contains("listening"), "{stderr}");
+    let held = Server::start(&dir.join("data"));
+    let Err((_, stderr)) = Server::try_start(&held.data_dir, &[]) else {
+        panic!("a locked data directory must fail")
+    };
+    assert!(!stderr.contains("listening") && stderr.contains("lock"), "{stderr}");
+}

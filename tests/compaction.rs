@@ -300,3 +300,30 @@ fn a_damaged_snapshot_and_a_missing_segment_are_repaired_through_the_binary() {
     let (code, out, _) = run_walkv(&["check", "--data-dir", data], &[], b"");
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out));
 }
+
+/// `/status` and the compaction's log line tell the bytes in use from the zeros reserved ahead
+/// of the log, so that what a compaction saved is visible.
+#[test]
+fn status_and_the_log_line_tell_used_and_reserved_bytes_apart() {
+    let dir = TempDir::new("compact-reserved");
+    let server = Server::start(&dir);
+    let a = &server.addr;
+    for i in 0..200 {
+        assert_eq!(
+            request(a, "PUT", "/v1/k", format!("value {i}").as_bytes()).unwrap().status / 100,
+            2
+        );
+    }
+    let status: serde_json::Value =
+        serde_json::from_slice(&request(a, "GET", "/status", b"").unwrap().body).unwrap();
+    let (disk, reserved) =
+        (status["disk_bytes"].as_u64().unwrap(), status["reserved_bytes"].as_u64().unwrap());
+    assert!(reserved > 0 && reserved < disk, "{status}");
+    assert_eq!(request(a, "POST", "/compact", b"").unwrap().status, 200);
+    let (_, stderr) = server.terminate();
+    let line = stderr.lines().find(|l| l.contains("compacted through seq")).expect(&stderr);
+    assert!(
+        line.contains("bytes in use, plus") && line.contains("reserved ahead of the log"),
+        "{line}"
+    );
+}

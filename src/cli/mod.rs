@@ -187,7 +187,7 @@ struct Parsed {
 
 impl Parsed {
     fn option(&self, name: &str) -> Option<&str> {
-        self.options.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.options.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -203,7 +203,7 @@ pub fn parse(
             "serve" | "get" | "set" | "delete" | "ls" | "compact" | "check" | "repair" | "dump"
             | "export" | "import",
         ) => (first.unwrap_or_default().to_string(), args[1..].to_vec()),
-        Some("help" | "--help" | "-h") => return Ok(Command::Help(help_for(args.get(1)))),
+        Some("help" | "--help" | "-h") => return help_for(args.get(1)).map(Command::Help),
         Some("--version" | "-V") => return Ok(Command::Version),
         None if !args.is_empty() => return Err(unknown_command(&args[0])),
         Some(word) if !word.starts_with('-') => return Err(unknown_command(&args[0])),
@@ -229,7 +229,7 @@ pub fn parse(
     };
     let parsed = split_options(rest, &takes)?;
     if parsed.help {
-        return Ok(Command::Help(help_for(Some(&OsString::from(&name)))));
+        return help_for(Some(&OsString::from(&name))).map(Command::Help);
     }
     let pos = &parsed.positionals;
     let want = |n: usize, usage: &str| {
@@ -239,10 +239,12 @@ pub fn parse(
             Err(UsageError(format!("expected {usage}, got {} argument(s)", pos.len())))
         }
     };
-    let addr = || match (parsed.option("--addr"), env("WALKV_ADDR")) {
-        (Some(flag), _) => parse_addr(flag, "--addr"),
-        (None, Some(var)) => parse_addr(&var, "WALKV_ADDR"),
-        (None, None) => Ok(DEFAULT_ADDR.to_string()),
+    // The server listens on PORT; a client in the same environment talks to it there.
+    let addr = || match (parsed.option("--addr"), env("WALKV_ADDR"), env("PORT")) {
+        (Some(flag), _, _) => parse_addr(flag, "--addr"),
+        (None, Some(var), _) => parse_addr(&var, "WALKV_ADDR"),
+        (None, None, Some(port)) => parse_addr(&format!("127.0.0.1:{port}"), "PORT"),
+        (None, None, None) => Ok(DEFAULT_ADDR.to_string()),
     };
     let token = || match (parsed.option("--auth-token-file"), env("WALKV_AUTH_TOKEN")) {
         (Some(path), _) => TokenSource::File(PathBuf::from(path)),
@@ -419,6 +421,22 @@ pub fn parse_addr(text: &str, source: &str) -> Result<String, UsageError> {
     Ok(if rest.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") })
 }
 
+/// Flag, else environment variable, else default, with the name of where the value came from
+/// (for an error message: a bad `WALKV_SYNC` must be reported as `WALKV_SYNC`, not `--sync`).
+fn sourced(
+    parsed: &Parsed,
+    flag: &'static str,
+    env: &dyn Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: String,
+) -> (String, &'static str) {
+    match (parsed.option(flag), env(var)) {
+        (Some(value), _) => (value.to_string(), flag),
+        (None, Some(value)) => (value, var),
+        (None, None) => (default, flag),
+    }
+}
+
 /// Flag, else environment variable, else default.
 fn setting(flag: Option<&str>, env: Option<String>, default: String) -> String {
     flag.map(str::to_string).or(env).unwrap_or(default)
@@ -458,15 +476,15 @@ fn serve_config(
     env: &dyn Fn(&str) -> Option<String>,
     data_dir: PathBuf,
 ) -> Result<Config, UsageError> {
-    let port_text = setting(parsed.option("--port"), env("PORT"), DEFAULT_PORT.to_string());
+    let (port_text, from) = sourced(parsed, "--port", env, "PORT", DEFAULT_PORT.to_string());
     let port = port_text.parse::<u16>().map_err(|_| {
-        UsageError(format!("port must be a number from 0 to 65535, got {port_text:?}"))
+        UsageError(format!("{from} must be a number from 0 to 65535, got {port_text:?}"))
     })?;
     let bind = parsed.option("--bind").unwrap_or(DEFAULT_BIND).to_string();
     let sync_interval = seconds(parsed, "--sync-interval", DEFAULT_SYNC_SECS)?;
-    let sync_text = setting(parsed.option("--sync"), env("WALKV_SYNC"), "interval".into());
+    let (sync_text, from) = sourced(parsed, "--sync", env, "WALKV_SYNC", "interval".into());
     let sync = SyncMode::parse(&sync_text).ok_or_else(|| {
-        UsageError(format!("--sync must be always, interval or never, got {sync_text:?}"))
+        UsageError(format!("{from} must be always, interval or never, got {sync_text:?}"))
     })?;
     let max_batch = match parsed.option("--max-batch") {
         None => DEFAULT_MAX_BATCH,
@@ -564,11 +582,10 @@ fn serve_config(
                 )));
             }
         };
-    let format_text =
-        setting(parsed.option("--log-format"), env("WALKV_LOG_FORMAT"), "logfmt".into());
-    let format = crate::request_log::Format::parse(&format_text).ok_or_else(|| {
-        UsageError(format!("--log-format must be logfmt or json, got {format_text:?}"))
-    })?;
+    let (format_text, from) =
+        sourced(parsed, "--log-format", env, "WALKV_LOG_FORMAT", "logfmt".into());
+    let format = crate::request_log::Format::parse(&format_text)
+        .ok_or_else(|| UsageError(format!("{from} must be logfmt or json, got {format_text:?}")))?;
     Ok(Config {
         bind,
         port,
@@ -583,6 +600,7 @@ fn serve_config(
         limits,
         compaction,
         request_log: log_requests.then_some(format),
+        log_format: format,
     })
 }
 
@@ -665,6 +683,10 @@ fn split_options(
                         .and_then(|v| v.into_string().ok())
                         .ok_or_else(|| UsageError(format!("{flag} needs a value")))?,
                 };
+                if parsed.options.iter().any(|(seen, _)| seen == flag) {
+                    // Which one was meant? (`--sync never --sync always` must not guess.)
+                    return Err(UsageError(format!("{flag} is given more than once")));
+                }
                 parsed.options.push((flag.to_string(), value));
             }
         }
@@ -672,13 +694,21 @@ fn split_options(
     Ok(parsed)
 }
 
-fn help_for(topic: Option<&OsString>) -> &'static str {
-    match topic.and_then(|t| t.to_str()) {
-        Some("serve") => HELP_SERVE,
-        Some("get" | "set" | "delete" | "ls" | "compact") => HELP_CLIENT,
-        Some("check" | "repair") => HELP_CHECK,
-        Some("dump" | "export" | "import") => HELP_DATA,
-        _ => HELP,
+/// The help for `topic` (a command), or the general help; a topic that is no command is a usage
+/// error (exit 2), so that a script's typo does not pass as a success.
+fn help_for(topic: Option<&OsString>) -> Result<&'static str, UsageError> {
+    let Some(topic) = topic else { return Ok(HELP) };
+    match topic.to_str() {
+        Some("serve") => Ok(HELP_SERVE),
+        Some("get" | "set" | "delete" | "ls" | "compact") => Ok(HELP_CLIENT),
+        Some("check" | "repair") => Ok(HELP_CHECK),
+        Some("dump" | "export" | "import") => Ok(HELP_DATA),
+        Some("help") => Ok(HELP),
+        _ => {
+            let shown: String =
+                topic.to_string_lossy().chars().take(40).flat_map(char::escape_debug).collect();
+            Err(UsageError(format!("no help on '{shown}'; the commands are {COMMANDS}")))
+        }
     }
 }
 

@@ -76,7 +76,11 @@ impl<W: Write> Dump<'_, W> {
     fn run(&mut self, dir: &Path) -> u8 {
         let (pieces, judge) = match view::pieces(dir).and_then(|p| Ok((p, view::judge(dir)?))) {
             Ok(found) => found,
-            Err(e) => return self.refused(dir, &e),
+            Err(e) => {
+                // Nothing printed yet: the error alone, once, on standard error.
+                crate::log!("{e}");
+                return exit::for_error(&e);
+            }
         };
         let live = matches!(judge, scan::Judge::Live);
         let holder = if live { "a server is running on it" } else { "no server holds the lock" };
@@ -123,7 +127,7 @@ impl<W: Write> Dump<'_, W> {
         exit::OK
     }
 
-    /// Reports an error that ends the dump, with recovery's verdict.
+    /// Reports an error that ends the dump midway, with recovery's verdict.
     fn refused(&mut self, path: &Path, e: &Error) -> u8 {
         let code = exit::for_error(e);
         let verdict = if code == exit::CORRUPT {
@@ -131,7 +135,8 @@ impl<W: Write> Dump<'_, W> {
         } else {
             "cannot be read"
         };
-        self.line(&format!("{}: {e}: {verdict}", name(path)));
+        // The listing says where it stopped; the error itself is said once, on standard error.
+        self.line(&format!("(the dump stops here: {} {verdict})", name(path)));
         crate::log!("{e}");
         code
     }

@@ -35,7 +35,7 @@ pub use repair::repair;
 /// `walkv serve`. A token that cannot be loaded, or an open address without a token, is refused
 /// before anything is opened (exit 2).
 pub fn serve(config: &Config) -> u8 {
-    crate::stamp_log_lines();
+    crate::stamp_log_lines(config.log_format);
     let auth = match config.token.load() {
         Ok(auth) => auth,
         Err(e) => {

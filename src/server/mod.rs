@@ -139,6 +139,8 @@ pub struct Config {
     /// `--log-requests`: one line per request on stderr, in this format
     /// (see [`crate::request_log`]).
     pub request_log: Option<crate::request_log::Format>,
+    /// `--log-format`: the format of every line the server logs, its own messages included.
+    pub log_format: crate::request_log::Format,
 }
 
 /// `--max-memory` (and `WALKV_MAX_MEMORY`).
@@ -169,9 +171,12 @@ pub enum Outcome {
 /// loaded `config.token`, already checked against the bind address ([`crate::auth::check_bind`]).
 pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     crate::error::set_private_dir(&config.data_dir);
-    crate::stamp_log_lines(); // every server line starts with its time
+    crate::stamp_log_lines(config.log_format); // every server line has its time
     let started = Instant::now();
     METRICS.started();
+    // The data directory first: a directory that is locked, or cannot be made or opened, ends
+    // the start before the log says "listening".
+    let lock = crate::store::lock_data_dir(&config.data_dir)?;
     let addr = listen_addr(&config.bind, config.port);
     let listener =
         TcpListener::bind(addr.as_str()).map_err(|e| Error::io(format!("listen on {addr}"), e))?;
@@ -200,7 +205,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
         spin: config.limits.spin.saturating_mul(WRITER_SPIN_TIMES),
         max_memory: memory_limit(config.max_memory),
     };
-    let opened = Store::open_dir_while(&config.data_dir, options, tuning, || {
+    let opened = Store::open_locked_while(&config.data_dir, lock, options, tuning, || {
         answer_while_replaying(&intake, &mut listener_error)
     });
     let (store, recovery, opened) = match opened {

@@ -231,7 +231,19 @@ impl Store {
         tuning: Tuning,
         between: impl FnMut(),
     ) -> Result<(Store, Recovery, Opened), Error> {
-        let lock = lock_data_dir(dir)?;
+        Store::open_locked_while(dir, lock_data_dir(dir)?, options, tuning, between)
+    }
+
+    /// [`Store::open_dir_while`] with the data directory's lock already taken
+    /// ([`lock_data_dir`]): the server takes it before it listens, so that a directory it
+    /// cannot use ends the start before anything says "listening".
+    pub fn open_locked_while(
+        dir: &Path,
+        lock: std::fs::File,
+        options: Options,
+        tuning: Tuning,
+        between: impl FnMut(),
+    ) -> Result<(Store, Recovery, Opened), Error> {
         let (map, tally, (wal, layout, recovery, opened)) = replay::replay(dir, options, between)?;
         let log_bytes = layout.bytes().saturating_add(wal.file_bytes());
         let other_bytes = wal::layout::disk_bytes(dir).saturating_sub(log_bytes);
@@ -491,6 +503,11 @@ impl Store {
 
     /// Bytes of every file in the data directory (the `disk_bytes` of `/status`), the space
     /// reserved ahead of the log included.
+    /// Of [`Store::disk_bytes`], the zeros reserved ahead of the log: space taken, no data.
+    pub fn reserved_bytes(&self) -> u64 {
+        self.log.status().segment_reserved_bytes()
+    }
+
     pub fn disk_bytes(&self) -> u64 {
         self.layout
             .bytes()

@@ -111,6 +111,12 @@ impl Status {
         self.segment_file_bytes.load(Ordering::Relaxed)
     }
 
+    /// Zeros reserved after the segment's records (see [`crate::wal`], *Reserved space*):
+    /// counted in the file's length, holding no data.
+    pub fn segment_reserved_bytes(&self) -> u64 {
+        self.segment_file_bytes().saturating_sub(self.segment_bytes())
+    }
+
     fn update(&self, wal: &Wal) {
         self.segment_bytes.store(wal.bytes(), Ordering::Relaxed);
         self.segment_file_bytes.store(wal.file_bytes(), Ordering::Relaxed);

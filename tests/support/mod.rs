@@ -185,8 +185,12 @@ impl Server {
         std::thread::spawn(move || {
             // The server listens before it replays its log, and says "ready" after.
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split_once("walkv: ready on http://").map(|(_, rest)| rest)
-                {
+                let plain = line.split_once("walkv: ready on http://").map(|(_, rest)| rest);
+                // With --log-format json: {"time":"...","msg":"ready on http://ADDR"}
+                let json = line
+                    .split_once("\"msg\":\"ready on http://")
+                    .map(|(_, rest)| rest.split_once('"').map_or(rest, |(addr, _)| addr));
+                if let Some(addr) = plain.or(json) {
                     let _ = tx.send(addr.to_string());
                 }
                 let mut log = log.lock().unwrap();
