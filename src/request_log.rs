@@ -250,7 +250,7 @@ pub fn rfc3339_utc(t: SystemTime) -> String {
 
 /// (year, month, day) of the `days`-th day after 1970-01-01, in the proleptic Gregorian
 /// calendar (Howard Hinnant's `civil_from_days`, for days on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z % 146_097; // [0, 146096]

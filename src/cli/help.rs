@@ -90,9 +90,11 @@ OPTIONS:
 
 Any write can ask for its own fsync with ?sync (PUT /v1/k?sync); POST /sync waits until
 everything written before it is synced; POST /compact compacts the log now and answers when
-done; GET /status reports last_seq, synced_seq, disk_bytes, live_bytes, compaction, what
-waits for the disk (a write or fsync running, the writes queued) and the memory used.
-GET /livez and /readyz are the probes (no token needed); GET /metrics is for Prometheus.
+done; GET /status reports last_seq, synced_seq, disk_bytes (reserved_bytes of it reserved
+ahead of the log), live_bytes, compaction, what waits for the disk (a write or fsync running,
+the writes queued) and the memory used. GET /livez and /readyz are the probes (no token
+needed); GET /metrics is for Prometheus. An unknown query parameter is a 400; the whole API
+is described in docs/openapi.json.
 
 SIGINT, SIGTERM or SIGHUP: stop, flush and fsync the log, exit 0 (a second signal exits at
 once, 130).

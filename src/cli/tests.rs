@@ -1,6 +1,8 @@
 //! The command line's rules, from arguments to [`Command`]s.
 
 use super::*;
+use crate::server::{MaxMemory, SyncMode};
+use std::time::Duration;
 
 fn args(list: &[&str]) -> Vec<OsString> {
     list.iter().map(OsString::from).collect()

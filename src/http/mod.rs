@@ -6,7 +6,7 @@
 //! | `GET /v1/{key}`                 | 200 `{"value":"..."}` (application/json) | 404 `{"error":"key not found"}`          |
 //! | `GET /v1/{key}?raw`             | 200, the value's bytes (octet-stream)    | works for any bytes                     |
 //! | `HEAD /v1/{key}`                | as GET, without the body                 |                                         |
-//! | `POST /v1/write` `{"key","value"}` | 201 `{"seq":N}`                       | the original Go service's write         |
+//! | `POST /v1/write` `{"key","value"}` | 201 `{"seq":N}`                       | the original Go service's write; `key_base64`/`value_base64` as in [`bulk`] |
 //! | `PUT /v1/{key}` (raw body)      | 201 `{"seq":N}` if new, 200 if replaced  | the body is the value, any bytes        |
 //! | `DELETE /v1/{key}`              | 200 `{"deleted":true,"seq":N}` / `{"deleted":false}` | idempotent             |
 //! | `GET /v1/?prefix&after&limit`   | 200 `{"keys":[...],"next":K}`            | see [`list`]                            |
@@ -37,22 +37,35 @@
 //! that is not UTF-8 answers 406 and points at `?raw`, rather than altering the bytes.
 //!
 //! Every error is JSON, `{"error":"..."}`, saying exactly what was wrong. Status codes for store
-//! errors are chosen in one place, [`error_status`].
+//! errors are chosen in one place, [`error_status`]. What the server does not understand it
+//! refuses: a query parameter an endpoint does not take ([`params`]), an unknown JSON field.
+//!
+//! Every answer says what caches may do ([`Response::cache_control`]): a key's read is
+//! `no-cache` (keep it, but revalidate with the ETag), everything else `no-store`.
+//!
+//! `docs/openapi.json` is this table as a contract that outside tools check against the real
+//! server (`tests/contract.rs`); an endpoint, parameter or field added here goes there too.
+//!
+//! Layout: this file routes and answers the key endpoints; `params.rs` the query parameters,
+//! `conditional.rs` ETags and conditions, `list.rs` listing, `bulk.rs` bulk writes,
+//! `probes.rs` the probes, `/status` and `/metrics`.
 
 use crate::auth::Auth;
 use crate::compactor::{Report, Stats};
 use crate::error::Error;
 use crate::json;
-use crate::metrics::DiskCall;
 use crate::store::{Deleted, Latest, Store};
 use crate::wal::{MAX_KEY_LEN, MAX_VALUE_LEN};
 use conditional::{Conditions, Verdict};
 use params::Params;
+pub use probes::while_replaying;
+use probes::{live, metrics, readyz, status};
 
 pub mod bulk;
 pub mod conditional;
 pub mod list;
 pub mod params;
+mod probes;
 
 /// Largest `POST /v1/write` body: room for a maximal key and value even with heavy escaping.
 pub const MAX_JSON_BODY: u64 = 8 << 20;
@@ -391,114 +404,6 @@ fn check_write(store: &Store, key: &[u8], conditions: &Conditions) -> Option<Res
 fn method_not_allowed(allow: &str) -> Response {
     let mut response = Response::error(405, &format!("method not allowed; use {allow}"));
     response.headers.push(("Allow", allow.to_string()));
-    response
-}
-
-/// The answer to any request while the log is being replayed at startup: `/livez` is 200,
-/// `/readyz` 503 `replaying`, everything else 503 with `Retry-After: 1`.
-pub fn while_replaying(method: &str, path: &str) -> Response {
-    match (method, path) {
-        ("GET" | "HEAD", "/livez") => live(),
-        ("GET" | "HEAD", "/readyz") => not_ready("replaying"),
-        _ => {
-            let message = "the server is replaying its log and serves nothing else yet; try \
-                           again in a second (GET /readyz says when it is ready)";
-            let mut response = Response::error(503, message);
-            response.headers.push(("Retry-After", "1".to_string()));
-            response
-        }
-    }
-}
-
-/// `GET /readyz`: 200 while the log takes writes and no stop signal came; else 503 with the
-/// reason (`log_failed`, `stopping`), so that a load balancer sends traffic elsewhere.
-fn readyz(store: &Store, stopping: bool) -> Response {
-    match () {
-        _ if store.log_failed() => not_ready("log_failed"),
-        _ if stopping => not_ready("stopping"),
-        _ => Response::json(200, r#"{"ready":true}"#.into()),
-    }
-}
-
-/// `GET /livez`: the loop runs, which is all it says.
-fn live() -> Response {
-    Response::json(200, r#"{"live":true}"#.into())
-}
-
-/// `/readyz` when not ready, with the reason (a fixed word, never client text).
-fn not_ready(reason: &str) -> Response {
-    Response::json(503, format!(r#"{{"ready":false,"reason":"{reason}"}}"#))
-}
-
-/// `GET /status`: readiness, how far the log is written and synced, its files, and what waits
-/// for the disk.
-fn status(store: &Store, serving: Serving) -> Response {
-    let compaction = serving.compaction;
-    let error = match &compaction.last_error {
-        Some(e) => {
-            let mut text = String::new();
-            json::write_string(&mut text, &crate::error::for_client(e));
-            text
-        }
-        None => "null".to_string(),
-    };
-    let (last, synced) = (store.written_seq(), store.synced_seq());
-    let (queued_writes, queued_bytes) = store.queued();
-    let (memory, limit) = store.memory();
-    let max_memory = limit.map_or_else(|| "null".to_string(), |l| l.to_string());
-    let running = |call| match crate::metrics::METRICS.running_for(call) {
-        Some(running) => format!("{:.3}", running.as_secs_f64()),
-        None => "null".to_string(),
-    };
-    let (write, fsync) = (running(DiskCall::Write), running(DiskCall::Fsync));
-    match () {
-        _ if !store.log_failed() => Response::json(
-            200,
-            format!(
-                "{{\"ready\":true,\"last_seq\":{last},\"synced_seq\":{synced},\
-                 \"disk_bytes\":{},\"reserved_bytes\":{},\"live_bytes\":{},\"compacting\":{},\"compactions\":{},\
-                 \"last_compaction_error\":{error},\"write_running_seconds\":{write},\
-                 \"fsync_running_seconds\":{fsync},\
-                 \"queued_writes\":{queued_writes},\"queued_bytes\":{queued_bytes},\
-                 \"waiting_writes\":{},\"acks_wait_for_fsync\":{},\"memory_bytes\":{memory},\
-                 \"max_memory_bytes\":{max_memory}}}",
-                store.disk_bytes(),
-                store.reserved_bytes(),
-                store.live_bytes(),
-                compaction.compacting,
-                compaction.completed,
-                serving.waiting_writes,
-                serving.acks_wait_for_fsync,
-            ),
-        ),
-        _ => Response::json(
-            503,
-            "{\"ready\":false,\"error\":\"the log has stopped taking writes; restart the server\"}"
-                .to_string(),
-        ),
-    }
-}
-
-/// `GET /metrics`: the counters of [`crate::metrics::METRICS`] and what the store says now.
-fn metrics(store: &Store, serving: Serving) -> Response {
-    let (queued_writes, queued_bytes) = store.queued();
-    let (last_seq, synced_seq) = (store.written_seq(), store.synced_seq());
-    let gauges = crate::metrics::Gauges {
-        keys: store.len() as u64,
-        live_bytes: store.live_bytes(),
-        disk_bytes: store.disk_bytes(),
-        last_seq,
-        synced_seq,
-        ready: !store.log_failed() && !serving.stopping,
-        queued_writes: queued_writes as u64,
-        queued_bytes,
-        waiting_writes: serving.waiting_writes as u64,
-        acks_wait_for_fsync: serving.acks_wait_for_fsync,
-        memory_bytes: store.memory().0,
-        max_memory_bytes: store.memory().1.unwrap_or(0),
-    };
-    let mut response = Response::json(200, crate::metrics::text::render(&gauges));
-    response.content_type = crate::metrics::text::CONTENT_TYPE;
     response
 }
 
