@@ -67,6 +67,7 @@ pub mod compactor;
 pub mod crc32c;
 pub mod error;
 pub mod failpoint;
+pub mod feed;
 pub mod http;
 pub mod intake;
 pub mod json;

@@ -46,6 +46,7 @@ USAGE:
                   [--idle-timeout S] [--header-timeout S] [--body-timeout S]
                   [--compact-ratio R] [--compact-min-size SIZE] [--spin-us N]
                   [--log-requests] [--log-format logfmt|json]
+                  [--heartbeat SECONDS] [--follower-backlog SIZE]
 
 OPTIONS:
     --port N                  TCP port (env PORT; default 8080; 0 picks a free port)
@@ -87,10 +88,14 @@ OPTIONS:
                               time id method path status in out dur_ms conn
     --log-format FORMAT       logfmt (default) or json, one object per line
                               (env WALKV_LOG_FORMAT)
+    --heartbeat SECONDS       a change feed that follows sends a heartbeat line after this
+                              long without a change (default 15; 0.1 to 86400)
+    --follower-backlog SIZE   a follower of the change feed that falls this many bytes of
+                              changes behind is cut (default 16M; 64K to 4G)
 
 Any write can ask for its own fsync with ?sync (PUT /v1/k?sync); POST /sync waits until
 everything written before it is synced; POST /compact compacts the log now and answers when
-done; GET /status reports last_seq, synced_seq, disk_bytes (reserved_bytes of it reserved
+done; GET /changes is the change feed (?from=SEQ&follow); GET /status reports last_seq, synced_seq, disk_bytes (reserved_bytes of it reserved
 ahead of the log), live_bytes, compaction, what waits for the disk (a write or fsync running,
 the writes queued) and the memory used. GET /livez and /readyz are the probes (no token
 needed); GET /metrics is for Prometheus. An unknown query parameter is a 400; the whole API

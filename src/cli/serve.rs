@@ -79,6 +79,7 @@ pub(super) fn serve_config(
         header_timeout: seconds(parsed, "--header-timeout", defaults.header_timeout.as_secs_f64())?,
         body_timeout: seconds(parsed, "--body-timeout", defaults.body_timeout.as_secs_f64())?,
         write_timeout: defaults.write_timeout,
+        heartbeat: seconds(parsed, "--heartbeat", defaults.heartbeat.as_secs_f64())?,
         spin: match parsed.option("--spin-us") {
             None => defaults.spin,
             Some(text) => Duration::from_micros(
@@ -87,6 +88,16 @@ pub(super) fn serve_config(
                 })?,
             ),
         },
+    };
+    let follower_backlog = match parsed.option("--follower-backlog") {
+        None => crate::feed::DEFAULT_CAPACITY as u64,
+        Some(text) => {
+            parse_size(text).filter(|n| (64 << 10..=4 << 30).contains(n)).ok_or_else(|| {
+                UsageError(format!(
+                    "--follower-backlog must be a byte count from 64K to 4G, optionally with K,                      M or G (powers of 1024), got {text:?}"
+                ))
+            })?
+        }
     };
     let insecure_open = parsed.option("--insecure-open").is_some();
     let token = TokenSource::None; // filled in by the caller, which knows the client options too
@@ -143,6 +154,7 @@ pub(super) fn serve_config(
         compaction,
         request_log: log_requests.then_some(format),
         log_format: format,
+        follower_backlog: usize::try_from(follower_backlog).unwrap_or(usize::MAX),
     })
 }
 

@@ -16,7 +16,6 @@
 //!   (`*3\r\n$3\r\nSET\r\n$<n>\r\n<key>\r\n$<n>\r\n<value>\r\n`): binary-safe, exactly what
 //!   `redis-cli --pipe` takes.
 
-use crate::base64;
 use crate::cli::{ExportFormat, exit};
 use crate::json;
 use crate::wal::view;
@@ -60,29 +59,11 @@ fn output_failed(e: &io::Error) -> u8 {
 pub fn jsonl_line(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     let mut text = String::with_capacity(key.len() + value.len() + 24);
     text.push('{');
-    push_member(&mut text, "key", key);
+    json::write_bytes_member(&mut text, "key", key);
     text.push(',');
-    push_member(&mut text, "value", value);
+    json::write_bytes_member(&mut text, "value", value);
     text.push_str("}\n");
     out.extend_from_slice(text.as_bytes());
-}
-
-fn push_member(out: &mut String, name: &str, bytes: &[u8]) {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => {
-            out.push('"');
-            out.push_str(name);
-            out.push_str("\":");
-            json::write_string_for_terminal(out, text);
-        }
-        Err(_) => {
-            out.push('"');
-            out.push_str(name);
-            out.push_str("_base64\":\"");
-            base64::encode_into(out, bytes);
-            out.push('"');
-        }
-    }
 }
 
 /// Appends the RESP command `SET key value`.
@@ -98,6 +79,7 @@ pub fn resp_set(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base64;
 
     /// The exact lines, for text and for bytes that are not UTF-8; each parses with serde_json
     /// back to the bytes.

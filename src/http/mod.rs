@@ -62,6 +62,7 @@ pub use probes::while_replaying;
 use probes::{live, metrics, readyz, status};
 
 pub mod bulk;
+pub mod changes;
 pub mod conditional;
 pub mod list;
 pub mod params;
@@ -139,6 +140,11 @@ pub struct Response {
     /// most answers carry one, and two small allocations per answer, made on the main thread
     /// and freed on a connection's, cost 14 MiB of RSS (fragmentation) over 1M PUTs.
     pub etag: Option<u64>,
+    /// `X-Walkv-Seq: N`: the highest seq whose write is visible when the answer is sent (a
+    /// lower bound of it: the seq visible when it was made, or the write it waits for). Every
+    /// answer of a key, listing or feed endpoint has one, so that a client can ask what changed
+    /// after it (`?index=N`, `/changes?from=N`). A field of its own, as `etag` is.
+    pub seq: Option<u64>,
     /// `Cache-Control`: `no-store` on every answer but a key's read, which is `no-cache` (see
     /// the module's `get`).
     pub cache_control: &'static str,
@@ -155,6 +161,7 @@ impl Response {
             content_type: JSON,
             headers: Vec::new(),
             etag: None,
+            seq: None,
             cache_control: NO_STORE,
             body: body.into_bytes(),
         }
@@ -279,7 +286,14 @@ pub fn handle(store: &mut Store, req: &Request, auth: &Auth, serving: Serving) -
     if !is_probe(req.method, req.path) && !auth.allows(req.headers) {
         return unauthorized();
     }
-    route(store, req, serving).unwrap_or_else(|message| Response::error(400, &message))
+    let mut response =
+        route(store, req, serving).unwrap_or_else(|message| Response::error(400, &message));
+    if req.path.starts_with("/v1/") {
+        // What the answer shows is visible by the time it is sent: the seq visible now, or the
+        // write it waits for, whichever is later.
+        response.seq = Some(store.visible_seq().max(response.after.unwrap_or(0)));
+    }
+    response
 }
 
 /// The answer, or the message of a 400 for a parameter, header or key the request got wrong.
@@ -307,6 +321,12 @@ fn route(store: &mut Store, req: &Request, serving: Serving) -> Result<Response,
             return Ok(method_not_allowed("GET, HEAD"));
         }
         (_, "/sync" | "/compact") => return Ok(method_not_allowed("POST")),
+        // The change feed is served on the connections' threads (crate::intake); only a server
+        // without one gets here.
+        ("GET" | "HEAD", "/changes") => {
+            return Ok(Response::error(503, "this server has no change feed"));
+        }
+        (_, "/changes") => return Ok(method_not_allowed("GET, HEAD")),
         _ => {}
     }
     let Some(segment) = req.path.strip_prefix("/v1/") else {

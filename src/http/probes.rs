@@ -110,6 +110,8 @@ pub(super) fn metrics(store: &Store, serving: Serving) -> Response {
         acks_wait_for_fsync: serving.acks_wait_for_fsync,
         memory_bytes: store.memory().0,
         max_memory_bytes: store.memory().1.unwrap_or(0),
+        followers: store.feed().map_or(0, |feed| feed.followers() as u64),
+        followers_cut: store.feed().map_or(0, crate::feed::Feed::cut_count),
     };
     let mut response = Response::json(200, crate::metrics::text::render(&gauges));
     response.content_type = crate::metrics::text::CONTENT_TYPE;

@@ -50,6 +50,11 @@ pub(super) fn write_answer(
         push_decimal(out, seq);
         out.extend_from_slice(b"\"\r\n");
     }
+    if let Some(seq) = response.seq {
+        out.extend_from_slice(b"X-Walkv-Seq: ");
+        push_decimal(out, seq);
+        out.extend_from_slice(b"\r\n");
+    }
     for (name, value) in &response.headers {
         for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
             out.extend_from_slice(part);
@@ -69,8 +74,52 @@ pub(super) fn write_answer(
     out.extend_from_slice(body);
 }
 
+/// Appends the head of a streamed answer (the change feed): status 200, `Transfer-Encoding:
+/// chunked`, `X-Walkv-Seq: seq`. The body follows as chunks ([`push_chunk`]), as long as the
+/// stream lasts, ended by [`LAST_CHUNK`].
+pub(super) fn write_stream_head(
+    out: &mut Vec<u8>,
+    content_type: &str,
+    seq: u64,
+    connection: ConnectionHeader,
+    request_id: Option<&str>,
+) {
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\nDate: ");
+    out.extend_from_slice(&super::date::now());
+    out.extend_from_slice(b"\r\nCache-Control: no-store\r\nContent-Type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\nTransfer-Encoding: chunked\r\nX-Walkv-Seq: ");
+    push_decimal(out, seq);
+    out.extend_from_slice(b"\r\n");
+    if let Some(id) = request_id {
+        for part in [&b"X-Request-ID: "[..], id.as_bytes(), b"\r\n"] {
+            out.extend_from_slice(part);
+        }
+    }
+    match connection {
+        ConnectionHeader::Close => out.extend_from_slice(b"Connection: close\r\n"),
+        ConnectionHeader::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        ConnectionHeader::Omit => {}
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `data` as one chunk of a chunked body (nothing for empty `data`, which would end
+/// the body).
+pub(super) fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The end of a chunked body.
+pub(super) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
 /// Appends `n` in decimal.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+pub(super) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
@@ -95,6 +144,7 @@ fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         406 => "Not Acceptable",
         408 => "Request Timeout",
+        410 => "Gone",
         411 => "Length Required",
         412 => "Precondition Failed",
         413 => "Content Too Large",

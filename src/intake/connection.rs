@@ -5,8 +5,9 @@
 //! writes only what it answers on its own (a 401, a refusal, `100 Continue`), through the same
 //! outbox or after it is empty, so that the order stays the request order.
 
-use super::answer::ConnectionHeader;
+use super::answer::{ConnectionHeader, write_stream_head};
 use super::budget::Reservation;
+use super::follow::{Ended, Follower};
 use super::outbox::{Outbox, ReplyTo};
 use super::parse::{
     Chunked, Framing, Head, find_head_end, head_too_large, parse_head, skip_empty_lines,
@@ -14,9 +15,11 @@ use super::parse::{
 use super::{
     BODY_STEP, Event, FIRST_READ, Job, KEEP_BUFFER, LINGER, MAX_HEAD_BYTES, READ_CHUNK, Shared,
 };
+use crate::feed::Feed;
 use crate::http::{self, Response};
 use crate::metrics::Method;
 use crate::request_log;
+use crate::wal::history;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
@@ -209,6 +212,10 @@ impl Connection {
             Framing::Chunked => self.read_chunked(limit, &mut reserved)?,
         };
         let keep_alive = head.keep_alive;
+        if let Some(feed) = self.feed_for(&head) {
+            drop((body, reserved)); // a feed request has no use for a body
+            return self.serve_feed(&head, &feed);
+        }
         self.hand_over(head, body, reserved)?;
         if !keep_alive {
             return Ok(false);
@@ -246,6 +253,71 @@ impl Connection {
             return Err(End::Quietly); // the server is stopping
         }
         Ok(())
+    }
+
+    /// The change feed, if this request is for it: `GET` or `HEAD` of `/changes`.
+    fn feed_for(&self, head: &Head) -> Option<Arc<Feed>> {
+        let path = head.target().split('?').next().unwrap_or_default();
+        let feed = self.shared.feed.as_ref()?;
+        (matches!(head.method(), "GET" | "HEAD") && path == "/changes").then(|| Arc::clone(feed))
+    }
+
+    /// `GET /changes`, served on this thread without the main thread (see `follow.rs`).
+    /// `Ok(true)`: the connection goes on with its next request.
+    fn serve_feed(&mut self, head: &Head, feed: &Arc<Feed>) -> Step<bool> {
+        let (path, query) = match head.target().split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (head.target(), None),
+        };
+        if feed.is_replaying() {
+            self.answer_here(http::while_replaying(head.method(), path), head);
+            return Ok(head.keep_alive);
+        }
+        let fields: Vec<(&str, &str)> = head.fields().collect();
+        let plan = match http::changes::plan(query, &fields) {
+            Ok(plan) => plan,
+            Err(message) => {
+                let mut refused = Response::error(400, &message);
+                refused.seq = Some(feed.visible());
+                self.answer_here(refused, head);
+                return Ok(head.keep_alive);
+            }
+        };
+        let _following = feed.follow();
+        let start = Follower::bound(feed, &plan);
+        let from = plan.from.unwrap_or(start);
+        if from < start {
+            let refused = match history::held_after(feed.dir()) {
+                Ok(floor) if from < floor => Some(http::changes::gone(floor + 1, feed.visible())),
+                Ok(_) => None,
+                Err(e) => Some(http::store_failure(500, &e)),
+            };
+            if let Some(refused) = refused {
+                self.answer_here(refused, head);
+                return Ok(head.keep_alive);
+            }
+        }
+        // Every earlier answer goes first; from here on this thread writes to the socket.
+        if !self.outbox.wait_written(self.next_id) {
+            return Err(End::Quietly);
+        }
+        let reply = self.reply_for(head);
+        self.outbox.skip(reply.id);
+        let connection = if plan.follow { ConnectionHeader::Close } else { reply.connection };
+        let content_type = if plan.sse { "text/event-stream" } else { "application/x-ndjson" };
+        let mut out = Vec::new();
+        let request_id = reply.seen.request_id();
+        write_stream_head(&mut out, content_type, feed.visible(), connection, request_id);
+        self.outbox.account(reply.seen, 200, 0);
+        self.write_raw(&out)?;
+        if reply.head_only {
+            return Ok(connection != ConnectionHeader::Close);
+        }
+        let heartbeat = self.shared.limits.heartbeat;
+        let mut follower = Follower::new(feed, &plan, from, start, heartbeat);
+        let ended = follower.run(&mut self.stream).map_err(|_| End::Quietly)?;
+        follower.finish(&mut self.stream).map_err(|_| End::Quietly)?;
+        Ok(ended == Ended::Complete && connection != ConnectionHeader::Close)
     }
 
     /// Answers a request here (a 401 without a body), in its turn.

@@ -80,10 +80,12 @@ mod answer;
 mod budget;
 mod connection;
 mod date;
+mod follow;
 mod outbox;
 mod parse;
 
 use crate::auth::Auth;
+use crate::feed::Feed;
 use crate::http::{self, Response};
 use crate::request_log::RequestLog;
 use crate::spin::{self, Spin};
@@ -141,6 +143,8 @@ pub struct Limits {
     /// How long the main thread polls for its next request before it sleeps
     /// ([`crate::spin`]).
     pub spin: Duration,
+    /// The longest silence on a change feed that follows: a heartbeat line is sent then.
+    pub heartbeat: Duration,
 }
 
 impl Default for Limits {
@@ -152,6 +156,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
             spin: Duration::from_micros(60),
+            heartbeat: Duration::from_secs(15),
         }
     }
 }
@@ -257,12 +262,15 @@ pub struct Intake {
 
 impl Intake {
     /// Starts accepting on `listener`. `auth` is checked on each connection's thread, before
-    /// bodies are read. With `log`, every answer gets a line in the request log.
+    /// bodies are read. With `log`, every answer gets a line in the request log. `feed`
+    /// serves `GET /changes` on the connections' threads (without it, those requests go to the
+    /// main thread like any other).
     pub fn start(
         listener: TcpListener,
         limits: Limits,
         auth: Arc<Auth>,
         log: Option<RequestLog>,
+        feed: Option<Arc<Feed>>,
     ) -> io::Result<Intake> {
         let (events, receiver) = mpsc::channel();
         let wake_sender = events.clone();
@@ -277,6 +285,7 @@ impl Intake {
             budget: Budget::new(BODY_BUDGET),
             unwritten: Arc::clone(&unwritten),
             log,
+            feed,
         });
         thread::Builder::new()
             .name("walkv-accept".into())
@@ -357,4 +366,5 @@ struct Shared {
     budget: Arc<Budget>,
     unwritten: Arc<AtomicUsize>,
     log: Option<RequestLog>,
+    feed: Option<Arc<Feed>>,
 }

@@ -150,7 +150,8 @@ impl Outbox {
     pub(super) fn answer(self: &Arc<Self>, to: ReplyTo, response: &Response, pipelined: bool) {
         let mut bytes = Vec::new();
         write_answer(&mut bytes, response, to.head_only, to.connection, to.seen.request_id());
-        self.account(to.seen, response, to.head_only);
+        let out_bytes = if to.head_only { 0 } else { response.body.len() as u64 };
+        self.account(to.seen, response.status, out_bytes);
         self.shared.unwritten.fetch_add(1, Ordering::SeqCst);
         self.put(to.id, bytes, pipelined);
     }
@@ -373,11 +374,12 @@ impl Outbox {
         self.shared.unwritten.fetch_sub(count, Ordering::SeqCst);
     }
 
-    /// Counts an answer, and logs it if the request log is on (the request's strings move
-    /// into the log's record: nothing is copied or formatted here).
-    fn account(&self, seen: Seen, response: &Response, head_only: bool) {
+    /// Counts an answer with `status` and `out_bytes` of body, and logs it if the request log
+    /// is on (the request's strings move into the log's record: nothing is copied or formatted
+    /// here). A streamed answer (the change feed) is counted when its head is written.
+    pub(super) fn account(&self, seen: Seen, status: u16, out_bytes: u64) {
         let took = seen.arrived.elapsed();
-        METRICS.answered(seen.method, response.status, took);
+        METRICS.answered(seen.method, status, took);
         if let (Some(log), Some((id, logged))) = (&self.shared.log, seen.into_logged()) {
             log.submit(request_log::Record {
                 time: SystemTime::now(),
@@ -385,9 +387,9 @@ impl Outbox {
                 method: logged.method,
                 path: logged.path,
                 trunc: logged.trunc,
-                status: response.status,
+                status,
                 in_bytes: logged.in_bytes,
-                out_bytes: if head_only { 0 } else { response.body.len() as u64 },
+                out_bytes,
                 took,
                 conn: self.number,
             });
@@ -430,6 +432,7 @@ mod tests {
             budget: Budget::new(BODY_BUDGET),
             unwritten: Arc::new(AtomicUsize::new(0)),
             log: None,
+            feed: None,
         });
         (Outbox::new(server, &shared, 1), client, shared)
     }

@@ -193,6 +193,26 @@ fn write_escaped(out: &mut String, s: &str, c1_too: bool) {
     out.push('"');
 }
 
+/// Appends the member `"<name>":"<text>"` for `bytes` that are UTF-8, else
+/// `"<name>_base64":"<base64>"`: how `walkv export`, `bulk` lines and the change feed carry keys
+/// and values, which may be any bytes. Strings are escaped for a terminal
+/// ([`write_string_for_terminal`]).
+pub fn write_bytes_member(out: &mut String, name: &str, bytes: &[u8]) {
+    out.push('"');
+    out.push_str(name);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            out.push_str("\":");
+            write_string_for_terminal(out, text);
+        }
+        Err(_) => {
+            out.push_str("_base64\":\"");
+            crate::base64::encode_into(out, bytes);
+            out.push('"');
+        }
+    }
+}
+
 /// Builds `{"<name>":"<text>"}`, the shape of every walkv value and error body.
 pub fn object_with_string(name: &str, text: &str) -> String {
     let mut out = String::with_capacity(text.len() + name.len() + 8);

@@ -279,6 +279,10 @@ pub struct Gauges {
     /// The data's memory as walkv counts it, and `--max-memory` (0: none).
     pub memory_bytes: u64,
     pub max_memory_bytes: u64,
+    /// Followers of the change feed connected now, and those cut since start for falling
+    /// behind (see [`crate::feed`]).
+    pub followers: u64,
+    pub followers_cut: u64,
 }
 
 fn now_micros() -> u64 {

@@ -245,6 +245,18 @@ pub fn render_from(metrics: &Metrics, gauges: &Gauges, process: &Process) -> Str
         gauges.waiting_writes as f64,
     );
     e.single(
+        "walkv_feed_followers",
+        "gauge",
+        "Readers of GET /changes connected now (each is a connection, under --max-connections).",
+        gauges.followers as f64,
+    );
+    e.single(
+        "walkv_feed_followers_cut_total",
+        "counter",
+        "Followers of the change feed cut for falling more than --follower-backlog behind.",
+        gauges.followers_cut as f64,
+    );
+    e.single(
         "walkv_memory_bytes",
         "gauge",
         "Memory the data takes as walkv counts it: keys, values, the map's nodes, writes on \

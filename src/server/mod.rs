@@ -75,6 +75,7 @@ mod waiting;
 use crate::auth::{Auth, TokenSource};
 use crate::compactor::{Compactor, Policy, Started};
 use crate::error::Error;
+use crate::feed::Feed;
 use crate::http::{self, Response};
 use crate::intake::{Event, Intake, Job, Limits};
 use crate::metrics::{DiskCall, METRICS};
@@ -141,6 +142,9 @@ pub struct Config {
     pub request_log: Option<crate::request_log::Format>,
     /// `--log-format`: the format of every line the server logs, its own messages included.
     pub log_format: crate::request_log::Format,
+    /// `--follower-backlog`: how far behind, in bytes of changes, a follower of the change feed
+    /// may fall before it is cut (see [`crate::feed`]).
+    pub follower_backlog: usize,
 }
 
 /// `--max-memory` (and `WALKV_MAX_MEMORY`).
@@ -191,8 +195,12 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
         ),
         None => None,
     };
-    let intake = Intake::start(listener, config.limits.clone(), Arc::clone(&auth), request_log)
-        .map_err(|e| Error::io("start the accept thread", e))?;
+    let feed = Feed::start(&config.data_dir, 0, config.follower_backlog)
+        .map_err(|e| Error::io("start the change feed's thread", e))?;
+    let limits = config.limits.clone();
+    let intake =
+        Intake::start(listener, limits, Arc::clone(&auth), request_log, Some(Arc::clone(&feed)))
+            .map_err(|e| Error::io("start the accept thread", e))?;
     crate::log!("listening on http://{bound}");
     crate::notify::send("STATUS=replaying the log");
 
@@ -208,7 +216,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     let opened = Store::open_locked_while(&config.data_dir, lock, options, tuning, || {
         answer_while_replaying(&intake, &mut listener_error)
     });
-    let (store, recovery, opened) = match opened {
+    let (mut store, recovery, opened) = match opened {
         Ok(opened) => opened,
         Err(e) => {
             intake.finish_writing(DRAIN_TIME);
@@ -218,6 +226,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     report_recovery(config, &recovery, &opened, store.len(), started.elapsed());
     report_memory(&store);
     store.wake_with(Arc::new(intake.waker()));
+    store.publish_to(Arc::clone(&feed));
     crate::log!("ready on http://{bound}");
     crate::notify::send(&format!("READY=1\nSTATUS=serving {} keys", store.len()));
 
@@ -268,6 +277,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
     }
     server.compaction.abandon();
     let closed = server.close();
+    feed.close(); // followers end their answers: the log is synced, nothing more comes
     intake.finish_writing(DRAIN_TIME);
     match closed {
         Ok(seq) => {

@@ -66,6 +66,7 @@
 //! - `lock.rs`: the data directory's lock.
 
 use crate::error::Error;
+use crate::feed::Feed;
 use crate::wal::dir::Opened;
 use crate::wal::layout::Layout;
 use crate::wal::record::{self, BootId};
@@ -159,6 +160,8 @@ pub struct Store {
     /// A batch holding this many records goes to the writer even while one is in flight (the
     /// writer joins at most that many under one fsync: `--max-batch`).
     max_batch: u64,
+    /// The change feed, told of every change the map shows ([`Store::publish_to`]).
+    feed: Option<Arc<Feed>>,
     /// Held open for the store's life: closing it releases the lock.
     _lock: File,
 }
@@ -273,9 +276,22 @@ impl Store {
             closed: false,
             max_batch: tuning.max_batch.max(1) as u64,
             log_failed,
+            feed: None,
             _lock: lock,
         };
         Ok((store, recovery, opened))
+    }
+
+    /// From now on every change that enters the map is published to `feed`, in the same step
+    /// (see [`crate::feed`]).
+    pub fn publish_to(&mut self, feed: Arc<Feed>) {
+        feed.serve_from(self.visible);
+        self.feed = Some(feed);
+    }
+
+    /// The change feed this store publishes to, if any.
+    pub fn feed(&self) -> Option<&Feed> {
+        self.feed.as_deref()
     }
 
     /// From now on the log's threads call `waker` whenever they have news for [`Store::poll`].

@@ -5,8 +5,9 @@
 use super::pending::Change;
 use super::{Polled, Store, put, take};
 use crate::error::Error;
+use crate::feed::Line;
 use crate::wal::record::BootId;
-use crate::wal::{self, SyncMode, compact};
+use crate::wal::{self, Op, SyncMode, compact};
 use crate::writer::{Command, News};
 use std::sync::atomic::Ordering;
 
@@ -36,6 +37,9 @@ impl Store {
                 self.written = self.written.max(seq);
                 self.done = self.done.max(seq);
                 self.show_through(seq);
+                if let Some(feed) = &self.feed {
+                    feed.made_synced(self.synced);
+                }
             }
             News::WriteFailed { from, error } => {
                 // The writer dropped everything from `from` on: the batch in flight, and the
@@ -56,18 +60,32 @@ impl Store {
         }
     }
 
-    /// Moves the pending changes through `seq` into the map.
+    /// Moves the pending changes through `seq` into the map, and tells the change feed (with
+    /// their lines, while somebody follows it).
     fn show_through(&mut self, seq: u64) {
+        let before = self.visible;
+        let mut lines = self.feed.as_ref().filter(|feed| feed.is_followed()).map(|_| Vec::new());
         let (map, tally) = (&mut self.map, &mut self.tally);
-        self.pending.take_through(seq, |change| match change {
+        self.pending.take_through(seq, |seq, change| match change {
             Change::Set(entry) => {
+                if let Some(lines) = &mut lines {
+                    lines.push(Line::new(seq, Op::Set, entry.key(), entry.value()));
+                }
                 put(map, tally, entry);
             }
             Change::Delete(key) => {
+                if let Some(lines) = &mut lines {
+                    lines.push(Line::new(seq, Op::Delete, &key, b""));
+                }
                 take(map, tally, &key);
             }
         });
         self.visible = self.visible.max(seq);
+        if let Some(feed) = &self.feed
+            && self.visible > before
+        {
+            feed.made_visible(before, self.visible, lines);
+        }
     }
 
     /// Every record through this seq is in the log file.

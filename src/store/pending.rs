@@ -137,8 +137,8 @@ impl Pending {
         }
     }
 
-    /// Takes out the changes up to `through`, in order, for the map.
-    pub(super) fn take_through(&mut self, through: u64, mut apply: impl FnMut(Change)) {
+    /// Takes out the changes up to `through`, in order, with their seqs, for the map.
+    pub(super) fn take_through(&mut self, through: u64, mut apply: impl FnMut(u64, Change)) {
         while self.first <= through {
             let Some((change, hash)) = self.changes.pop_front() else { break };
             self.bytes -= change.record_bytes();
@@ -147,7 +147,7 @@ impl Pending {
                 self.newest.remove(&hash);
             }
             self.first += 1;
-            apply(change);
+            apply(self.first - 1, change);
         }
         if self.changes.is_empty() {
             self.first = self.first.max(through.saturating_add(1));
@@ -208,14 +208,14 @@ mod tests {
         assert!(matches!(p.newest(b"a", p.hash(b"a")), Some(Newest::Deleted(7))));
         assert_eq!(newest_seq(&p, b"c"), None);
         let mut taken = Vec::new();
-        p.take_through(6, |c| taken.push(c.key().to_vec()));
+        p.take_through(6, |_, c| taken.push(c.key().to_vec()));
         assert_eq!(taken, vec![b"a".to_vec(), b"b".to_vec()]);
         assert_eq!((newest_seq(&p, b"a"), newest_seq(&p, b"b")), (Some(7), Some(8)));
         assert_eq!(p.drop_from(8), 1);
         assert_eq!((newest_seq(&p, b"a"), newest_seq(&p, b"b")), (Some(7), None));
         assert_eq!(p.bytes(), (RECORD_HEADER_LEN + 1) as u64);
         push(&mut p, 8, set(8, b"c"));
-        p.take_through(100, |_| {});
+        p.take_through(100, |_, _| {});
         assert_eq!((p.len(), p.bytes(), newest_seq(&p, b"c")), (0, 0, None));
         assert_eq!(p.first, 101, "the next change after those taken");
         assert_eq!(p.drop_from(3), 0, "nothing to drop");
@@ -238,7 +238,7 @@ mod tests {
         };
         assert_eq!((seq(&p, b"a"), seq(&p, b"b"), seq(&p, b"c")), (Some(3), Some(2), Some(4)));
         assert_eq!(seq(&p, b"d"), None);
-        p.take_through(2, |_| {});
+        p.take_through(2, |_, _| {});
         assert_eq!((seq(&p, b"a"), seq(&p, b"b"), seq(&p, b"c")), (Some(3), None, Some(4)));
         p.drop_from(4);
         assert_eq!((seq(&p, b"a"), seq(&p, b"c")), (Some(3), None));

@@ -23,6 +23,7 @@
 //! | [`layout`] | the data directory's file names: segments, snapshots, the marker |
 //! | [`dir`] | opening a data directory: replay and recovery across files, the upgrade |
 //! | [`view`] | reading a data directory without opening it: `walkv export` and `walkv dump` |
+//! | [`history`] | the segments' changes in order, for the change feed |
 //! | [`snapshot`] | snapshot files: writing, loading, their end marker |
 //! | [`compact`] | compaction: the merge, its check, the commit, garbage collection |
 //!
@@ -231,6 +232,7 @@
 pub mod compact;
 pub mod dir;
 pub mod files;
+pub mod history;
 pub mod layout;
 pub mod log;
 pub mod reader;

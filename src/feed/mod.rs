@@ -1,0 +1,328 @@
+//! The change feed's live end: the changes the server made visible lately, each encoded once as
+//! a JSON line, in one ring that every follower of `GET /changes` reads.
+//!
+//! The invariant: **the ring holds every visible change with a seq in `(after, upto]`, in seq
+//! order, and nothing else.** Only the main thread writes it, in the same step that moves
+//! changes into the map ([`crate::store`]), so a follower never sees a change a read could not
+//! see yet, and never one a crash could take back (a change is visible only once the log has it
+//! as far as the server's `--sync` mode promises). What is older than `after` is read from the
+//! log's files by the follower's own thread ([`crate::wal::history`]); the seqs published in
+//! [`Feed::visible`] and [`Feed::synced`] say how far a follower may go.
+//!
+//! # Costs
+//! - Nobody follows: the main thread stores two numbers per batch of news, and encodes
+//!   nothing. The ring is emptied when the last follower leaves.
+//! - Somebody follows: each change is encoded once, on the main thread, and pushed into the
+//!   ring under its lock; then a *notifier* thread wakes the followers, so that waking a
+//!   thousand of them is never the main thread's time.
+//! - Memory: the ring holds at most `capacity` bytes of lines (the newest line always stays,
+//!   whatever its size). A follower holds no copy of what it has not sent yet; one that falls
+//!   so far behind that the ring dropped a line it had not taken is cut (see
+//!   [`crate::intake`]'s follow), as Redis cuts a pub/sub client past its output buffer limit.
+
+mod line;
+
+pub use line::Line;
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+/// The ring's default size: how far behind, in bytes of JSON lines, a follower may fall before
+/// it is cut (`--follower-backlog`).
+pub const DEFAULT_CAPACITY: usize = 16 << 20;
+
+/// The feed's states (in [`Feed::state`]).
+const REPLAYING: u8 = 0;
+const SERVING: u8 = 1;
+const CLOSED: u8 = 2;
+
+/// The feed shared by the main thread (which publishes) and the followers (which read).
+pub struct Feed {
+    ring: Mutex<Ring>,
+    /// Followers wait here for lines, a higher `synced`, or the end.
+    changed: Condvar,
+    visible: AtomicU64,
+    synced: AtomicU64,
+    followers: AtomicUsize,
+    state: AtomicU8,
+    dir: PathBuf,
+    capacity: usize,
+    /// Followers cut for falling behind, since start (`/metrics`).
+    cut: AtomicU64,
+    /// The notifier's doorbell: true while a wake-up is owed.
+    bell: Mutex<bool>,
+    rung: Condvar,
+}
+
+/// The recent changes, as lines.
+#[derive(Default)]
+struct Ring {
+    lines: VecDeque<Line>,
+    /// Every visible change with a seq in `(after, upto]` is in `lines`.
+    after: u64,
+    upto: u64,
+    bytes: usize,
+}
+
+/// What a follower may take now (see [`Feed::take`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// The changes after the cursor through `upto` are in the log's files, not in the ring:
+    /// read them there.
+    FromFiles { upto: u64 },
+    /// Lines after the cursor, through `upto` (every change through `upto` was looked at;
+    /// `lines` holds those that matched).
+    Lines { upto: u64 },
+    /// The ring dropped changes after the cursor that this follower had not taken.
+    FellBehind,
+    /// Nothing new.
+    Nothing,
+}
+
+impl Feed {
+    /// A feed for the log in `dir`, whose visible and synced seqs are `last` now, keeping at
+    /// most `capacity` bytes of lines; starts its notifier thread.
+    pub fn start(dir: &Path, last: u64, capacity: usize) -> std::io::Result<Arc<Feed>> {
+        let feed = Arc::new(Feed {
+            ring: Mutex::new(Ring { after: last, upto: last, ..Ring::default() }),
+            changed: Condvar::new(),
+            visible: AtomicU64::new(last),
+            synced: AtomicU64::new(last),
+            followers: AtomicUsize::new(0),
+            state: AtomicU8::new(REPLAYING),
+            dir: dir.to_path_buf(),
+            capacity: capacity.max(1),
+            cut: AtomicU64::new(0),
+            bell: Mutex::new(false),
+            rung: Condvar::new(),
+        });
+        let notifier = Arc::clone(&feed);
+        thread::Builder::new()
+            .name("walkv-feed".into())
+            .stack_size(64 << 10)
+            .spawn(move || notifier.notify_loop())?;
+        Ok(feed)
+    }
+
+    /// The data directory, whose files hold the history before the ring.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The seq every change through which is visible (in the map and in the ring's range).
+    pub fn visible(&self) -> u64 {
+        self.visible.load(Ordering::SeqCst)
+    }
+
+    /// The seq every change through which is on stable storage.
+    pub fn synced(&self) -> u64 {
+        self.synced.load(Ordering::SeqCst)
+    }
+
+    /// Followers connected now.
+    pub fn followers(&self) -> usize {
+        self.followers.load(Ordering::SeqCst)
+    }
+
+    /// Followers cut since start for falling behind.
+    pub fn cut_count(&self) -> u64 {
+        self.cut.load(Ordering::Relaxed)
+    }
+
+    /// The bound of a follower's backlog, in bytes of lines.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// True while the log is replayed at startup: the feed answers 503 then.
+    pub fn is_replaying(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == REPLAYING
+    }
+
+    /// True once the server is stopping: followers end their answers.
+    pub fn is_closed(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == CLOSED
+    }
+
+    // ---- The main thread's side ----
+
+    /// The replay is done: the store, whose visible seq is `last`, serves from now on.
+    pub fn serve_from(&self, last: u64) {
+        {
+            let mut ring = self.lock();
+            *ring = Ring { after: last, upto: last, ..Ring::default() };
+        }
+        self.visible.store(last, Ordering::SeqCst);
+        self.synced.store(last, Ordering::SeqCst);
+        self.state.store(SERVING, Ordering::SeqCst);
+    }
+
+    /// True if the changes the main thread makes visible next should be encoded as lines: only
+    /// while somebody follows.
+    pub fn is_followed(&self) -> bool {
+        self.followers.load(Ordering::SeqCst) > 0
+    }
+
+    /// The changes in `(before, upto]` are visible now; `lines` are their lines if they were
+    /// encoded ([`Feed::is_followed`]). Without lines the ring falls behind, and is started
+    /// again from here by the next lines: followers read the gap from the files.
+    pub fn made_visible(&self, before: u64, upto: u64, lines: Option<Vec<Line>>) {
+        match lines {
+            Some(lines) => {
+                let mut ring = self.lock();
+                if ring.upto != before {
+                    *ring = Ring { after: before, upto: before, ..Ring::default() };
+                }
+                for line in lines {
+                    ring.bytes += line.len();
+                    ring.lines.push_back(line);
+                }
+                ring.upto = upto;
+                while ring.bytes > self.capacity && ring.lines.len() > 1 {
+                    if let Some(old) = ring.lines.pop_front() {
+                        ring.bytes -= old.len();
+                        ring.after = old.seq();
+                    }
+                }
+                self.visible.store(upto, Ordering::SeqCst);
+            }
+            None => self.visible.store(upto, Ordering::SeqCst),
+        }
+        if self.is_followed() {
+            self.ring_bell();
+            return;
+        }
+        let mut ring = self.lock();
+        if !ring.lines.is_empty() {
+            // The last follower left: the lines are nobody's.
+            let upto = ring.upto;
+            *ring = Ring { after: upto, upto, ..Ring::default() };
+        }
+    }
+
+    /// Every change through `seq` is on stable storage.
+    pub fn made_synced(&self, seq: u64) {
+        if self.synced.fetch_max(seq, Ordering::SeqCst) < seq && self.is_followed() {
+            self.ring_bell();
+        }
+    }
+
+    /// The server is stopping: every follower ends its answer.
+    pub fn close(&self) {
+        self.state.store(CLOSED, Ordering::SeqCst);
+        self.ring_bell();
+    }
+
+    /// Asks the notifier to wake the followers (one wake-up of one thread, if it sleeps).
+    fn ring_bell(&self) {
+        let mut owed = self.bell.lock().unwrap_or_else(|p| p.into_inner());
+        if !*owed {
+            *owed = true;
+            self.rung.notify_one();
+        }
+    }
+
+    /// The notifier: wakes every follower each time the bell rings. Taking the ring's lock
+    /// first means a follower is either still deciding, under that lock, and sees what changed,
+    /// or already waiting, and is woken.
+    fn notify_loop(&self) {
+        loop {
+            {
+                let mut owed = self.bell.lock().unwrap_or_else(|p| p.into_inner());
+                while !*owed {
+                    owed = self.rung.wait(owed).unwrap_or_else(|p| p.into_inner());
+                }
+                *owed = false;
+            }
+            drop(self.lock());
+            self.changed.notify_all();
+        }
+    }
+
+    // ---- The followers' side ----
+
+    /// Counts a follower in for as long as the guard lives.
+    pub fn follow(self: &Arc<Self>) -> Following {
+        self.followers.fetch_add(1, Ordering::SeqCst);
+        Following(Arc::clone(self))
+    }
+
+    /// What a follower whose cursor is at `cursor` may take now, up to `bound` (the visible or
+    /// the synced seq) and `matching` its prefix; matching lines are appended to `out`.
+    pub fn take(&self, cursor: u64, bound: u64, prefix: &[u8], out: &mut Vec<Line>) -> Taken {
+        let ring = self.lock();
+        self.take_locked(&ring, cursor, bound, prefix, out)
+    }
+
+    fn take_locked(
+        &self,
+        ring: &Ring,
+        cursor: u64,
+        bound: u64,
+        prefix: &[u8],
+        out: &mut Vec<Line>,
+    ) -> Taken {
+        if cursor >= bound {
+            return Taken::Nothing;
+        }
+        if cursor < ring.after {
+            return Taken::FromFiles { upto: ring.after.min(bound) };
+        }
+        if cursor >= ring.upto {
+            // Visible, yet not in the ring: made visible while nobody followed.
+            return Taken::FromFiles { upto: bound };
+        }
+        let upto = ring.upto.min(bound);
+        let skip = ring.lines.partition_point(|line| line.seq() <= cursor);
+        for line in ring.lines.range(skip..) {
+            if line.seq() > upto {
+                break;
+            }
+            if line.key().starts_with(prefix) {
+                out.push(line.clone());
+            }
+        }
+        Taken::Lines { upto }
+    }
+
+    /// [`Feed::take`] for a follower that has taken lines from the ring before: if the ring
+    /// dropped lines it had not taken, it fell behind.
+    pub fn take_live(&self, cursor: u64, bound: u64, prefix: &[u8], out: &mut Vec<Line>) -> Taken {
+        let ring = self.lock();
+        if cursor < ring.after {
+            self.cut.fetch_add(1, Ordering::Relaxed);
+            return Taken::FellBehind;
+        }
+        self.take_locked(&ring, cursor, bound, prefix, out)
+    }
+
+    /// Waits at most `timeout` for news: the ring or the seqs moved past `cursor`, or the feed
+    /// closed. `bound` reads the seq the follower goes by.
+    pub fn wait(&self, cursor: u64, bound: impl Fn(&Feed) -> u64, timeout: Duration) {
+        let ring = self.lock();
+        if bound(self) > cursor || self.is_closed() {
+            return;
+        }
+        let _ = self.changed.wait_timeout(ring, timeout);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Ring> {
+        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A follower counted in [`Feed::followers`]; dropping it counts the follower out.
+pub struct Following(Arc<Feed>);
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.0.followers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests;

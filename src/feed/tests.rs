@@ -1,0 +1,112 @@
+//! The ring's rules, without a server: what a follower is told to take, and when it fell
+//! behind.
+
+use super::*;
+use crate::wal::Op;
+use std::time::Instant;
+
+fn lines(seqs: std::ops::RangeInclusive<u64>) -> Vec<Line> {
+    seqs.map(|seq| Line::new(seq, Op::Set, format!("k{seq}").as_bytes(), b"v")).collect()
+}
+
+fn seqs(lines: &[Line]) -> Vec<u64> {
+    lines.iter().map(Line::seq).collect()
+}
+
+/// Lines published while followed are taken from the ring; what came before, or while
+/// nobody followed, is to be read from the files; a bound and a prefix are kept.
+#[test]
+fn a_follower_is_told_where_each_change_is() {
+    let dir = crate::testutil::TempDir::new("feed");
+    let feed = Feed::start(&dir, 0, DEFAULT_CAPACITY).unwrap();
+    feed.serve_from(10);
+    feed.made_visible(10, 12, None); // nobody follows: no lines
+    let following = feed.follow();
+    assert!(feed.is_followed());
+    let mut out = Vec::new();
+    assert_eq!(feed.take(0, 12, b"", &mut out), Taken::FromFiles { upto: 10 });
+    assert_eq!(feed.take(10, 12, b"", &mut out), Taken::FromFiles { upto: 12 }, "the gap");
+    feed.made_visible(12, 15, Some(lines(13..=15)));
+    assert_eq!(feed.take(0, 15, b"", &mut out), Taken::FromFiles { upto: 12 });
+    assert_eq!(feed.take(12, 14, b"", &mut out), Taken::Lines { upto: 14 });
+    assert_eq!(seqs(&out), [13, 14]);
+    out.clear();
+    assert_eq!(feed.take(13, 15, b"k15", &mut out), Taken::Lines { upto: 15 });
+    assert_eq!(seqs(&out), [15]);
+    assert_eq!(feed.take(15, 15, b"", &mut out), Taken::Nothing);
+    assert_eq!((feed.visible(), feed.followers()), (15, 1));
+    drop(following);
+    assert_eq!(feed.followers(), 0);
+    feed.made_visible(15, 16, None);
+    assert_eq!(feed.lock().lines.len(), 0, "the last follower left: the ring is emptied");
+}
+
+/// The ring keeps at most its capacity; a live follower whose next change was dropped is cut,
+/// one reading the files is not.
+#[test]
+fn a_follower_past_the_capacity_is_cut() {
+    let dir = crate::testutil::TempDir::new("feed-cut");
+    let one = lines(1..=1)[0].len();
+    let feed = Feed::start(&dir, 0, 3 * one).unwrap();
+    feed.serve_from(0);
+    let _following = feed.follow();
+    feed.made_visible(0, 5, Some(lines(1..=5)));
+    let mut out = Vec::new();
+    assert_eq!(feed.take(0, 5, b"", &mut out), Taken::FromFiles { upto: 2 });
+    assert_eq!(feed.take_live(1, 5, b"", &mut out), Taken::FellBehind);
+    assert_eq!(feed.cut_count(), 1);
+    assert_eq!(feed.take_live(2, 5, b"", &mut out), Taken::Lines { upto: 5 });
+    assert_eq!(seqs(&out), [3, 4, 5]);
+}
+
+/// A waiting follower wakes when a change is published (through the notifier thread), and
+/// when the feed closes; with nothing new it waits its timeout.
+#[test]
+fn followers_wake_for_news() {
+    let dir = crate::testutil::TempDir::new("feed-wake");
+    let feed = Feed::start(&dir, 0, DEFAULT_CAPACITY).unwrap();
+    feed.serve_from(0);
+    let _following = feed.follow();
+    let started = Instant::now();
+    feed.wait(0, Feed::visible, Duration::from_millis(50));
+    assert!(started.elapsed() >= Duration::from_millis(50), "nothing new: the timeout");
+    let publisher = Arc::clone(&feed);
+    let waker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        publisher.made_visible(0, 1, Some(lines(1..=1)));
+    });
+    let started = Instant::now();
+    while feed.visible() == 0 {
+        feed.wait(0, Feed::visible, Duration::from_secs(30));
+    }
+    assert!(started.elapsed() < Duration::from_secs(20), "woken, not timed out");
+    waker.join().unwrap();
+    feed.close();
+    feed.wait(1, Feed::visible, Duration::from_secs(30));
+    assert!(feed.is_closed());
+}
+
+/// Lines are the JSON the feed promises, parsed back by serde_json to the same bytes.
+#[test]
+fn lines_are_json() {
+    let set = Line::new(7, Op::Set, b"cat", b"meow");
+    assert_eq!(set.json(), b"{\"seq\":7,\"op\":\"set\",\"key\":\"cat\",\"value\":\"meow\"}\n");
+    assert_eq!((set.seq(), set.key()), (7, &b"cat"[..]));
+    let delete = Line::new(8, Op::Delete, b"\xff", b"");
+    assert_eq!(delete.json(), b"{\"seq\":8,\"op\":\"delete\",\"key_base64\":\"/w==\"}\n");
+    let mut rng = crate::testutil::Rng::new(29);
+    for seq in 0..2000 {
+        let (klen, vlen) = (1 + rng.below(10), rng.below(10));
+        let (key, value) = (rng.bytes(klen), rng.bytes(vlen));
+        let line = Line::new(seq, Op::Set, &key, &value);
+        assert_eq!(line.key(), key);
+        let parsed: serde_json::Value = serde_json::from_slice(line.json()).unwrap();
+        assert_eq!(parsed["seq"], seq);
+        let bytes = |name: &str| match (parsed.get(name), parsed.get(format!("{name}_base64"))) {
+            (Some(s), None) => s.as_str().unwrap().as_bytes().to_vec(),
+            (None, Some(b)) => crate::base64::decode(b.as_str().unwrap().as_bytes()).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((bytes("key"), bytes("value")), (key, value));
+    }
+}
