@@ -374,3 +374,84 @@ fn a_follower_that_stops_reading_is_cut() {
     drop(server);
     reading.join().unwrap();
 }
+
+/// Sends `GET target` on its own thread; the reply comes through the returned channel.
+fn in_background(
+    addr: &str,
+    method: &str,
+    target: &str,
+) -> std::sync::mpsc::Receiver<support::Reply> {
+    let (addr, method, target) = (addr.to_string(), method.to_string(), target.to_string());
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(request(&addr, &method, &target, b"").unwrap());
+    });
+    receive
+}
+
+fn metric(addr: &str, name: &str) -> f64 {
+    let text = request(addr, "GET", "/metrics", b"").unwrap().text();
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap();
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// A blocking read answers when its key's last write passes `index` (a SET, or the DELETE
+/// that removed it), not for another key's write, and when its wait ends; a DELETE the
+/// store remembers answers a later read at once.
+#[test]
+fn blocking_reads_answer_when_the_key_changes() {
+    let dir = TempDir::new("watch-block");
+    let server = Server::start(&dir);
+    let addr = &server.addr;
+    let quiet = Duration::from_millis(300);
+    put(addr, "k", "1");
+    let r = request(addr, "GET", "/v1/k?index=0", b"").unwrap();
+    assert_eq!((r.status, seq_header(&r)), (200, 1), "changed after 0: at once");
+    let waiting = in_background(addr, "GET", "/v1/k?index=1&wait=30");
+    assert!(waiting.recv_timeout(quiet).is_err(), "nothing changed: it waits");
+    assert_eq!(metric(addr, "walkv_watching_reads"), 1.0);
+    put(addr, "other", "x");
+    assert!(waiting.recv_timeout(quiet).is_err(), "another key's write does not end the wait");
+    put(addr, "k", "2");
+    let r = waiting.recv_timeout(Duration::from_secs(10)).expect("answered by the write");
+    assert_eq!((r.status, r.text(), seq_header(&r)), (200, r#"{"value":"2"}"#.into(), 3));
+    assert_eq!(r.header("ETag"), Some("\"3\""));
+    // A DELETE ends a wait with a 404, and a later read past an older index sees it at once.
+    let raw = in_background(addr, "GET", "/v1/k?index=3&wait=30&raw");
+    let head = in_background(addr, "HEAD", "/v1/k?index=3&wait=30");
+    std::thread::sleep(quiet);
+    request(addr, "DELETE", "/v1/k", b"").unwrap();
+    for waiting in [raw, head] {
+        let r = waiting.recv_timeout(Duration::from_secs(10)).expect("answered by the delete");
+        assert_eq!((r.status, seq_header(&r)), (404, 4));
+    }
+    let r = request(addr, "GET", "/v1/k?index=3", b"").unwrap();
+    assert_eq!(r.status, 404, "the DELETE (4) is after 3: at once");
+    // Nothing changes: the wait ends, with the state as it is.
+    let started = Instant::now();
+    let r = request(addr, "GET", "/v1/k?index=4&wait=0.5", b"").unwrap();
+    assert_eq!(r.status, 404);
+    assert!(started.elapsed() >= Duration::from_millis(450), "{:?}", started.elapsed());
+    assert_eq!(metric(addr, "walkv_watching_reads"), 0.0);
+    for (target, says) in [
+        ("/v1/k?index=x", "`index` must be a sequence number"),
+        ("/v1/k?index=1&wait=5h", "`wait` must be seconds"),
+        ("/v1/k?index=1&wait=-1", "`wait` must be seconds"),
+    ] {
+        let r = request(addr, "GET", target, b"").unwrap();
+        assert_eq!(r.status, 400, "{target}");
+        assert!(r.text().contains(says), "{target}: {}", r.text());
+    }
+    // `wait` without `index`: until the key next changes.
+    let next = in_background(addr, "GET", "/v1/other?wait=30");
+    assert!(next.recv_timeout(quiet).is_err(), "it waits from now");
+    put(addr, "other", "y");
+    let r = next.recv_timeout(Duration::from_secs(10)).expect("answered by the write");
+    assert_eq!(r.text(), r#"{"value":"y"}"#);
+    // A stopping server answers the reads it holds.
+    let waiting = in_background(addr, "GET", "/v1/other?index=9&wait=60");
+    std::thread::sleep(quiet);
+    assert!(server.terminate().0.success());
+    let r = waiting.recv_timeout(Duration::from_secs(10)).expect("answered at the stop");
+    assert_eq!((r.status, r.text()), (200, r#"{"value":"y"}"#.into()));
+}

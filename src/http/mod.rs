@@ -67,6 +67,7 @@ pub mod conditional;
 pub mod list;
 pub mod params;
 mod probes;
+pub mod watch;
 
 /// Largest `POST /v1/write` body: room for a maximal key and value even with heavy escaping.
 pub const MAX_JSON_BODY: u64 = 8 << 20;
@@ -145,6 +146,9 @@ pub struct Response {
     /// answer of a key, listing or feed endpoint has one, so that a client can ask what changed
     /// after it (`?index=N`, `/changes?from=N`). A field of its own, as `etag` is.
     pub seq: Option<u64>,
+    /// A blocking read (`?index=N`) whose key has not changed after `N`: the server holds the
+    /// request until the key changes or the wait ends, then asks again (see [`watch`]).
+    pub watch: Option<Box<watch::Watch>>,
     /// `Cache-Control`: `no-store` on every answer but a key's read, which is `no-cache` (see
     /// the module's `get`).
     pub cache_control: &'static str,
@@ -162,6 +166,7 @@ impl Response {
             headers: Vec::new(),
             etag: None,
             seq: None,
+            watch: None,
             cache_control: NO_STORE,
             body: body.into_bytes(),
         }
@@ -273,6 +278,10 @@ pub struct Serving<'a> {
     /// Acknowledgements wait for an fsync: the oldest one not yet fsynced is older than the
     /// `interval` mode's bound (see `crate::server`).
     pub acks_wait_for_fsync: bool,
+    /// A blocking read's wait is over (or the server stops): answer it as things are.
+    pub wait_over: bool,
+    /// Blocking reads held now (`/metrics`).
+    pub watching_reads: usize,
 }
 
 /// `GET` or `HEAD` of `/livez` or `/readyz`: answered without the token.
@@ -351,9 +360,20 @@ fn route(store: &mut Store, req: &Request, serving: Serving) -> Result<Response,
         return Ok(method_not_allowed(allow));
     }
     if matches!(req.method, "GET" | "HEAD") {
-        let raw = Params::parse(req.query, &["raw"], "GET /v1/{key}")?.switch("raw")?;
+        let params = Params::parse(req.query, &["raw", "index", "wait"], "GET /v1/{key}")?;
+        let raw = params.switch("raw")?;
+        let blocking = watch::Blocking::parse(&params)?;
         let conditions = Conditions::parse(req.headers)?;
-        return Ok(get(store, &decode_key(segment)?, raw, &conditions));
+        let key = decode_key(segment)?;
+        if let Some(blocking) = blocking
+            && !serving.wait_over
+        {
+            let index = blocking.index.unwrap_or_else(|| store.visible_seq());
+            if !store.changed_after(&key, index) {
+                return Ok(watch::hold(key, index, blocking.wait));
+            }
+        }
+        return Ok(get(store, &key, raw, &conditions));
     }
     let endpoint = match (req.method, segment) {
         ("POST", "write") => "POST /v1/write",

@@ -112,6 +112,7 @@ pub(super) fn metrics(store: &Store, serving: Serving) -> Response {
         max_memory_bytes: store.memory().1.unwrap_or(0),
         followers: store.feed().map_or(0, |feed| feed.followers() as u64),
         followers_cut: store.feed().map_or(0, crate::feed::Feed::cut_count),
+        watching_reads: serving.watching_reads as u64,
     };
     let mut response = Response::json(200, crate::metrics::text::render(&gauges));
     response.content_type = crate::metrics::text::CONTENT_TYPE;

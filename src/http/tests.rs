@@ -22,6 +22,8 @@ fn call(store: &mut Store, method: &str, target: &str, body: &[u8]) -> Response 
         stopping: false,
         waiting_writes: 0,
         acks_wait_for_fsync: false,
+        wait_over: false,
+        watching_reads: 0,
     };
     let response = handle(
         store,
@@ -230,7 +232,14 @@ fn status_and_a_failed_log() {
 }
 
 fn serve(stats: &Stats) -> Serving<'_> {
-    Serving { compaction: stats, stopping: false, waiting_writes: 0, acks_wait_for_fsync: false }
+    Serving {
+        compaction: stats,
+        stopping: false,
+        waiting_writes: 0,
+        acks_wait_for_fsync: false,
+        wait_over: false,
+        watching_reads: 0,
+    }
 }
 
 /// The probes: `/livez` always 200; `/readyz` 503 once the log failed or a stop began; both
@@ -246,7 +255,14 @@ fn probes_answer_without_the_token() {
             s,
             &req,
             &auth,
-            Serving { compaction: &stats, stopping, waiting_writes: 0, acks_wait_for_fsync: false },
+            Serving {
+                compaction: &stats,
+                stopping,
+                waiting_writes: 0,
+                acks_wait_for_fsync: false,
+                wait_over: false,
+                watching_reads: 0,
+            },
         );
         (r.status, String::from_utf8(r.body).unwrap())
     };
@@ -352,6 +368,8 @@ fn call_with(
         stopping: false,
         waiting_writes: 0,
         acks_wait_for_fsync: false,
+        wait_over: false,
+        watching_reads: 0,
     };
     let response = handle(store, &request, &Auth::none(), serving);
     settle(store);

@@ -283,6 +283,8 @@ pub struct Gauges {
     /// behind (see [`crate::feed`]).
     pub followers: u64,
     pub followers_cut: u64,
+    /// Blocking reads (`?index=`) waiting for their key to change.
+    pub watching_reads: u64,
 }
 
 fn now_micros() -> u64 {

@@ -245,6 +245,12 @@ pub fn render_from(metrics: &Metrics, gauges: &Gauges, process: &Process) -> Str
         gauges.waiting_writes as f64,
     );
     e.single(
+        "walkv_watching_reads",
+        "gauge",
+        "Blocking reads (GET /v1/{key}?index=N) waiting for their key to change.",
+        gauges.watching_reads as f64,
+    );
+    e.single(
         "walkv_feed_followers",
         "gauge",
         "Readers of GET /changes connected now (each is a connection, under --max-connections).",

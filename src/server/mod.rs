@@ -71,6 +71,7 @@
 
 mod startup;
 mod waiting;
+mod watches;
 
 use crate::auth::{Auth, TokenSource};
 use crate::compactor::{Compactor, Policy, Started};
@@ -89,6 +90,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 use waiting::{Blocked, Until, Waiting};
+use watches::Watches;
 
 pub use startup::describe_trim;
 
@@ -240,6 +242,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
             waiting: Vec::new(),
         },
         waiting: Waiting::default(),
+        watches: Watches::default(),
         ack_bound: waiting::ack_bound(config.sync, config.sync_interval),
         stopping: false,
         slow_told: [None; 2],
@@ -267,11 +270,13 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
             break;
         }
         server.settle();
+        server.end_waits();
         server.compaction.tend(&mut server.store);
         server.watch_disk();
     }
     crate::notify::send("STOPPING=1\nSTATUS=stopping");
     server.stopping = true;
+    server.end_waits();
     if matches!(outcome, None | Some(Outcome::LogFailed)) {
         server.drain_queue();
     }
@@ -319,6 +324,8 @@ struct Server<'a> {
     store: Store,
     compaction: Compaction,
     waiting: Waiting,
+    /// Blocking reads waiting for their key to change.
+    watches: Watches,
     /// How old an acknowledged write may be before its fsync (see [`waiting::ack_bound`]).
     ack_bound: Option<Duration>,
     /// A stop signal came: only what is queued is answered; `/readyz` says `stopping`.
@@ -374,17 +381,28 @@ impl Server<'_> {
         self.store.queued().1 < self.config.max_write_queue
     }
 
-    /// Works out the answer to `job` and sends it, holds it for the log, or (for
-    /// `POST /compact`) hands the job to the compaction.
-    fn handle(&mut self, mut job: Job) {
+    /// Works out the answer to `job` and sends it, holds it for the log or for a change of
+    /// its key (a blocking read), or (for `POST /compact`) hands the job to the compaction.
+    fn handle(&mut self, job: Job) {
+        self.handle_as(job, false);
+    }
+
+    /// [`Server::handle`]; with `wait_over`, a blocking read is answered as things are.
+    fn handle_as(&mut self, mut job: Job, wait_over: bool) {
         let serving = http::Serving {
             compaction: self.compaction.compactor.stats(),
             stopping: self.stopping,
             waiting_writes: self.waiting.parked().1,
             acks_wait_for_fsync: self.waiting.acks_stopped(self.ack_bound, Instant::now()),
+            wait_over: wait_over || self.stopping,
+            watching_reads: self.watches.len(),
         };
-        let response = handle(&mut self.store, self.auth, &job, serving);
+        let mut response = handle(&mut self.store, self.auth, &job, serving);
         job.release_body();
+        if let Some(watch) = response.watch.take() {
+            let deadline = Instant::now() + watch.wait;
+            return self.watches.hold(&mut self.store, job, &watch, deadline);
+        }
         if response.compact {
             return self.compaction.request(&mut self.store, job);
         }
@@ -427,6 +445,21 @@ impl Server<'_> {
         let (visible, synced) = (self.store.visible_seq(), self.store.synced_seq());
         self.waiting.release(visible, synced, self.ack_bound, Instant::now());
         self.waiting.handed_through(visible);
+        for job in self.watches.fired(&mut self.store) {
+            self.handle_as(job, true);
+        }
+    }
+
+    /// Answers the blocking reads whose wait is over (all of them once the server stops).
+    fn end_waits(&mut self) {
+        let over = if self.stopping {
+            self.watches.all(&mut self.store)
+        } else {
+            self.watches.expired(&mut self.store, Instant::now())
+        };
+        for job in over {
+            self.handle_as(job, true);
+        }
     }
 
     /// What the log's news asks of the server: failed writes, a sealed segment, a failed log.

@@ -62,6 +62,7 @@
 //! - `news.rs`: what the log's news does to the map; the store's side of compaction.
 //! - `waits.rs`: waiting for the log (tools and tests), and the clean stop.
 //! - `entry.rs`: the one-allocation entries.
+//! - `watched.rs`: what blocking reads wait on, and the recent DELETEs.
 //! - `replay.rs`: startup, rebuilding the map on two threads.
 //! - `lock.rs`: the data directory's lock.
 
@@ -89,6 +90,7 @@ mod news;
 mod pending;
 mod replay;
 mod waits;
+mod watched;
 
 pub use lock::{LOCK_FILE, is_held, is_locked, lock_data_dir};
 
@@ -160,6 +162,8 @@ pub struct Store {
     /// A batch holding this many records goes to the writer even while one is in flight (the
     /// writer joins at most that many under one fsync: `--max-batch`).
     max_batch: u64,
+    /// Keys blocking reads wait on, and the recent DELETEs (see `watched.rs`).
+    watched: watched::Watched,
     /// The change feed, told of every change the map shows ([`Store::publish_to`]).
     feed: Option<Arc<Feed>>,
     /// Held open for the store's life: closing it releases the lock.
@@ -276,6 +280,7 @@ impl Store {
             closed: false,
             max_batch: tuning.max_batch.max(1) as u64,
             log_failed,
+            watched: watched::Watched::new(last),
             feed: None,
             _lock: lock,
         };
@@ -334,6 +339,31 @@ impl Store {
         let more = keys.len() > limit;
         keys.truncate(limit);
         (keys, more)
+    }
+
+    /// True if `key`'s last write (its SET or its DELETE) has a seq after `index`, or if that
+    /// cannot be told (a missing key whose DELETE is no longer remembered): what a blocking
+    /// read waits for.
+    pub fn changed_after(&self, key: &[u8], index: u64) -> bool {
+        match self.map.get(key) {
+            Some(entry) => entry.seq() > index,
+            None => self.watched.missing_changed_after(key, index),
+        }
+    }
+
+    /// A blocking read waits on `key` (until [`Store::unwatch`]): its changes are reported by
+    /// [`Store::take_fired`].
+    pub fn watch(&mut self, key: &[u8]) {
+        self.watched.watch(key);
+    }
+
+    pub fn unwatch(&mut self, key: &[u8]) {
+        self.watched.unwatch(key);
+    }
+
+    /// The watched keys that changed since the last call.
+    pub fn take_fired(&mut self) -> Vec<Box<[u8]>> {
+        self.watched.take_fired()
     }
 
     /// Number of keys.

@@ -65,18 +65,20 @@ impl Store {
     fn show_through(&mut self, seq: u64) {
         let before = self.visible;
         let mut lines = self.feed.as_ref().filter(|feed| feed.is_followed()).map(|_| Vec::new());
-        let (map, tally) = (&mut self.map, &mut self.tally);
+        let (map, tally, watched) = (&mut self.map, &mut self.tally, &mut self.watched);
         self.pending.take_through(seq, |seq, change| match change {
             Change::Set(entry) => {
                 if let Some(lines) = &mut lines {
                     lines.push(Line::new(seq, Op::Set, entry.key(), entry.value()));
                 }
+                watched.saw(seq, entry.key(), false);
                 put(map, tally, entry);
             }
             Change::Delete(key) => {
                 if let Some(lines) = &mut lines {
                     lines.push(Line::new(seq, Op::Delete, &key, b""));
                 }
+                watched.saw(seq, &key, true);
                 take(map, tally, &key);
             }
         });

@@ -35,13 +35,30 @@ schemathesis.openapi.format("walkv-if-match", st.one_of(st.just("*"), _tags(_tag
 schemathesis.openapi.format("walkv-if-none-match", st.one_of(st.just("*"), _tags(_weak)))
 
 
+def _blocks_long(query):
+    """A valid blocking read that may wait more than a second (a key read with `index` or
+    `wait`, and a `wait` over 1 s, or none: 60 s)."""
+    import re
+
+    index, wait = query.get("index"), query.get("wait")
+    if index is not None and not re.fullmatch(r"[0-9]{1,19}", str(index)):
+        return False
+    if wait is None:
+        return index is not None
+    m = re.fullmatch(r"([0-9]{1,15}(\.[0-9]{1,9})?)([sm]?)", str(wait))
+    return m is not None and float(m[1]) * (60 if m[3] == "m" else 1) > 1
+
+
 @schemathesis.hook
 def filter_query(ctx, query):
     """With `encoding=base64` a listing reads `after` as base64 (as `next` comes back), a rule
     between two parameters that OpenAPI 3.0 cannot state; such queries with an `after` that is
-    not base64 are not sent. A change feed that follows (`follow` on) never ends by design, so
-    it is not sent either: tests/watch.rs tests it."""
+    not base64 are not sent. A change feed that follows (`follow` on) never ends by design, and a
+    blocking read may wait up to 10 minutes, so neither is sent (a blocking read waiting at most
+    a second is): tests/watch.rs tests them."""
     if isinstance(query, dict) and query.get("follow") in ("", "1", "true", True):
+        return False
+    if isinstance(query, dict) and _blocks_long(query):
         return False
     if not isinstance(query, dict) or query.get("encoding") != "base64":
         return True
