@@ -9,81 +9,11 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::time::{Duration, Instant};
+use support::feed::Stream;
 use support::{Server, request, run_walkv};
 use walkv::testutil::TempDir;
-
-/// A streamed answer being read: the head, then the chunked body line by line.
-struct Stream {
-    status: u16,
-    head: String,
-    reader: BufReader<TcpStream>,
-    /// Decoded body bytes not yet returned as lines.
-    pending: Vec<u8>,
-    ended: bool,
-}
-
-impl Stream {
-    /// Sends `GET target` with extra header lines and reads the answer's head.
-    fn open(addr: &str, target: &str, headers: &str) -> Stream {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        write!(stream, "GET {target} HTTP/1.1\r\nHost: t\r\n{headers}\r\n").unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut head = String::new();
-        while !head.ends_with("\r\n\r\n") {
-            assert!(reader.read_line(&mut head).unwrap() > 0, "closed in the head: {head}");
-        }
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        Stream { status, head, reader, pending: Vec::new(), ended: false }
-    }
-
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    }
-
-    /// The next line of the body (without its `\n`), or `None` at its end.
-    fn line(&mut self) -> Option<String> {
-        loop {
-            if let Some(at) = self.pending.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.pending.drain(..=at).collect();
-                return Some(String::from_utf8(line[..at].to_vec()).unwrap());
-            }
-            if self.ended || !self.chunk() {
-                return None;
-            }
-        }
-    }
-
-    /// Reads one chunk into `pending`; false at the last chunk (or a closed connection).
-    fn chunk(&mut self) -> bool {
-        let mut size = String::new();
-        if self.reader.read_line(&mut size).unwrap_or(0) == 0 {
-            self.ended = true;
-            return false;
-        }
-        let size = usize::from_str_radix(size.trim(), 16).unwrap();
-        let mut data = vec![0; size + 2];
-        self.reader.read_exact(&mut data).unwrap();
-        assert_eq!(&data[size..], b"\r\n");
-        if size == 0 {
-            self.ended = true;
-            return false;
-        }
-        self.pending.extend_from_slice(&data[..size]);
-        true
-    }
-
-    /// Every line until the body ends.
-    fn rest(&mut self) -> Vec<String> {
-        std::iter::from_fn(|| self.line()).collect()
-    }
-}
 
 fn json(line: &str) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))

@@ -5,6 +5,7 @@
 //! independently of `walkv::client` so that they can check it.
 #![allow(dead_code)] // Each test file uses a different subset.
 
+pub mod feed;
 pub mod power;
 
 use std::io::{BufRead, BufReader, Read, Write};
