@@ -16,7 +16,12 @@ fn main() -> ExitCode {
     };
     let code = match &command {
         Command::Serve(config) => commands::serve(config),
-        Command::Get { addr, token, key, etag } => commands::get(addr, token, key, *etag),
+        Command::Get { addr, token, key, etag, wait } => {
+            commands::get(addr, token, key, *etag, *wait)
+        }
+        Command::Watch { addr, token, prefix, from, format } => {
+            commands::watch(addr, token, prefix, *from, *format)
+        }
         Command::Set { addr, token, key, value, condition } => {
             commands::set(addr, token, key, value.as_deref(), *condition)
         }

@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{BIN, Server};
+use support::{BIN, KillOnDrop, Server, encode_all, request};
 use walkv::testutil::TempDir;
 
 /// True if `tool --version` runs.
@@ -146,8 +146,9 @@ fn redis_tools() -> bool {
     false
 }
 
-/// Loads `dir`'s export into `redis` with `redis-cli --pipe`, checking it says every key.
-fn pipe_export(dir: &std::path::Path, redis: &Redis, keys: usize) {
+/// Loads `dir`'s export into `redis` with `redis-cli --pipe`, checking it says every key;
+/// returns the seq the export says it is consistent at.
+fn pipe_export(dir: &std::path::Path, redis: &Redis, keys: usize) -> u64 {
     let mut export = Command::new(BIN)
         .args(["export", "--format", "resp", "--data-dir"])
         .arg(dir)
@@ -165,6 +166,8 @@ fn pipe_export(dir: &std::path::Path, redis: &Redis, keys: usize) {
     let said = String::from_utf8_lossy(&pipe.stdout);
     assert!(pipe.status.success(), "redis-cli --pipe: {said}");
     assert!(said.contains(&format!("errors: 0, replies: {keys}")), "{said}");
+    let stderr = String::from_utf8_lossy(&exported.stderr);
+    stderr.rsplit("as of seq ").next().and_then(|s| s.trim().parse().ok()).expect("the seq")
 }
 
 /// The README's command: `redis-cli --cluster import` from the Redis at `from` into the cluster.
@@ -282,4 +285,96 @@ fn cluster_import_copies_every_key_without_a_nul() {
     let again = cluster_import(&addrs[0], scratch.port);
     let said = String::from_utf8_lossy(&again.stdout);
     assert!(!again.status.success() && said.contains("MOVED"), "the caveat changed: {said}");
+}
+
+/// The live road: `walkv watch --from SEQ --format resp | redis-cli --pipe`, started from an
+/// export at its seq, keeps a Redis an exact copy while clients set, overwrite and delete
+/// hostile keys, across a restart of the walkv server in the middle.
+#[test]
+fn watch_keeps_redis_a_live_mirror() {
+    if !redis_tools() {
+        return;
+    }
+    let dir = TempDir::new("redis-mirror");
+    let server = Server::start(&dir);
+    let port = server.addr.rsplit(':').next().unwrap().to_string();
+    let mut pairs = support::hostile_pairs();
+    support::fill(&server.addr, &pairs);
+    let redis_dir = TempDir::new("redis-mirror-dir");
+    let redis = Redis::start(&redis_dir);
+    let seq = pipe_export(&dir, &redis, pairs.len());
+    // Both killed by PID if the test fails before it stops them (watch never stops by itself).
+    let mut watch = KillOnDrop(
+        Command::new(BIN)
+            .args(["watch", "--format", "resp", "--from", &seq.to_string(), "--addr", &server.addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut mirror = KillOnDrop(
+        Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string(), "--pipe"])
+            .stdin(watch.0.stdout.take().unwrap())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let keys: Vec<Vec<u8>> = pairs.keys().cloned().collect();
+    let change =
+        |addr: &str, pairs: &mut std::collections::BTreeMap<Vec<u8>, Vec<u8>>, i: usize| {
+            let key = &keys[i % keys.len()];
+            let target = format!("/v1/{}", encode_all(key));
+            if i.is_multiple_of(3) {
+                assert_eq!(request(addr, "DELETE", &target, b"").unwrap().status, 200);
+                pairs.remove(key);
+            } else {
+                let value = [key.as_slice(), b"\r\n", i.to_string().as_bytes()].concat();
+                assert!(request(addr, "PUT", &target, &value).unwrap().status < 300);
+                pairs.insert(key.clone(), value);
+            }
+        };
+    for i in 0..150 {
+        change(&server.addr, &mut pairs, i * 7);
+    }
+    assert!(server.terminate().0.success());
+    let server = Server::start_on(&dir, &port);
+    for i in 150..300 {
+        change(&server.addr, &mut pairs, i * 7);
+    }
+    for i in 0..3 {
+        let key = format!("new-{i}").into_bytes();
+        assert!(
+            request(&server.addr, "PUT", &format!("/v1/{}", encode_all(&key)), b"n")
+                .unwrap()
+                .status
+                < 300
+        );
+        pairs.insert(key, b"n".to_vec());
+    }
+    // The mirror catches up: the same keys, byte for byte.
+    let mut resp = Resp::connect(redis.port);
+    let began = Instant::now();
+    loop {
+        resp.command(&[b"DBSIZE"]);
+        let size = resp.line();
+        resp.command(&[b"GET", b"new-2"]);
+        let last = resp.bulk();
+        if size == format!(":{}", pairs.len()) && last.is_some() {
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(30), "the mirror did not catch up: {size}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (key, value) in &pairs {
+        resp.command(&[b"GET", key]);
+        assert!(resp.bulk().as_ref() == Some(value), "key {key:?} differs in Redis");
+    }
+    support::signal(watch.0.id(), "TERM");
+    let mut stderr = String::new();
+    watch.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let mut said = String::new();
+    mirror.0.stdout.take().unwrap().read_to_string(&mut said).unwrap();
+    assert!(said.contains("errors: 0"), "redis-cli --pipe: {said}");
+    assert!(stderr.contains("resuming"), "watch said nothing of the restart: {stderr}");
 }

@@ -9,7 +9,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 use support::feed::Stream;
 use support::{Server, request, run_walkv};
@@ -384,4 +384,74 @@ fn blocking_reads_answer_when_the_key_changes() {
     assert!(server.terminate().0.success());
     let r = waiting.recv_timeout(Duration::from_secs(10)).expect("answered at the stop");
     assert_eq!((r.status, r.text()), (200, r#"{"value":"y"}"#.into()));
+}
+
+/// `walkv get --wait KEY` prints the value the key's next write leaves, and exits 1 when that
+/// write is a delete.
+#[test]
+fn get_wait_prints_the_next_value() {
+    let dir = TempDir::new("watch-get-wait");
+    let server = Server::start(&dir);
+    let addr = server.addr.clone();
+    put(&addr, "k", "old");
+    let wait = |addr: &str| {
+        std::process::Command::new(support::BIN)
+            .args(["get", "--wait", "--addr", addr, "k"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = support::KillOnDrop(wait(&addr));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(child.0.try_wait().unwrap().is_none(), "it waits for a write");
+    put(&addr, "other", "x");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(child.0.try_wait().unwrap().is_none(), "another key's write does not end it");
+    put(&addr, "k", "new");
+    let out = std::mem::replace(&mut child.0, wait(&addr)).wait_with_output().unwrap();
+    assert_eq!((out.status.code(), out.stdout.as_slice()), (Some(0), &b"new"[..]));
+    std::thread::sleep(Duration::from_millis(300));
+    request(&addr, "DELETE", "/v1/k", b"").unwrap();
+    let out = std::mem::replace(&mut child.0, wait(&addr)).wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("key not found"));
+}
+
+/// `walkv watch` prints every change once, in order, across a `kill -9` and a restart of the
+/// server on the same port; asked for history a compaction removed, it stops with 4 and says
+/// how to start again.
+#[test]
+fn watch_resumes_by_itself_and_prints_nothing_twice() {
+    let dir = TempDir::new("watch-cli");
+    let server = Server::start(&dir);
+    let addr = server.addr.clone();
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    put(&addr, "a", "1");
+    let mut watch = support::KillOnDrop(
+        std::process::Command::new(support::BIN)
+            .args(["watch", "--from", "0", "--prefix", "a", "--addr", &addr])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = std::io::BufReader::new(watch.0.stdout.take().unwrap()).lines();
+    let mut next = || json(&lines.next().unwrap().unwrap());
+    assert_eq!(next()["seq"], 1);
+    put(&addr, "b", "skipped by the prefix");
+    put(&addr, "a2", "2");
+    assert_eq!(next()["seq"], 3, "b is not under the prefix");
+    server.kill9();
+    let server = Server::start_on(&dir, &port);
+    put(&addr, "a", "after");
+    let line = next();
+    assert_eq!((line["seq"].as_u64(), line["value"].as_str()), (Some(4), Some("after")));
+    drop(watch);
+    // From a seq a compaction merged away: stop, and say so.
+    request(&server.addr, "POST", "/compact", b"").unwrap();
+    let (code, _, stderr) =
+        support::run_walkv(&["watch", "--from", "1", "--addr", &addr], &[], b"");
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("walkv export"), "{stderr}");
 }

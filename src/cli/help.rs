@@ -110,21 +110,31 @@ Exit 10: an fsync failed; the log stopped taking writes (503) and the server sto
 ";
 
 pub const HELP_CLIENT: &str = "\
-walkv get | set | delete | ls: talk to a running server
+walkv get | set | delete | ls | watch: talk to a running server
 
 USAGE:
-    walkv get KEY [--etag]               print the value's exact bytes (no newline added)
+    walkv get KEY [--etag] [--wait]      print the value's exact bytes (no newline added)
     walkv set KEY VALUE [--if-match SEQ | --if-absent]
                                          VALUE `-` reads the value from standard input
     walkv delete KEY [--if-match SEQ]
     walkv ls [PREFIX] [-0 | --null]      every key starting with PREFIX, in byte order
     walkv compact                        compact the server's log now; waits until done
+    walkv watch [--prefix P] [--from SEQ] [--format jsonl|resp]
+                                         print every change as it happens (the change feed),
+                                         resuming by itself when the connection breaks
 
 OPTIONS:
     --addr ADDR               server address (env WALKV_ADDR; default 127.0.0.1:8080)
     --auth-token-file PATH    send this token (env WALKV_AUTH_TOKEN gives the token itself)
     --etag                    get: also print the value's ETag (\"SEQ\") alone on a line of
                               standard error, as --if-match takes it
+    --wait                    get: wait for the key's next write, then print what it left
+                              (exit 1 if that was a delete)
+    --prefix P                watch: only keys that start with P
+    --from SEQ                watch: every change after SEQ (default: from now), such as the
+                              seq `walkv export` says its copy is at
+    --format FORMAT           watch: jsonl (default), the feed's lines; or resp, Redis
+                              commands SET and DEL for `redis-cli --pipe`
     --if-match SEQ            set, delete: only if the key's ETag is still SEQ (compare-and-set)
     --if-absent               set: only if the key has no value yet
     -0, --null                ls: end each key with a NUL byte instead of a newline, and print
@@ -137,6 +147,9 @@ exact bytes (`walkv ls -0 | xargs -0 ...`).
 Use `--` before a KEY or VALUE that starts with `-` (a negative number such as -5 needs none:
 `walkv set temp -5`). Keys and values may be any bytes.
 ADDR is HOST:PORT, [IPv6]:PORT, or either after http:// (http://127.0.0.1:8080).
+
+watch stops only on a 410 (the changes after SEQ were compacted away: start again from an
+export), a refusal, or a closed standard output; it prints nothing twice.
 
 EXIT CODES: 0 ok, 1 not found (get: walkv's own 404), 2 usage (also: `set KEY -` with standard
 input closed), 3 cannot connect, 4 rejected (a value over 1 MiB; a failed --if-match or

@@ -76,12 +76,22 @@ pub const DEFAULT_MAX_WRITE_QUEUE: u64 = 64 << 20;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Serve(Config),
-    /// `etag`: print the value's ETag on standard error.
+    /// `etag`: print the value's ETag on standard error; `wait`: after the key's next write.
     Get {
         addr: String,
         token: TokenSource,
         key: Vec<u8>,
         etag: bool,
+        wait: bool,
+    },
+    /// `walkv watch`: follow the change feed, resuming by itself.
+    Watch {
+        addr: String,
+        token: TokenSource,
+        prefix: Vec<u8>,
+        /// `None`: from the seq visible when it starts.
+        from: Option<u64>,
+        format: ExportFormat,
     },
     /// `value: None` means "read it from standard input" (`-`).
     Set {
@@ -178,6 +188,15 @@ impl fmt::Display for UsageError {
     }
 }
 
+/// `--format jsonl|resp` (`export`, `watch`); jsonl when absent.
+fn export_format(text: Option<&str>) -> Result<ExportFormat, UsageError> {
+    match text.unwrap_or("jsonl") {
+        "jsonl" => Ok(ExportFormat::Jsonl),
+        "resp" => Ok(ExportFormat::Resp),
+        other => Err(UsageError(format!("--format must be jsonl or resp, got {other:?}"))),
+    }
+}
+
 /// Arguments split into options and positionals.
 struct Parsed {
     options: Vec<(String, String)>,
@@ -201,7 +220,7 @@ pub fn parse(
     let (name, rest) = match first {
         Some(
             "serve" | "get" | "set" | "delete" | "ls" | "compact" | "check" | "repair" | "dump"
-            | "export" | "import",
+            | "export" | "import" | "watch",
         ) => (first.unwrap_or_default().to_string(), args[1..].to_vec()),
         Some("help" | "--help" | "-h") => return help_for(args.get(1)).map(Command::Help),
         Some("--version" | "-V") => return Ok(Command::Version),
@@ -213,7 +232,10 @@ pub fn parse(
     let takes = |flag: &str| match (name.as_str(), flag) {
         ("serve", "--insecure-open" | "--log-requests") => Some(false),
         ("repair", "--dry-run" | "--skip-damaged" | "--cut") => Some(false),
-        ("get", "--etag") | ("set", "--if-absent") | ("ls", "-0" | "--null") => Some(false),
+        ("get", "--etag" | "--wait") | ("set", "--if-absent") | ("ls", "-0" | "--null") => {
+            Some(false)
+        }
+        ("watch", "--prefix" | "--from" | "--format") => Some(true),
         ("set" | "delete", "--if-match") => Some(true),
         ("dump", "--from-seq" | "--limit") | ("export", "--format") => Some(true),
         ("dump" | "export", "--data-dir") => Some(true),
@@ -225,7 +247,8 @@ pub fn parse(
         | ("serve", "--max-write-queue" | "--max-memory")
         | ("serve", "--heartbeat" | "--follower-backlog")
         | ("check" | "repair", "--data-dir")
-        | ("get" | "set" | "delete" | "compact", "--addr" | "--auth-token-file") => Some(true),
+        | ("get" | "set" | "delete" | "compact", "--addr" | "--auth-token-file")
+        | ("watch", "--addr" | "--auth-token-file") => Some(true),
         _ => None,
     };
     let parsed = split_options(rest, &takes)?;
@@ -274,7 +297,21 @@ pub fn parse(
         "get" => {
             want(1, "`walkv get KEY`")?;
             let etag = parsed.option("--etag").is_some();
-            Ok(Command::Get { addr: addr()?, token: token(), key: key_bytes(&pos[0])?, etag })
+            let wait = parsed.option("--wait").is_some();
+            let key = key_bytes(&pos[0])?;
+            Ok(Command::Get { addr: addr()?, token: token(), key, etag, wait })
+        }
+        "watch" => {
+            want(0, "`walkv watch [--prefix P] [--from SEQ] [--format jsonl|resp]`")?;
+            let prefix = parsed.option("--prefix").unwrap_or_default().as_bytes().to_vec();
+            let from = match parsed.option("--from") {
+                None => None,
+                Some(text) => Some(text.parse::<u64>().map_err(|_| {
+                    UsageError(format!("--from must be a sequence number, got {text:?}"))
+                })?),
+            };
+            let format = export_format(parsed.option("--format"))?;
+            Ok(Command::Watch { addr: addr()?, token: token(), prefix, from, format })
         }
         "delete" => {
             want(1, "`walkv delete KEY`")?;
@@ -321,15 +358,7 @@ pub fn parse(
         }
         "export" => {
             want(0, "no positional arguments for export")?;
-            let format = match parsed.option("--format").unwrap_or("jsonl") {
-                "jsonl" => ExportFormat::Jsonl,
-                "resp" => ExportFormat::Resp,
-                other => {
-                    return Err(UsageError(format!(
-                        "--format must be jsonl or resp, got {other:?}"
-                    )));
-                }
-            };
+            let format = export_format(parsed.option("--format"))?;
             Ok(Command::Export { data_dir: data_dir()?, format })
         }
         "import" => {
@@ -529,7 +558,7 @@ fn help_for(topic: Option<&OsString>) -> Result<&'static str, UsageError> {
     let Some(topic) = topic else { return Ok(HELP) };
     match topic.to_str() {
         Some("serve") => Ok(HELP_SERVE),
-        Some("get" | "set" | "delete" | "ls" | "compact") => Ok(HELP_CLIENT),
+        Some("get" | "set" | "delete" | "ls" | "compact" | "watch") => Ok(HELP_CLIENT),
         Some("check" | "repair") => Ok(HELP_CHECK),
         Some("dump" | "export" | "import") => Ok(HELP_DATA),
         Some("help") => Ok(HELP),

@@ -60,7 +60,8 @@ fn flag_beats_env_beats_default() {
             addr: "10.0.0.1:1".into(),
             token: TokenSource::None,
             key: b"k".to_vec(),
-            etag: false
+            etag: false,
+            wait: false
         }
     );
     let get = parse(args(&["get", "--addr", "h:2", "k"]), &env).unwrap();
@@ -77,7 +78,8 @@ fn flag_beats_env_beats_default() {
             addr: "h:2".into(),
             token: TokenSource::None,
             key: b"k".to_vec(),
-            etag: false
+            etag: false,
+            wait: false
         }
     );
 }

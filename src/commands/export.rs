@@ -68,8 +68,13 @@ pub fn jsonl_line(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
 
 /// Appends the RESP command `SET key value`.
 pub fn resp_set(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
-    out.extend_from_slice(b"*3\r\n$3\r\nSET\r\n");
-    for bulk in [key, value] {
+    resp_command(out, &[b"SET", key, value]);
+}
+
+/// Appends one Redis command as a RESP array of bulk strings (binary-safe).
+pub fn resp_command(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", parts.len()).as_bytes());
+    for bulk in parts {
         out.extend_from_slice(format!("${}\r\n", bulk.len()).as_bytes());
         out.extend_from_slice(bulk);
         out.extend_from_slice(b"\r\n");

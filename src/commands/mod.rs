@@ -26,11 +26,13 @@ mod import;
 mod printable;
 mod remote;
 mod repair;
+mod watch;
 pub use dump::dump;
 pub use export::export;
 pub use import::import;
 pub use remote::{compact, delete, get, list, set};
 pub use repair::repair;
+pub use watch::watch;
 
 /// `walkv serve`. A token that cannot be loaded, or an open address without a token, is refused
 /// before anything is opened (exit 2).

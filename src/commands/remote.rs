@@ -23,12 +23,16 @@ pub(super) fn auth_header(token: &TokenSource) -> Result<Option<String>, u8> {
 }
 
 /// `walkv get KEY`: the value's exact bytes on standard output; with `etag`, its ETag alone on
-/// a line of standard error (`"42"`).
-pub fn get(addr: &str, token: &TokenSource, key: &[u8], etag: bool) -> u8 {
+/// a line of standard error (`"42"`); with `wait`, after the key's next write
+/// ([`super::watch::get_wait`]).
+pub fn get(addr: &str, token: &TokenSource, key: &[u8], etag: bool, wait: bool) -> u8 {
     let auth = match auth_header(token) {
         Ok(auth) => auth,
         Err(code) => return code,
     };
+    if wait {
+        return super::watch::get_wait(addr, auth.as_deref(), key);
+    }
     let target = format!("/v1/{}?raw", client::encode_key(key));
     finish(client::request(addr, auth.as_deref(), "GET", &target, b""), |reply| {
         if etag {

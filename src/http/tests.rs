@@ -117,7 +117,12 @@ fn strict_at_the_door() {
         ("PUT", "/v1/k?sync&sync", b"w", "`sync` is given more than once"),
         ("PUT", "/v1/k?raw", b"w", "unknown parameter `raw`"),
         ("DELETE", "/v1/k?foo=bar", b"", "unknown parameter `foo`; DELETE /v1/{key}"),
-        ("GET", "/v1/k?rwa", b"", "unknown parameter `rwa`; GET /v1/{key} takes only `raw`"),
+        (
+            "GET",
+            "/v1/k?rwa",
+            b"",
+            "unknown parameter `rwa`; GET /v1/{key} takes `raw`, `index`, `wait`",
+        ),
         ("GET", "/v1/k?raw&raw", b"", "`raw` is given more than once"),
         ("HEAD", "/v1/k?sync", b"", "unknown parameter `sync`"),
         ("POST", "/v1/write?sync=2", write, "`sync` is a switch"),

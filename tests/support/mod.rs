@@ -143,6 +143,16 @@ impl Server {
         Server::spawn(command, data_dir, envs)
     }
 
+    /// Starts a server on a given port (to restart one where its clients expect it).
+    pub fn start_on(data_dir: &Path, port: &str) -> Server {
+        let mut command = Command::new(BIN);
+        command.args(["serve", "--port", port, "--data-dir"]).arg(data_dir);
+        match Server::spawn(command, data_dir, &[]) {
+            Ok(server) => server,
+            Err((status, stderr)) => panic!("server did not start ({status:?}): {stderr}"),
+        }
+    }
+
     /// Starts a server from a bash script that runs `setup` (a `ulimit`, a `trap`) and then
     /// `exec`s walkv, so the server's PID is the child's and the limits are really its own.
     pub fn start_in_shell(setup: &str, data_dir: &Path) -> Server {

@@ -9,6 +9,10 @@
 //! malformed and random answers. It reads at most [`MAX_RESPONSE`] bytes and gives up after
 //! [`TIMEOUT`], so a wrong address cannot hang it.
 
+mod stream;
+
+pub use stream::Stream;
+
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -175,7 +179,7 @@ impl Connection {
             self.fill()?;
         };
         let (mut reply, len) =
-            parse_head(&self.buffer[..head_end - 4]).map_err(ClientError::BadResponse)?;
+            parse_head(&self.buffer[..head_end - 4], false).map_err(ClientError::BadResponse)?;
         // A 304 has no body, whatever it says (RFC 9110 15.4.5).
         let len = if reply.status == 304 { Some(0) } else { len };
         let len =
@@ -212,7 +216,7 @@ impl Connection {
             }
         };
         let (_, len) =
-            parse_head(&self.buffer[..head_end - 4]).map_err(ClientError::BadResponse)?;
+            parse_head(&self.buffer[..head_end - 4], false).map_err(ClientError::BadResponse)?;
         if len.is_some() {
             return self.read();
         }
@@ -273,7 +277,7 @@ fn connect(addr: &str) -> Result<TcpStream, ClientError> {
 /// `Content-Length` or, without one, by the end of the connection.
 pub fn parse_response(raw: &[u8]) -> Result<Reply, String> {
     let head_end = find(raw, b"\r\n\r\n").ok_or("no end of headers")?;
-    let (mut reply, content_length) = parse_head(&raw[..head_end])?;
+    let (mut reply, content_length) = parse_head(&raw[..head_end], false)?;
     let rest = &raw[head_end + 4..];
     let body = match content_length {
         Some(n) if n <= rest.len() => &rest[..n],
@@ -286,7 +290,7 @@ pub fn parse_response(raw: &[u8]) -> Result<Reply, String> {
 
 /// Parses a response's head (without the blank line): the reply without its body, and the
 /// `Content-Length` if there is one.
-fn parse_head(raw: &[u8]) -> Result<(Reply, Option<usize>), String> {
+fn parse_head(raw: &[u8], chunked_ok: bool) -> Result<(Reply, Option<usize>), String> {
     let head = std::str::from_utf8(raw).map_err(|_| "headers are not UTF-8")?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
@@ -307,7 +311,7 @@ fn parse_head(raw: &[u8]) -> Result<(Reply, Option<usize>), String> {
         if name.eq_ignore_ascii_case("content-length") {
             let n = value.parse::<usize>().map_err(|_| format!("bad Content-Length {value:?}"))?;
             content_length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if name.eq_ignore_ascii_case("transfer-encoding") && !chunked_ok {
             return Err("chunked responses are not supported".to_string());
         }
         headers.push((name.to_string(), value.to_string()));
