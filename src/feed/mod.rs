@@ -13,8 +13,9 @@
 //! - Nobody follows: the main thread stores two numbers per batch of news, and encodes
 //!   nothing. The ring is emptied when the last follower leaves.
 //! - Somebody follows: each change is encoded once, on the main thread, and pushed into the
-//!   ring under its lock; then a *notifier* thread wakes the followers, so that waking a
-//!   thousand of them is never the main thread's time.
+//!   ring under its lock; then one thread is told ([`Feed::wait_for_news`]): the one that
+//!   writes to every follower that has caught up (see [`crate::intake`]), so that serving a
+//!   thousand of them is never the main thread's time, nor a thousand threads' wake-ups.
 //! - Memory: the ring holds at most `capacity` bytes of lines (the newest line always stays,
 //!   whatever its size). A follower holds no copy of what it has not sent yet; one that falls
 //!   so far behind that the ring dropped a line it had not taken is cut (see
@@ -28,7 +29,6 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread;
 use std::time::Duration;
 
 /// The ring's default size: how far behind, in bytes of JSON lines, a follower may fall before
@@ -43,8 +43,6 @@ const CLOSED: u8 = 2;
 /// The feed shared by the main thread (which publishes) and the followers (which read).
 pub struct Feed {
     ring: Mutex<Ring>,
-    /// Followers wait here for lines, a higher `synced`, or the end.
-    changed: Condvar,
     visible: AtomicU64,
     synced: AtomicU64,
     followers: AtomicUsize,
@@ -53,7 +51,7 @@ pub struct Feed {
     capacity: usize,
     /// Followers cut for falling behind, since start (`/metrics`).
     cut: AtomicU64,
-    /// The notifier's doorbell: true while a wake-up is owed.
+    /// The doorbell of the thread that writes to live followers: true while news is owed.
     bell: Mutex<bool>,
     rung: Condvar,
 }
@@ -66,6 +64,13 @@ struct Ring {
     after: u64,
     upto: u64,
     bytes: usize,
+}
+
+/// What a follower takes: lines of keys that start with `prefix`, at most about `budget`
+/// bytes of them at a time (one line more than that at most).
+pub struct Take<'a> {
+    pub prefix: &'a [u8],
+    pub budget: usize,
 }
 
 /// What a follower may take now (see [`Feed::take`]).
@@ -85,11 +90,10 @@ pub enum Taken {
 
 impl Feed {
     /// A feed for the log in `dir`, whose visible and synced seqs are `last` now, keeping at
-    /// most `capacity` bytes of lines; starts its notifier thread.
-    pub fn start(dir: &Path, last: u64, capacity: usize) -> std::io::Result<Arc<Feed>> {
-        let feed = Arc::new(Feed {
+    /// most `capacity` bytes of lines.
+    pub fn new(dir: &Path, last: u64, capacity: usize) -> Arc<Feed> {
+        Arc::new(Feed {
             ring: Mutex::new(Ring { after: last, upto: last, ..Ring::default() }),
-            changed: Condvar::new(),
             visible: AtomicU64::new(last),
             synced: AtomicU64::new(last),
             followers: AtomicUsize::new(0),
@@ -99,13 +103,7 @@ impl Feed {
             cut: AtomicU64::new(0),
             bell: Mutex::new(false),
             rung: Condvar::new(),
-        });
-        let notifier = Arc::clone(&feed);
-        thread::Builder::new()
-            .name("walkv-feed".into())
-            .stack_size(64 << 10)
-            .spawn(move || notifier.notify_loop())?;
-        Ok(feed)
+        })
     }
 
     /// The data directory, whose files hold the history before the ring.
@@ -217,7 +215,8 @@ impl Feed {
         self.ring_bell();
     }
 
-    /// Asks the notifier to wake the followers (one wake-up of one thread, if it sleeps).
+    /// Tells the thread that writes to live followers that there is news (one wake-up of one
+    /// thread, if it sleeps).
     fn ring_bell(&self) {
         let mut owed = self.bell.lock().unwrap_or_else(|p| p.into_inner());
         if !*owed {
@@ -226,21 +225,19 @@ impl Feed {
         }
     }
 
-    /// The notifier: wakes every follower each time the bell rings. Taking the ring's lock
-    /// first means a follower is either still deciding, under that lock, and sees what changed,
-    /// or already waiting, and is woken.
-    fn notify_loop(&self) {
-        loop {
-            {
-                let mut owed = self.bell.lock().unwrap_or_else(|p| p.into_inner());
-                while !*owed {
-                    owed = self.rung.wait(owed).unwrap_or_else(|p| p.into_inner());
-                }
-                *owed = false;
-            }
-            drop(self.lock());
-            self.changed.notify_all();
+    /// Rings the bell without news: a follower was handed to the thread that waits on it.
+    pub fn nudge(&self) {
+        self.ring_bell();
+    }
+
+    /// Waits at most `timeout` for news (new lines, a higher synced seq, the close); true if
+    /// there was some. For the one thread that writes to live followers.
+    pub fn wait_for_news(&self, timeout: Duration) -> bool {
+        let mut owed = self.bell.lock().unwrap_or_else(|p| p.into_inner());
+        if !*owed {
+            owed = self.rung.wait_timeout(owed, timeout).unwrap_or_else(|p| p.into_inner()).0;
         }
+        std::mem::take(&mut *owed)
     }
 
     // ---- The followers' side ----
@@ -252,18 +249,18 @@ impl Feed {
     }
 
     /// What a follower whose cursor is at `cursor` may take now, up to `bound` (the visible or
-    /// the synced seq) and `matching` its prefix; matching lines are appended to `out`.
-    pub fn take(&self, cursor: u64, bound: u64, prefix: &[u8], out: &mut Vec<Line>) -> Taken {
+    /// the synced seq): the lines of keys that start with `prefix` are appended to `out`, until
+    /// they hold `budget` bytes.
+    pub fn take(&self, cursor: u64, bound: u64, take: &Take, out: &mut Vec<Line>) -> Taken {
         let ring = self.lock();
-        self.take_locked(&ring, cursor, bound, prefix, out)
+        Self::take_locked(&ring, cursor, bound, take, out)
     }
 
     fn take_locked(
-        &self,
         ring: &Ring,
         cursor: u64,
         bound: u64,
-        prefix: &[u8],
+        take: &Take,
         out: &mut Vec<Line>,
     ) -> Taken {
         if cursor >= bound {
@@ -276,42 +273,57 @@ impl Feed {
             // Visible, yet not in the ring: made visible while nobody followed.
             return Taken::FromFiles { upto: bound };
         }
-        let upto = ring.upto.min(bound);
+        let mut upto = ring.upto.min(bound);
         let skip = ring.lines.partition_point(|line| line.seq() <= cursor);
+        let mut bytes = 0;
         for line in ring.lines.range(skip..) {
             if line.seq() > upto {
                 break;
             }
-            if line.key().starts_with(prefix) {
+            if line.key().starts_with(take.prefix) {
                 out.push(line.clone());
+                bytes += line.json().len();
+                if bytes >= take.budget {
+                    upto = line.seq();
+                    break;
+                }
             }
         }
         Taken::Lines { upto }
     }
 
-    /// [`Feed::take`] for a follower that has taken lines from the ring before: if the ring
-    /// dropped lines it had not taken, it fell behind.
-    pub fn take_live(&self, cursor: u64, bound: u64, prefix: &[u8], out: &mut Vec<Line>) -> Taken {
+    /// The ring's lines after `after` (and its bounds), taken in one lock: the fan-out serves
+    /// a round of followers from it without taking the lock once per follower, which the main
+    /// thread also needs.
+    pub fn recent(&self, after: u64) -> Recent<'_> {
         let ring = self.lock();
-        if cursor < ring.after {
-            self.cut.fetch_add(1, Ordering::Relaxed);
-            return Taken::FellBehind;
-        }
-        self.take_locked(&ring, cursor, bound, prefix, out)
+        let skip = ring.lines.partition_point(|line| line.seq() <= after);
+        let lines = ring.lines.range(skip..).cloned().collect();
+        Recent(Ring { lines, after: ring.after, upto: ring.upto, bytes: 0 }, self.cut_counter())
     }
 
-    /// Waits at most `timeout` for news: the ring or the seqs moved past `cursor`, or the feed
-    /// closed. `bound` reads the seq the follower goes by.
-    pub fn wait(&self, cursor: u64, bound: impl Fn(&Feed) -> u64, timeout: Duration) {
-        let ring = self.lock();
-        if bound(self) > cursor || self.is_closed() {
-            return;
-        }
-        let _ = self.changed.wait_timeout(ring, timeout);
+    fn cut_counter(&self) -> &AtomicU64 {
+        &self.cut
     }
 
     fn lock(&self) -> MutexGuard<'_, Ring> {
         self.ring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The recent part of the ring, for one round of the fan-out ([`Feed::recent`]).
+pub struct Recent<'a>(Ring, &'a AtomicU64);
+
+impl Recent<'_> {
+    /// [`Feed::take`] for a follower that has taken lines from the ring before: if the ring
+    /// dropped lines it had not taken, it fell behind (and is counted as cut).
+    pub fn take_live(&self, cursor: u64, bound: u64, take: &Take, out: &mut Vec<Line>) -> Taken {
+        if cursor < self.0.after {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            return Taken::FellBehind;
+        }
+        // Changes made visible since the copy are for the next round.
+        Feed::take_locked(&self.0, cursor, bound.min(self.0.upto), take, out)
     }
 }
 

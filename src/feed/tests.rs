@@ -9,6 +9,9 @@ fn lines(seqs: std::ops::RangeInclusive<u64>) -> Vec<Line> {
     seqs.map(|seq| Line::new(seq, Op::Set, format!("k{seq}").as_bytes(), b"v")).collect()
 }
 
+/// Every key, without a byte budget.
+const ALL: Take = Take { prefix: b"", budget: usize::MAX };
+
 fn seqs(lines: &[Line]) -> Vec<u64> {
     lines.iter().map(Line::seq).collect()
 }
@@ -18,22 +21,25 @@ fn seqs(lines: &[Line]) -> Vec<u64> {
 #[test]
 fn a_follower_is_told_where_each_change_is() {
     let dir = crate::testutil::TempDir::new("feed");
-    let feed = Feed::start(&dir, 0, DEFAULT_CAPACITY).unwrap();
+    let feed = Feed::new(&dir, 0, DEFAULT_CAPACITY);
     feed.serve_from(10);
     feed.made_visible(10, 12, None); // nobody follows: no lines
     let following = feed.follow();
     assert!(feed.is_followed());
     let mut out = Vec::new();
-    assert_eq!(feed.take(0, 12, b"", &mut out), Taken::FromFiles { upto: 10 });
-    assert_eq!(feed.take(10, 12, b"", &mut out), Taken::FromFiles { upto: 12 }, "the gap");
+    assert_eq!(feed.take(0, 12, &ALL, &mut out), Taken::FromFiles { upto: 10 });
+    assert_eq!(feed.take(10, 12, &ALL, &mut out), Taken::FromFiles { upto: 12 }, "the gap");
     feed.made_visible(12, 15, Some(lines(13..=15)));
-    assert_eq!(feed.take(0, 15, b"", &mut out), Taken::FromFiles { upto: 12 });
-    assert_eq!(feed.take(12, 14, b"", &mut out), Taken::Lines { upto: 14 });
+    assert_eq!(feed.take(0, 15, &ALL, &mut out), Taken::FromFiles { upto: 12 });
+    assert_eq!(feed.take(12, 14, &ALL, &mut out), Taken::Lines { upto: 14 });
     assert_eq!(seqs(&out), [13, 14]);
     out.clear();
-    assert_eq!(feed.take(13, 15, b"k15", &mut out), Taken::Lines { upto: 15 });
+    assert_eq!(
+        feed.take(13, 15, &Take { prefix: b"k15", budget: 1 }, &mut out),
+        Taken::Lines { upto: 15 }
+    );
     assert_eq!(seqs(&out), [15]);
-    assert_eq!(feed.take(15, 15, b"", &mut out), Taken::Nothing);
+    assert_eq!(feed.take(15, 15, &ALL, &mut out), Taken::Nothing);
     assert_eq!((feed.visible(), feed.followers()), (15, 1));
     drop(following);
     assert_eq!(feed.followers(), 0);
@@ -47,43 +53,55 @@ fn a_follower_is_told_where_each_change_is() {
 fn a_follower_past_the_capacity_is_cut() {
     let dir = crate::testutil::TempDir::new("feed-cut");
     let one = lines(1..=1)[0].len();
-    let feed = Feed::start(&dir, 0, 3 * one).unwrap();
+    let feed = Feed::new(&dir, 0, 3 * one);
     feed.serve_from(0);
     let _following = feed.follow();
     feed.made_visible(0, 5, Some(lines(1..=5)));
     let mut out = Vec::new();
-    assert_eq!(feed.take(0, 5, b"", &mut out), Taken::FromFiles { upto: 2 });
-    assert_eq!(feed.take_live(1, 5, b"", &mut out), Taken::FellBehind);
+    assert_eq!(feed.take(0, 5, &ALL, &mut out), Taken::FromFiles { upto: 2 });
+    assert_eq!(feed.recent(0).take_live(1, 5, &ALL, &mut out), Taken::FellBehind);
     assert_eq!(feed.cut_count(), 1);
-    assert_eq!(feed.take_live(2, 5, b"", &mut out), Taken::Lines { upto: 5 });
+    assert_eq!(feed.recent(2).take_live(2, 5, &ALL, &mut out), Taken::Lines { upto: 5 });
     assert_eq!(seqs(&out), [3, 4, 5]);
 }
 
-/// A waiting follower wakes when a change is published (through the notifier thread), and
-/// when the feed closes; with nothing new it waits its timeout.
+/// The byte budget stops a take after the line that reaches it, and says how far it looked.
 #[test]
-fn followers_wake_for_news() {
-    let dir = crate::testutil::TempDir::new("feed-wake");
-    let feed = Feed::start(&dir, 0, DEFAULT_CAPACITY).unwrap();
+fn a_take_stops_at_its_budget() {
+    let dir = crate::testutil::TempDir::new("feed-budget");
+    let feed = Feed::new(&dir, 0, DEFAULT_CAPACITY);
     feed.serve_from(0);
     let _following = feed.follow();
+    feed.made_visible(0, 5, Some(lines(1..=5)));
+    let one = lines(1..=1)[0].json().len();
+    let mut out = Vec::new();
+    let take = Take { prefix: b"", budget: 2 * one };
+    assert_eq!(feed.take(0, 5, &take, &mut out), Taken::Lines { upto: 2 });
+    assert_eq!(seqs(&out), [1, 2]);
+}
+
+/// The thread that writes to followers waits for news: a publication, a higher synced seq,
+/// a nudge or the close; without news it waits its timeout.
+#[test]
+fn news_rings_the_bell() {
+    let dir = crate::testutil::TempDir::new("feed-bell");
+    let feed = Feed::new(&dir, 0, DEFAULT_CAPACITY);
+    feed.serve_from(0);
     let started = Instant::now();
-    feed.wait(0, Feed::visible, Duration::from_millis(50));
-    assert!(started.elapsed() >= Duration::from_millis(50), "nothing new: the timeout");
-    let publisher = Arc::clone(&feed);
-    let waker = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
-        publisher.made_visible(0, 1, Some(lines(1..=1)));
-    });
-    let started = Instant::now();
-    while feed.visible() == 0 {
-        feed.wait(0, Feed::visible, Duration::from_secs(30));
-    }
-    assert!(started.elapsed() < Duration::from_secs(20), "woken, not timed out");
-    waker.join().unwrap();
+    assert!(!feed.wait_for_news(Duration::from_millis(50)), "nothing new: the timeout");
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    feed.made_visible(0, 1, None);
+    assert!(!feed.wait_for_news(Duration::ZERO), "nobody follows: no bell");
+    let _following = feed.follow();
+    feed.made_visible(1, 2, Some(lines(2..=2)));
+    assert!(feed.wait_for_news(Duration::ZERO));
+    assert!(!feed.wait_for_news(Duration::ZERO), "rung once, taken once");
+    feed.made_synced(2);
+    assert!(feed.wait_for_news(Duration::ZERO));
+    feed.nudge();
+    assert!(feed.wait_for_news(Duration::ZERO));
     feed.close();
-    feed.wait(1, Feed::visible, Duration::from_secs(30));
-    assert!(feed.is_closed());
+    assert!(feed.wait_for_news(Duration::ZERO) && feed.is_closed());
 }
 
 /// Lines are the JSON the feed promises, parsed back by serde_json to the same bytes.

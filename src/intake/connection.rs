@@ -7,6 +7,7 @@
 
 use super::answer::{ConnectionHeader, write_stream_head};
 use super::budget::Reservation;
+use super::fanout::{Fanout, Live};
 use super::follow::{Ended, Follower};
 use super::outbox::{Outbox, ReplyTo};
 use super::parse::{
@@ -212,9 +213,9 @@ impl Connection {
             Framing::Chunked => self.read_chunked(limit, &mut reserved)?,
         };
         let keep_alive = head.keep_alive;
-        if let Some(feed) = self.feed_for(&head) {
+        if let Some((feed, fanout)) = self.feed_for(&head) {
             drop((body, reserved)); // a feed request has no use for a body
-            return self.serve_feed(&head, &feed);
+            return self.serve_feed(&head, &feed, &fanout);
         }
         self.hand_over(head, body, reserved)?;
         if !keep_alive {
@@ -255,16 +256,18 @@ impl Connection {
         Ok(())
     }
 
-    /// The change feed, if this request is for it: `GET` or `HEAD` of `/changes`.
-    fn feed_for(&self, head: &Head) -> Option<Arc<Feed>> {
+    /// The change feed and its fan-out, if this request is for it: `GET` or `HEAD` of
+    /// `/changes`.
+    fn feed_for(&self, head: &Head) -> Option<(Arc<Feed>, Arc<Fanout>)> {
         let path = head.target().split('?').next().unwrap_or_default();
-        let feed = self.shared.feed.as_ref()?;
-        (matches!(head.method(), "GET" | "HEAD") && path == "/changes").then(|| Arc::clone(feed))
+        let (feed, fanout) = self.shared.feed.as_ref()?;
+        let feed_request = matches!(head.method(), "GET" | "HEAD") && path == "/changes";
+        feed_request.then(|| (Arc::clone(feed), Arc::clone(fanout)))
     }
 
     /// `GET /changes`, served on this thread without the main thread (see `follow.rs`).
     /// `Ok(true)`: the connection goes on with its next request.
-    fn serve_feed(&mut self, head: &Head, feed: &Arc<Feed>) -> Step<bool> {
+    fn serve_feed(&mut self, head: &Head, feed: &Arc<Feed>, fanout: &Fanout) -> Step<bool> {
         let (path, query) = match head.target().split_once('?') {
             Some((path, query)) => (path, Some(query)),
             None => (head.target(), None),
@@ -313,9 +316,17 @@ impl Connection {
         if reply.head_only {
             return Ok(connection != ConnectionHeader::Close);
         }
-        let heartbeat = self.shared.limits.heartbeat;
-        let mut follower = Follower::new(feed, &plan, from, start, heartbeat);
+        let mut follower = Follower::new(feed, &plan, from, start);
         let ended = follower.run(&mut self.stream).map_err(|_| End::Quietly)?;
+        if let Ended::CaughtUp { cursor, sent } = ended {
+            // From here the fan-out writes; this thread waits until it ends the answer.
+            let (done, ends) = std::sync::mpsc::channel();
+            let stream = self.stream.try_clone().map_err(|_| End::Quietly)?;
+            let live = Live { stream, plan, cursor, sent, done };
+            fanout.adopt(live).map_err(|_| End::Quietly)?;
+            let _ = ends.recv();
+            return Ok(false);
+        }
         follower.finish(&mut self.stream).map_err(|_| End::Quietly)?;
         Ok(ended == Ended::Complete && connection != ConnectionHeader::Close)
     }

@@ -1,13 +1,14 @@
-//! A reader of `GET /changes`, served on its own connection's thread: the history from the
-//! log's files ([`crate::wal::history`]), then the recent changes from the feed's ring
-//! ([`crate::feed`]), then (with `follow`) each change as it becomes visible, with heartbeats.
+//! A reader of `GET /changes`, served on its own connection's thread until it has caught up:
+//! the history from the log's files ([`crate::wal::history`]), then the recent changes from the
+//! feed's ring ([`crate::feed`]). A plain answer ends there. With `follow`, the follower is then
+//! handed to the one thread that writes every caught-up follower's changes as they become
+//! visible, with heartbeats (`fanout.rs`), and this thread waits for it to end.
 //!
 //! Why here and not on the main thread: an answer that lasts hours cannot be one the main
 //! thread writes, and the history is on disk, which the main thread never touches. So a feed
 //! request never reaches the main thread; everything it needs the main thread publishes (the
 //! ring, the visible and synced seqs), and everything that can be slow (the disk, the client)
-//! is this thread's alone. A follower that stops reading blocks only here, up to
-//! `--write-timeout` per write, and is cut when the ring drops a change it has not taken.
+//! is this thread's, or the fan-out's, which never waits for one client.
 //!
 //! The answer is chunked. Each change is one line (JSON lines), or one event (`id: SEQ`,
 //! `data: LINE`) with Server-Sent Events. The cursor is the last seq looked at: every change
@@ -22,28 +23,30 @@
 //! ```
 
 use super::answer::{LAST_CHUNK, push_chunk, push_decimal};
-use crate::feed::{Feed, Line, Taken};
+use crate::feed::{Feed, Line, Take, Taken};
 use crate::http::changes::Plan;
 use crate::json;
 use crate::wal::history::{self, History};
 use std::io::{self, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
 
 /// Bytes of lines gathered before they are written as one chunk.
-const CHUNK: usize = 64 << 10;
+pub(super) const CHUNK: usize = 64 << 10;
 
-/// How a feed's answer ended.
+/// How the part of a feed's answer this thread writes ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Ended {
     /// Every change asked for was written (a plain answer, or `limit` reached): the connection
     /// may serve its next request.
     Complete,
-    /// The server is stopping, or the follower was cut: the connection closes.
+    /// The server is stopping, or the history was compacted away: the connection closes.
     Closed,
+    /// A follower has caught up with the ring: the fan-out takes it from `cursor`, having
+    /// written `sent` changes so far.
+    CaughtUp { cursor: u64, sent: u64 },
 }
 
-/// One follower's state.
+/// One follower's catch-up.
 pub(super) struct Follower<'a> {
     feed: &'a Feed,
     plan: &'a Plan,
@@ -52,35 +55,22 @@ pub(super) struct Follower<'a> {
     /// A plain answer ends at this seq (the bound when it started); `None` with `follow`.
     end: Option<u64>,
     sent: u64,
-    /// Lines taken from the ring: from now on, falling behind it is a cut.
-    live: bool,
     body: Vec<u8>,
     out: Vec<u8>,
-    heartbeat: Duration,
-    last_write: Instant,
 }
 
 impl<'a> Follower<'a> {
     /// A follower from `from`, for changes up to `start` (the bound when the answer began) if
     /// the plan does not follow.
-    pub(super) fn new(
-        feed: &'a Feed,
-        plan: &'a Plan,
-        from: u64,
-        start: u64,
-        heartbeat: Duration,
-    ) -> Follower<'a> {
+    pub(super) fn new(feed: &'a Feed, plan: &'a Plan, from: u64, start: u64) -> Follower<'a> {
         Follower {
             feed,
             plan,
             cursor: from,
             end: (!plan.follow).then_some(start),
             sent: 0,
-            live: false,
             body: Vec::new(),
             out: Vec::new(),
-            heartbeat,
-            last_write: Instant::now(),
         }
     }
 
@@ -89,8 +79,8 @@ impl<'a> Follower<'a> {
         if plan.fsync { feed.synced() } else { feed.visible() }
     }
 
-    /// Writes the answer's body to `stream` until it is complete, the server stops, the
-    /// follower is cut or the client is gone (an error).
+    /// Writes the answer's body to `stream` until it is complete, caught up (with `follow`),
+    /// the server stops, or the client is gone (an error).
     pub(super) fn run(&mut self, stream: &mut TcpStream) -> io::Result<Ended> {
         loop {
             if self.feed.is_closed() {
@@ -103,21 +93,16 @@ impl<'a> Follower<'a> {
             }
             let bound = Self::bound(self.feed, self.plan).min(self.end.unwrap_or(u64::MAX));
             let mut lines = Vec::new();
-            let prefix = &self.plan.prefix;
-            let taken = if self.live {
-                self.feed.take_live(self.cursor, bound, prefix, &mut lines)
-            } else {
-                self.feed.take(self.cursor, bound, prefix, &mut lines)
-            };
-            match taken {
+            let take = Take { prefix: &self.plan.prefix, budget: CHUNK };
+            match self.feed.take(self.cursor, bound, &take, &mut lines) {
                 Taken::FromFiles { upto } => {
                     if let Err(cut) = self.read_files(stream, upto)? {
-                        self.cut(stream, &cut)?;
+                        push_cut(&mut self.body, self.plan, self.cursor, &cut);
+                        self.flush(stream)?;
                         return Ok(Ended::Closed);
                     }
                 }
                 Taken::Lines { upto } => {
-                    self.live = true;
                     for line in &lines {
                         self.push(stream, line.seq(), line.json())?;
                         if self.limit_reached() {
@@ -129,24 +114,20 @@ impl<'a> Follower<'a> {
                     }
                     self.flush(stream)?;
                 }
-                Taken::FellBehind => {
-                    let cut = format!(
-                        "this follower fell more than {} bytes of changes behind and was cut; \
-                         resume with from={}",
-                        self.feed.capacity(),
-                        self.cursor
-                    );
-                    self.cut(stream, &cut)?;
-                    return Ok(Ended::Closed);
+                // Not reached: only `take_live` says so.
+                Taken::FellBehind => return Ok(Ended::Closed),
+                Taken::Nothing => {
+                    self.flush(stream)?;
+                    return Ok(Ended::CaughtUp { cursor: self.cursor, sent: self.sent });
                 }
-                Taken::Nothing => self.idle(stream)?,
             }
         }
     }
 
     /// True when a plain answer has shown everything through its end, or `limit` is reached.
     fn done(&self) -> bool {
-        self.limit_reached() || self.end.is_some_and(|end| self.cursor >= end)
+        self.plan.limit.is_some_and(|limit| self.sent >= limit)
+            || self.end.is_some_and(|end| self.cursor >= end)
     }
 
     fn limit_reached(&self) -> bool {
@@ -154,7 +135,7 @@ impl<'a> Follower<'a> {
     }
 
     /// Writes the changes after the cursor through `upto` from the log's files. The inner
-    /// error is why the follower must be cut (the history it needs was compacted away).
+    /// error is why the answer must end (the history it needs was compacted away).
     fn read_files(&mut self, stream: &mut TcpStream, upto: u64) -> io::Result<Result<(), String>> {
         let (feed, plan) = (self.feed, self.plan);
         let mut failed = None;
@@ -192,61 +173,9 @@ impl<'a> Follower<'a> {
         Ok(Ok(()))
     }
 
-    /// Nothing new: waits for news, and writes a heartbeat when one is due.
-    fn idle(&mut self, stream: &mut TcpStream) -> io::Result<()> {
-        self.flush(stream)?;
-        let due = self.heartbeat.saturating_sub(self.last_write.elapsed());
-        if due.is_zero() {
-            return self.heartbeat(stream);
-        }
-        let plan = self.plan;
-        self.feed.wait(self.cursor, |feed| Self::bound(feed, plan), due);
-        Ok(())
-    }
-
-    fn heartbeat(&mut self, stream: &mut TcpStream) -> io::Result<()> {
-        let cursor = self.cursor;
-        if self.plan.sse {
-            self.body.extend_from_slice(b": heartbeat\nid: ");
-            push_decimal(&mut self.body, cursor);
-            self.body.extend_from_slice(b"\n\n");
-        } else {
-            self.body.extend_from_slice(b"{\"op\":\"heartbeat\",\"seq\":");
-            push_decimal(&mut self.body, cursor);
-            self.body.extend_from_slice(b"}\n");
-        }
-        self.flush(stream)
-    }
-
-    /// The last line of a follower that is cut, then the end of the body.
-    fn cut(&mut self, stream: &mut TcpStream, why: &str) -> io::Result<()> {
-        let mut line = String::from("{\"op\":\"cut\",\"seq\":");
-        line.push_str(&self.cursor.to_string());
-        line.push_str(",\"error\":");
-        json::write_string(&mut line, why);
-        line.push('}');
-        if self.plan.sse {
-            self.body.extend_from_slice(b"event: cut\ndata: ");
-            self.body.extend_from_slice(line.as_bytes());
-            self.body.extend_from_slice(b"\n\n");
-        } else {
-            self.body.extend_from_slice(line.as_bytes());
-            self.body.push(b'\n');
-        }
-        self.flush(stream)
-    }
-
     /// Adds one change's line (or event), writing a chunk when enough has gathered.
     fn push(&mut self, stream: &mut TcpStream, seq: u64, json: &[u8]) -> io::Result<()> {
-        if self.plan.sse {
-            self.body.extend_from_slice(b"id: ");
-            push_decimal(&mut self.body, seq);
-            self.body.extend_from_slice(b"\ndata: ");
-            self.body.extend_from_slice(json.strip_suffix(b"\n").unwrap_or(json));
-            self.body.extend_from_slice(b"\n\n");
-        } else {
-            self.body.extend_from_slice(json);
-        }
+        push_change(&mut self.body, self.plan, seq, json);
         self.sent += 1;
         if self.body.len() >= CHUNK { self.flush(stream) } else { Ok(()) }
     }
@@ -259,14 +188,55 @@ impl<'a> Follower<'a> {
         self.out.clear();
         push_chunk(&mut self.out, &self.body);
         self.body.clear();
-        stream.write_all(&self.out)?;
-        self.last_write = Instant::now();
-        Ok(())
+        stream.write_all(&self.out)
     }
 
     /// Ends the body.
     pub(super) fn finish(&mut self, stream: &mut TcpStream) -> io::Result<()> {
         self.flush(stream)?;
         stream.write_all(LAST_CHUNK)
+    }
+}
+
+/// Appends one change as a JSON line, or as an event with Server-Sent Events.
+pub(super) fn push_change(body: &mut Vec<u8>, plan: &Plan, seq: u64, json: &[u8]) {
+    if plan.sse {
+        body.extend_from_slice(b"id: ");
+        push_decimal(body, seq);
+        body.extend_from_slice(b"\ndata: ");
+        body.extend_from_slice(json.strip_suffix(b"\n").unwrap_or(json));
+        body.extend_from_slice(b"\n\n");
+    } else {
+        body.extend_from_slice(json);
+    }
+}
+
+/// Appends a heartbeat at `cursor`.
+pub(super) fn push_heartbeat(body: &mut Vec<u8>, plan: &Plan, cursor: u64) {
+    if plan.sse {
+        body.extend_from_slice(b": heartbeat\nid: ");
+        push_decimal(body, cursor);
+        body.extend_from_slice(b"\n\n");
+    } else {
+        body.extend_from_slice(b"{\"op\":\"heartbeat\",\"seq\":");
+        push_decimal(body, cursor);
+        body.extend_from_slice(b"}\n");
+    }
+}
+
+/// Appends the last line of a follower that is cut at `cursor`, saying `why`.
+pub(super) fn push_cut(body: &mut Vec<u8>, plan: &Plan, cursor: u64, why: &str) {
+    let mut line = String::from("{\"op\":\"cut\",\"seq\":");
+    line.push_str(&cursor.to_string());
+    line.push_str(",\"error\":");
+    json::write_string(&mut line, why);
+    line.push('}');
+    if plan.sse {
+        body.extend_from_slice(b"event: cut\ndata: ");
+        body.extend_from_slice(line.as_bytes());
+        body.extend_from_slice(b"\n\n");
+    } else {
+        body.extend_from_slice(line.as_bytes());
+        body.push(b'\n');
     }
 }

@@ -24,6 +24,9 @@
 //! - `accept.rs`: the accept thread, admission and the connection cap.
 //! - `connection.rs`: one connection's thread, its state machine (read a head, a body, hand
 //!   over) and its timeouts.
+//! - `follow.rs`, `fanout.rs`: the change feed (`GET /changes`), served without the main
+//!   thread: each reader catches up on its connection's thread, then one thread writes to all
+//!   that follow.
 //! - `outbox.rs`: where a connection's answers leave, in request order, written by the main
 //!   thread without waiting, a rest by a flusher thread; the pipeline bound.
 //! - `parse.rs`: request heads and chunked bodies, pure functions tested without sockets.
@@ -80,6 +83,7 @@ mod answer;
 mod budget;
 mod connection;
 mod date;
+mod fanout;
 mod follow;
 mod outbox;
 mod parse;
@@ -91,6 +95,7 @@ use crate::request_log::RequestLog;
 use crate::spin::{self, Spin};
 use accept::accept_loop;
 use budget::{Budget, Reservation};
+use fanout::Fanout;
 use outbox::{Outbox, ReplyTo};
 use parse::Head;
 use std::cell::Cell;
@@ -274,6 +279,7 @@ impl Intake {
     ) -> io::Result<Intake> {
         let (events, receiver) = mpsc::channel();
         let wake_sender = events.clone();
+        let heartbeat = limits.heartbeat;
         let unwritten = Arc::new(AtomicUsize::new(0));
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
         let spin = Cell::new(Spin::new(limits.spin, cores));
@@ -285,7 +291,10 @@ impl Intake {
             budget: Budget::new(BODY_BUDGET),
             unwritten: Arc::clone(&unwritten),
             log,
-            feed,
+            feed: match feed {
+                Some(feed) => Some((Arc::clone(&feed), Fanout::start(feed, heartbeat)?)),
+                None => None,
+            },
         });
         thread::Builder::new()
             .name("walkv-accept".into())
@@ -366,5 +375,6 @@ struct Shared {
     budget: Arc<Budget>,
     unwritten: Arc<AtomicUsize>,
     log: Option<RequestLog>,
-    feed: Option<Arc<Feed>>,
+    /// The change feed, and the thread that writes to its caught-up followers.
+    feed: Option<(Arc<Feed>, Arc<Fanout>)>,
 }

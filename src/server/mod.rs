@@ -197,8 +197,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
         ),
         None => None,
     };
-    let feed = Feed::start(&config.data_dir, 0, config.follower_backlog)
-        .map_err(|e| Error::io("start the change feed's thread", e))?;
+    let feed = Feed::new(&config.data_dir, 0, config.follower_backlog);
     let limits = config.limits.clone();
     let intake =
         Intake::start(listener, limits, Arc::clone(&auth), request_log, Some(Arc::clone(&feed)))
