@@ -24,7 +24,7 @@ pub(super) fn auth_header(token: &TokenSource) -> Result<Option<String>, u8> {
 
 /// `walkv get KEY`: the value's exact bytes on standard output; with `etag`, its ETag alone on
 /// a line of standard error (`"42"`); with `wait`, after the key's next write
-/// ([`super::watch::get_wait`]).
+/// (`watch.rs`).
 pub fn get(addr: &str, token: &TokenSource, key: &[u8], etag: bool, wait: bool) -> u8 {
     let auth = match auth_header(token) {
         Ok(auth) => auth,

@@ -4,7 +4,8 @@
 //! Why one thread: a thread per follower, woken for each change, cost a thousand wake-ups per
 //! write with a thousand followers, and on two cores that storm held writes up: a mean write of
 //! 0.69 ms and 10.2 ms at the 99th percentile, against 0.16 ms and 0.34 ms without followers
-//! (`benches/followers.rs`, 500 writes/s, 2026-12-04). With this thread: 0.31 ms and 4.1 ms.
+//! (`benches/followers.rs`, 500 writes/s, 2026-12-04). With this thread: 0.40 ms and 4.2 ms,
+//! still over the goal of 2x (the README's Performance section says what was tried).
 //! A round costs one non-blocking write per follower that has news, on this thread (about
 //! 12 µs each on loopback, where the write also does the reader's side of TCP), and the main
 //! thread's only part is to ring the feed's bell. Followers that ask the same (no limit, same
