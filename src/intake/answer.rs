@@ -60,17 +60,7 @@ pub(super) fn write_answer(
             out.extend_from_slice(part);
         }
     }
-    if let Some(id) = request_id {
-        for part in [&b"X-Request-ID: "[..], id.as_bytes(), b"\r\n"] {
-            out.extend_from_slice(part);
-        }
-    }
-    match connection {
-        ConnectionHeader::Close => out.extend_from_slice(b"Connection: close\r\n"),
-        ConnectionHeader::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
-        ConnectionHeader::Omit => {}
-    }
-    out.extend_from_slice(b"\r\n");
+    end_head(out, connection, request_id);
     out.extend_from_slice(body);
 }
 
@@ -91,6 +81,12 @@ pub(super) fn write_stream_head(
     out.extend_from_slice(b"\r\nTransfer-Encoding: chunked\r\nX-Walkv-Seq: ");
     push_decimal(out, seq);
     out.extend_from_slice(b"\r\n");
+    end_head(out, connection, request_id);
+}
+
+/// Appends the last fields every answer may have, `X-Request-ID` and `Connection`, and the
+/// blank line that ends the head.
+fn end_head(out: &mut Vec<u8>, connection: ConnectionHeader, request_id: Option<&str>) {
     if let Some(id) = request_id {
         for part in [&b"X-Request-ID: "[..], id.as_bytes(), b"\r\n"] {
             out.extend_from_slice(part);
