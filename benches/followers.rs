@@ -8,10 +8,8 @@
 //! ratios (with followers / without).
 //!
 //! The goal: a write's latency with the followers at most 2x without them. Measured
-//! 2026-12-04 (2 shared cores, 500 PUT/s, three rounds): p50 1.25x meets it; the mean (2.35x)
-//! and p99 (14x: 4.2 ms against 0.3 ms) do not, because a round of the fan-out, which writes
-//! to every follower (about 12 ms for 1,000), holds a write that lands in it for a few
-//! milliseconds. See `src/intake/fanout.rs` and the README's Performance section.
+//! 2026-12-04 (2 shared cores, 500 PUT/s, three rounds): p50 1.19x, mean 1.28x, p99 1.81x
+//! (0.61 ms against 0.34 ms). See `src/intake/fanout.rs` and the README's Performance section.
 //!
 //! One client writes `PUT` requests with 100-byte values over one keep-alive connection, paced
 //! at the rate (a write waits for its answer, then for its time slot), and times each answer.
