@@ -32,11 +32,13 @@ pub struct Policy {
     pub ratio: f64,
     /// ... and at least this many bytes.
     pub min_size: u64,
+    /// `--changes-retain`: bytes of compacted segments kept as history for the change feed.
+    pub retain: u64,
 }
 
 impl Default for Policy {
     fn default() -> Policy {
-        Policy { ratio: 2.0, min_size: 64 << 20 }
+        Policy { ratio: 2.0, min_size: 64 << 20, retain: 0 }
     }
 }
 
@@ -176,7 +178,8 @@ impl Compactor {
         }
     }
 
-    fn spawn(&mut self, job: compact::Job, disk_before: u64) -> Result<(), Error> {
+    fn spawn(&mut self, mut job: compact::Job, disk_before: u64) -> Result<(), Error> {
+        job.retain = self.policy.retain;
         crate::log!(
             "compacting: merging {} segment(s){} through seq {}",
             job.sealed.len(),

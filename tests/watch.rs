@@ -455,3 +455,43 @@ fn watch_resumes_by_itself_and_prints_nothing_twice() {
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("walkv export"), "{stderr}");
 }
+
+/// With `--changes-retain`, the segments a compaction covers stay history: a consumer that was
+/// away during two compactions and a restart still gets every change, and the directory says
+/// so in its `history-*.wal` files.
+#[test]
+fn retained_history_outlives_compactions_and_restarts() {
+    let dir = TempDir::new("watch-retain");
+    let server = Server::start_with(&dir, &["--changes-retain", "1M"]);
+    let addr = server.addr.clone();
+    for round in 0..2 {
+        for i in 0..5 {
+            put(&addr, &format!("k{i}"), &format!("{round}"));
+        }
+        request(&addr, "DELETE", "/v1/k0", b"").unwrap();
+        let r = request(&addr, "POST", "/compact", b"").unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert!(server.terminate().0.success());
+    let server = Server::start_with(&dir, &["--changes-retain", "1M"]);
+    put(&server.addr, "after", "restart");
+    let seqs: Vec<u64> = Stream::open(&server.addr, "/changes?from=0", "")
+        .rest()
+        .iter()
+        .map(|l| json(l)["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=13).collect::<Vec<u64>>());
+    let names: Vec<String> = std::fs::read_dir(&*dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("history-"))
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    // `walkv check` and `export` do not read history files.
+    let data = dir.to_str().unwrap();
+    assert!(server.terminate().0.success());
+    let (code, _, stderr) = run_walkv(&["check", "--data-dir", data], &[], b"");
+    assert_eq!(code, 0, "{stderr}");
+    let (code, out, stderr) = run_walkv(&["export", "--data-dir", data], &[], b"");
+    assert_eq!((code, String::from_utf8_lossy(&out).lines().count()), (0, 5), "{stderr}");
+}

@@ -46,7 +46,7 @@ USAGE:
                   [--idle-timeout S] [--header-timeout S] [--body-timeout S]
                   [--compact-ratio R] [--compact-min-size SIZE] [--spin-us N]
                   [--log-requests] [--log-format logfmt|json]
-                  [--heartbeat SECONDS] [--follower-backlog SIZE]
+                  [--heartbeat SECONDS] [--follower-backlog SIZE] [--changes-retain SIZE]
 
 OPTIONS:
     --port N                  TCP port (env PORT; default 8080; 0 picks a free port)
@@ -92,6 +92,8 @@ OPTIONS:
                               long without a change (default 15; 0.1 to 86400)
     --follower-backlog SIZE   a follower of the change feed that falls this many bytes of
                               changes behind is cut (default 16M; 64K to 4G)
+    --changes-retain SIZE     keep up to SIZE bytes of compacted segments as history the change
+                              feed serves (default 0: history lives until the next compaction)
 
 Any write can ask for its own fsync with ?sync (PUT /v1/k?sync); POST /sync waits until
 everything written before it is synced; POST /compact compacts the log now and answers when

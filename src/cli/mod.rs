@@ -245,7 +245,7 @@ pub fn parse(
         | ("serve", "--idle-timeout" | "--header-timeout" | "--body-timeout")
         | ("serve", "--compact-ratio" | "--compact-min-size" | "--log-format" | "--spin-us")
         | ("serve", "--max-write-queue" | "--max-memory")
-        | ("serve", "--heartbeat" | "--follower-backlog")
+        | ("serve", "--heartbeat" | "--follower-backlog" | "--changes-retain")
         | ("check" | "repair", "--data-dir")
         | ("get" | "set" | "delete" | "compact", "--addr" | "--auth-token-file")
         | ("watch", "--addr" | "--auth-token-file") => Some(true),

@@ -124,7 +124,18 @@ pub(super) fn serve_config(
                 ))
             })?,
         },
+        retain: 0,
     };
+    let retain = match parsed.option("--changes-retain") {
+        None => 0,
+        Some(text) => parse_size(text).ok_or_else(|| {
+            UsageError(format!(
+                "--changes-retain must be a byte count (0: none), optionally with K, M or G \
+                 (powers of 1024), got {text:?}"
+            ))
+        })?,
+    };
+    let compaction = Policy { retain, ..compaction };
     let log_requests = parsed.option("--log-requests").is_some()
         || match env("WALKV_LOG_REQUESTS").as_deref() {
             None | Some("" | "0") => false,

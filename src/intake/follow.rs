@@ -163,6 +163,13 @@ impl<'a> Follower<'a> {
                     self.cursor
                 )));
             }
+            Err(History::Hole { at }) => {
+                return Ok(Err(format!(
+                    "the log's files changed under this answer (a compaction) three times while \
+                     it read them, at seq {at}; resume with from={}",
+                    self.cursor
+                )));
+            }
             Err(History::Failed(e)) => {
                 crate::log!("the change feed cannot read the log's history: {e}");
                 let message = crate::error::for_client(&e.to_string());

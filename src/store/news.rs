@@ -160,6 +160,7 @@ impl Store {
             keys: self.map.len() as u64,
             live_bytes: self.tally.live_bytes,
             boot,
+            retain: 0, // the compactor's policy says
         }))
     }
 

@@ -30,7 +30,10 @@
 //!    [`super::snapshot`]). From the rename on, the new snapshot is in charge.
 //! 6. **Collect garbage.** Only after the directory fsync returned: remove every older snapshot
 //!    and every segment the new snapshot covers, by listing the directory (so a leftover of an
-//!    earlier interrupted compaction goes too), then fsync the directory. A failure here loses
+//!    earlier interrupted compaction goes too), then fsync the directory. With
+//!    `--changes-retain`, the covered segments are renamed `history-<first>.wal` instead (the
+//!    change feed's history, [`super::history`]) and the oldest history files past the bound
+//!    are removed. A failure here loses
 //!    nothing: the next start removes what is left.
 //!
 //! A failure at any step before the commit removes the half-written snapshot and leaves the
@@ -65,6 +68,9 @@ pub struct Job {
     pub keys: u64,
     pub live_bytes: u64,
     pub boot: BootId,
+    /// `--changes-retain`: bytes of covered segments to keep as history for the change feed
+    /// (renamed `history-<first>.wal`, the oldest removed first); 0 removes them all.
+    pub retain: u64,
 }
 
 /// A finished compaction.
@@ -104,7 +110,7 @@ pub fn run(job: &Job) -> Result<Done, Error> {
     }
     let contents = writer.commit(job.boot)?;
     let snapshot = Snapshot { path, upto: job.upto, bytes: contents.file_bytes };
-    let (removed, cleanup_error) = match collect_garbage(&job.dir, job.upto) {
+    let (removed, cleanup_error) = match collect_garbage(&job.dir, job.upto, job.retain) {
         Ok(removed) => (removed, None),
         Err((removed, e)) => (removed, Some(e.to_string())),
     };
@@ -262,9 +268,15 @@ fn replay_sealed(segment: &Sealed, boot: BootId, visit: impl FnMut(&Record)) -> 
     Ok(())
 }
 
-/// Step 6: removes every snapshot older than `upto` and every segment that snapshot covers,
-/// then fsyncs the directory. On failure, what was removed and the error.
-pub fn collect_garbage(dir: &Path, upto: u64) -> Result<Vec<PathBuf>, (Vec<PathBuf>, Error)> {
+/// Removes every older snapshot and every segment the snapshot up to `upto` covers, or, with
+/// `retain` bytes of history wanted, renames those segments `history-<first>.wal` and then
+/// removes the oldest history files past `retain`; then fsyncs the directory. Returns the files
+/// removed; on a failure, also those removed before it.
+pub fn collect_garbage(
+    dir: &Path,
+    upto: u64,
+    retain: u64,
+) -> Result<Vec<PathBuf>, (Vec<PathBuf>, Error)> {
     let listing = layout::list(dir).map_err(|e| (Vec::new(), e))?;
     let mut doomed: Vec<PathBuf> = listing
         .snapshots
@@ -272,8 +284,18 @@ pub fn collect_garbage(dir: &Path, upto: u64) -> Result<Vec<PathBuf>, (Vec<PathB
         .filter(|&&n| n < upto)
         .map(|&n| dir.join(layout::snapshot_name(n)))
         .collect();
-    let covered = listing.segments.windows(2).take_while(|w| w[1] <= upto + 1);
-    doomed.extend(covered.map(|w| dir.join(layout::segment_name(w[0]))));
+    let covered: Vec<u64> =
+        listing.segments.windows(2).take_while(|w| w[1] <= upto + 1).map(|w| w[0]).collect();
+    if retain > 0 {
+        for &first in &covered {
+            let (from, to) = (layout::segment_name(first), layout::history_name(first));
+            super::files::rename(&dir.join(from), &dir.join(to)).map_err(|e| (Vec::new(), e))?;
+        }
+        doomed.extend(history_past(dir, retain).map_err(|e| (Vec::new(), e))?);
+    } else {
+        doomed.extend(covered.iter().map(|&n| dir.join(layout::segment_name(n))));
+        doomed.extend(listing.history.iter().map(|&n| dir.join(layout::history_name(n))));
+    }
     let mut removed = Vec::new();
     for path in doomed {
         let result = match failpoint::check("compact_remove") {
@@ -289,10 +311,33 @@ pub fn collect_garbage(dir: &Path, upto: u64) -> Result<Vec<PathBuf>, (Vec<PathB
             }
         }
     }
-    if !removed.is_empty() {
+    if !removed.is_empty() || (retain > 0 && !covered.is_empty()) {
         sync_dir(dir).map_err(|e| (removed.clone(), e))?;
     }
     Ok(removed)
+}
+
+/// The oldest history files of `dir` that take it past `retain` bytes of history.
+fn history_past(dir: &Path, retain: u64) -> Result<Vec<PathBuf>, Error> {
+    let listing = layout::list(dir)?;
+    let mut sized = Vec::new();
+    for &first in &listing.history {
+        let path = dir.join(layout::history_name(first));
+        let len = std::fs::metadata(&path)
+            .map_err(|e| Error::io(format!("read {}", path.display()), e))?
+            .len();
+        sized.push((path, len));
+    }
+    let mut total: u64 = sized.iter().map(|(_, len)| len).sum();
+    let mut past = Vec::new();
+    for (path, len) in sized {
+        if total <= retain {
+            break;
+        }
+        total -= len;
+        past.push(path);
+    }
+    Ok(past)
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //!   ([`super::snapshot::load`]); a damaged one refuses startup. Older snapshots are leftovers of
 //!   a compaction that was interrupted after its commit, and are removed.
 //! - A segment is covered by the snapshot if the segment after it starts at or before S + 1:
-//!   every record it holds is in the snapshot. Covered segments are leftovers, removed.
+//!   every record it holds is in the snapshot. Covered segments are leftovers, removed (and
+//!   with them every history file, `history-<first>.wal`, whose chain they would have
+//!   continued: see [`super::history`]).
 //! - The other segments must form a chain: the first starts at S + 1, each next one right after
 //!   the last sequence number of the one before. A missing file or a gap refuses startup.
 //! - Every segment but the newest is sealed: it was fsynced before the next one was created, so
@@ -71,6 +73,11 @@ pub fn open(
     }
     let (covered, chain) = split_covered(&listing.segments, upto);
     removed.extend(covered.iter().map(|&n| dir.join(layout::segment_name(n))));
+    if !covered.is_empty() {
+        // A compaction stopped before it renamed these into history: the history files before
+        // them would now end in a hole, and the change feed must never skip a change.
+        removed.extend(listing.history.iter().map(|&n| dir.join(layout::history_name(n))));
+    }
     let Some((&newest, sealed_numbers)) = chain.split_last() else {
         return Err(missing(dir, upto + 1, "no segment holds the writes after the snapshot"));
     };
@@ -444,8 +451,9 @@ mod tests {
         }
     }
 
-    /// Leftovers of an interrupted compaction: an older snapshot, covered segments and `.new`
-    /// files are removed once the rest has been read; the state is the newest snapshot's.
+    /// Leftovers of an interrupted compaction: an older snapshot, covered segments, `.new`
+    /// files and the history files the covered segments would have continued are removed once
+    /// the rest has been read; the state is the newest snapshot's.
     #[test]
     fn leftovers_of_an_interrupted_compaction_are_removed() {
         let dir = layout_dir("layout-leftovers");
@@ -472,13 +480,16 @@ mod tests {
         };
         assert_eq!(contents.keys, 10);
         fs::write(dir.join(format!("{}.new", layout::snapshot_name(40))), b"half").unwrap();
+        // History kept by an earlier compaction: the covered segments would have continued it,
+        // so it goes with them (a hole in history must never be served).
+        fs::write(dir.join(layout::history_name(1)), b"history").unwrap();
         let (store, _, opened) = Store::open_dir(&dir, OPTIONS).unwrap();
         assert_eq!(opened.snapshot, Some((25, 10)));
-        assert_eq!(opened.removed.len(), 4, "{:?}", opened.removed);
+        assert_eq!(opened.removed.len(), 5, "{:?}", opened.removed);
         let names = layout::list(&dir).unwrap();
         assert_eq!(
-            (names.snapshots, names.segments.len(), names.unfinished.len()),
-            (vec![25], 1, 0)
+            (names.snapshots, names.segments.len(), names.unfinished.len(), names.history.len()),
+            (vec![25], 1, 0, 0)
         );
         assert_eq!(store.get(b"k1"), Some(&b"third"[..]));
         assert_eq!(store.get(b"k8"), Some(&b"second"[..]));

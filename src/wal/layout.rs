@@ -23,12 +23,19 @@ use std::path::{Path, PathBuf};
 
 const SEGMENT_PREFIX: &str = "segment-";
 const SEGMENT_SUFFIX: &str = ".wal";
+const HISTORY_PREFIX: &str = "history-";
 const SNAPSHOT_PREFIX: &str = "snapshot-";
 const SNAPSHOT_SUFFIX: &str = ".snap";
 
 /// The name of the segment whose first record has sequence number `first`.
 pub fn segment_name(first: u64) -> String {
     format!("{SEGMENT_PREFIX}{first:020}{SEGMENT_SUFFIX}")
+}
+
+/// The name a segment covered by a snapshot keeps while it is history the change feed serves
+/// (`--changes-retain`): `history-<first>.wal`.
+pub fn history_name(first: u64) -> String {
+    format!("{HISTORY_PREFIX}{first:020}{SEGMENT_SUFFIX}")
 }
 
 /// The name of the snapshot that covers every write up to sequence number `upto`.
@@ -43,6 +50,9 @@ pub enum Kind {
     Marker,
     Segment(u64),
     Snapshot(u64),
+    /// `history-<first>.wal`: a segment a snapshot covers, kept for the change feed. Replay,
+    /// `check`, `repair`, `dump` and `export` never read it.
+    History(u64),
     /// `NAME.new`: an interrupted replacement or creation.
     Unfinished,
     /// Anything else: `LOCK`, side files, files walkv does not know. Never touched.
@@ -63,6 +73,8 @@ pub fn classify(name: &str) -> Kind {
         Kind::Segment(n)
     } else if let Some(n) = number(SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX) {
         Kind::Snapshot(n)
+    } else if let Some(n) = number(HISTORY_PREFIX, SEGMENT_SUFFIX) {
+        Kind::History(n)
     } else if name.ends_with(".new")
         && matches!(classify(&name[..name.len() - 4]), Kind::Segment(_) | Kind::Snapshot(_))
     {
@@ -80,6 +92,8 @@ pub struct Listing {
     pub segments: Vec<u64>,
     /// Snapshot numbers, ascending.
     pub snapshots: Vec<u64>,
+    /// History file numbers (their first seqs), ascending.
+    pub history: Vec<u64>,
     /// `segment-….wal.new` and `snapshot-….snap.new`.
     pub unfinished: Vec<PathBuf>,
 }
@@ -106,11 +120,13 @@ pub fn list(dir: &Path) -> Result<Listing, Error> {
             Kind::Segment(n) => listing.segments.push(n),
             Kind::Snapshot(n) => listing.snapshots.push(n),
             Kind::Unfinished => listing.unfinished.push(entry.path()),
+            Kind::History(n) => listing.history.push(n),
             Kind::Other => {}
         }
     }
     listing.segments.sort_unstable();
     listing.snapshots.sort_unstable();
+    listing.history.sort_unstable();
     listing.unfinished.sort();
     Ok(listing)
 }
