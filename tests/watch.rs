@@ -125,6 +125,7 @@ fn a_follower_sees_each_change_and_heartbeats() {
     put(addr, "k", "0");
     let mut follower = Stream::open(addr, "/changes?from=0&follow", "");
     let mut durable = Stream::open(addr, "/changes?from=1&follow&durable=fsync", "");
+    let mut elsewhere = Stream::open(addr, "/changes?follow&prefix=zzz", "");
     assert_eq!(follower.header("Connection").as_deref(), Some("close"));
     assert_eq!(json(&follower.line().unwrap())["seq"], 1);
     for i in 2..=4 {
@@ -152,6 +153,18 @@ fn a_follower_sees_each_change_and_heartbeats() {
         }
     }
     assert_eq!(seqs, [2, 3, 4]);
+    // A follower whose prefix matches nothing still moves on: its heartbeats say the seq it
+    // has looked through.
+    let mut cursor = 0;
+    for _ in 0..40 {
+        let line = json(&elsewhere.line().unwrap());
+        assert_eq!(line["op"], "heartbeat", "{line}");
+        cursor = line["seq"].as_u64().unwrap();
+        if cursor == 4 {
+            break;
+        }
+    }
+    assert_eq!(cursor, 4, "the heartbeat's seq stayed behind");
     // A stopping server ends the answers cleanly.
     let (status, _) = server.terminate();
     assert!(status.success());
@@ -249,6 +262,8 @@ fn a_follower_that_stops_reading_is_cut() {
     let addr = &server.addr;
     let mut stuck = Stream::open(addr, "/changes?follow", "");
     let mut reader = Stream::open(addr, "/changes?follow", "");
+    // Keeps up, though none of the 20 MB is for it: it must not be cut.
+    let mut other_keys = Stream::open(addr, "/changes?follow&prefix=zzz", "");
     let value = "v".repeat(4000);
     // 20 MB of changes: more than the stuck follower's socket buffers and its backlog. The
     // reader is given each 400 KB only once it has read the one before, so that it never
@@ -275,6 +290,9 @@ fn a_follower_that_stops_reading_is_cut() {
     }
     assert_eq!(got, (1..=writes).collect::<Vec<u64>>());
     drop(progress);
+    put(addr, "zzz", "mine");
+    let line = json(&other_keys.line().unwrap());
+    assert_eq!((line["op"].as_str(), line["key"].as_str()), (Some("set"), Some("zzz")), "{line}");
     // Now the stuck one reads: what its socket held, then the cut (or, were it not cut, every
     // change).
     let (mut shown, mut last) = (Vec::new(), None);
@@ -300,7 +318,7 @@ fn a_follower_that_stops_reading_is_cut() {
     assert!(stuck.rest().is_empty(), "the cut is the last line");
     let metrics = request(addr, "GET", "/metrics", b"").unwrap().text();
     assert!(metrics.contains("walkv_feed_followers_cut_total 1"), "{metrics}");
-    assert!(metrics.contains("walkv_feed_followers 1\n"), "the reader still follows: {metrics}");
+    assert!(metrics.contains("walkv_feed_followers 2\n"), "two still follow: {metrics}");
     drop(server);
     reading.join().unwrap();
 }

@@ -10,8 +10,8 @@
 //! [`Feed::visible`] and [`Feed::synced`] say how far a follower may go.
 //!
 //! # Costs
-//! - Nobody follows: the main thread stores two numbers per batch of news, and encodes
-//!   nothing. The ring is emptied when the last follower leaves.
+//! - Nobody follows: the main thread stores two numbers per batch of news, encodes nothing
+//!   and takes no lock. The last follower to leave empties the ring.
 //! - Somebody follows: each change is encoded once, on the main thread, and pushed into the
 //!   ring under its lock; then one thread is told ([`Feed::wait_for_news`]): the one that
 //!   writes to every follower that has caught up (see [`crate::intake`]), so that serving a
@@ -169,6 +169,7 @@ impl Feed {
     /// encoded ([`Feed::is_followed`]). Without lines the ring falls behind, and is started
     /// again from here by the next lines: followers read the gap from the files.
     pub fn made_visible(&self, before: u64, upto: u64, lines: Option<Vec<Line>>) {
+        let encoded = lines.is_some();
         match lines {
             Some(lines) => {
                 let mut ring = self.lock();
@@ -192,11 +193,15 @@ impl Feed {
         }
         if self.is_followed() {
             self.ring_bell();
-            return;
+        } else if encoded {
+            self.forget_lines(); // the last follower left while they were encoded
         }
+    }
+
+    /// Empties the ring if nobody follows: its lines are nobody's.
+    fn forget_lines(&self) {
         let mut ring = self.lock();
-        if !ring.lines.is_empty() {
-            // The last follower left: the lines are nobody's.
+        if !self.is_followed() && !ring.lines.is_empty() {
             let upto = ring.upto;
             *ring = Ring { after: upto, upto, ..Ring::default() };
         }
@@ -299,11 +304,7 @@ impl Feed {
         let ring = self.lock();
         let skip = ring.lines.partition_point(|line| line.seq() <= after);
         let lines = ring.lines.range(skip..).cloned().collect();
-        Recent(Ring { lines, after: ring.after, upto: ring.upto, bytes: 0 }, self.cut_counter())
-    }
-
-    fn cut_counter(&self) -> &AtomicU64 {
-        &self.cut
+        Recent(Ring { lines, after: ring.after, upto: ring.upto, bytes: 0 }, &self.cut)
     }
 
     fn lock(&self) -> MutexGuard<'_, Ring> {
@@ -331,8 +332,11 @@ impl Recent<'_> {
 pub struct Following(Arc<Feed>);
 
 impl Drop for Following {
+    /// The last follower to leave empties the ring, here rather than on the main thread, which
+    /// takes no lock per batch while nobody follows.
     fn drop(&mut self) {
         self.0.followers.fetch_sub(1, Ordering::SeqCst);
+        self.0.forget_lines();
     }
 }
 

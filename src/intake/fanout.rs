@@ -158,8 +158,10 @@ impl Fanout {
                 ending: false,
             }));
             let closed = self.feed.is_closed();
-            let after = followers.iter().filter(|f| f.pending.is_empty()).map(|f| f.live.cursor);
-            let recent = self.feed.recent(after.min().unwrap_or(u64::MAX));
+            // Every follower's cursor, a blocked one's too: its socket may take its rest in
+            // this round, and then it takes lines from its cursor on.
+            let after = followers.iter().map(|f| f.live.cursor).min();
+            let recent = self.feed.recent(after.unwrap_or(u64::MAX));
             wait = TICK;
             let mut made = Vec::new();
             let mut served = 0usize;
@@ -293,18 +295,20 @@ impl Fanout {
             }
         };
         let m = &made[at];
+        // Changes looked at and not matched move the cursor too: a heartbeat says so, and the
+        // ring dropping them later is no reason to cut this follower.
+        f.live.cursor = m.upto;
+        f.live.sent += m.count;
         if m.chunk.is_empty() {
             if f.last_write.elapsed() < self.heartbeat {
                 return Keep::Yes;
             }
             let mut beat = Vec::new();
-            push_heartbeat(&mut beat, plan, cursor);
+            push_heartbeat(&mut beat, plan, f.live.cursor);
             push_chunk(&mut f.pending, &beat);
         } else {
             f.pending.extend_from_slice(&m.chunk);
         }
-        f.live.cursor = m.upto;
-        f.live.sent += m.count;
         match write_pending(f) {
             Err(_) => Keep::No,
             Ok(true) if m.more => Keep::More,
