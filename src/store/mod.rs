@@ -354,7 +354,7 @@ impl Store {
     /// A blocking read waits on `key` (until [`Store::unwatch`]): its changes are reported by
     /// [`Store::take_fired`].
     pub fn watch(&mut self, key: &[u8]) {
-        self.watched.watch(key);
+        self.watched.watch(key, self.visible);
     }
 
     pub fn unwatch(&mut self, key: &[u8]) {

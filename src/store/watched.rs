@@ -4,7 +4,9 @@
 //! A key's *modify index* is the seq of its last write: the seq of the SET that set its value
 //! (its ETag), or of the DELETE that removed it. The map knows the first; for the second the
 //! store keeps the most recent DELETEs (at most [`TOMBSTONE_BYTES`] of keys, the oldest
-//! forgotten first) and the seq after which it knows every DELETE. For a missing key with no
+//! forgotten first) and the seq after which it knows every DELETE: it starts remembering with
+//! the first blocking read that waits, so that a server nobody watches pays nothing per DELETE.
+//! For a missing key with no
 //! DELETE remembered, "did it change after N" has no sure answer when N is older than that:
 //! the read is answered at once, and the client's next read, from the seq that answer gives,
 //! waits. (Consul's blocking queries may return early the same way.)
@@ -27,6 +29,8 @@ pub(super) struct Watched {
     bytes: usize,
     /// Every DELETE with a seq after this one is in `tombstones`.
     known_after: u64,
+    /// DELETEs are remembered (since the first blocking read waited).
+    remembering: bool,
 }
 
 impl Watched {
@@ -40,7 +44,7 @@ impl Watched {
         if !self.keys.is_empty() && self.keys.contains_key(key) {
             self.fired.push(key.into());
         }
-        if deleted {
+        if deleted && self.remembering {
             self.remember_delete(seq, key);
         }
     }
@@ -68,7 +72,13 @@ impl Watched {
         }
     }
 
-    pub(super) fn watch(&mut self, key: &[u8]) {
+    /// A blocking read waits on `key`; `visible` is the map's seq now (from which DELETEs are
+    /// remembered, if they were not yet).
+    pub(super) fn watch(&mut self, key: &[u8], visible: u64) {
+        if !self.remembering {
+            self.remembering = true;
+            self.known_after = self.known_after.max(visible);
+        }
         *self.keys.entry(key.into()).or_default() += 1;
     }
 
@@ -96,7 +106,11 @@ mod tests {
 
     #[test]
     fn deletes_are_remembered_until_the_bound() {
-        let mut w = Watched::new(10);
+        let mut w = Watched::new(5);
+        w.saw(7, b"a", true);
+        assert!(w.tombstones.is_empty(), "nobody has waited yet: nothing remembered");
+        w.watch(b"x", 10);
+        w.unwatch(b"x");
         assert!(w.missing_changed_after(b"a", 9), "before what is known: cannot tell");
         assert!(!w.missing_changed_after(b"a", 10));
         w.saw(11, b"a", true);
@@ -110,8 +124,8 @@ mod tests {
     #[test]
     fn watched_keys_fire_once_each() {
         let mut w = Watched::new(0);
-        w.watch(b"a");
-        w.watch(b"a");
+        w.watch(b"a", 0);
+        w.watch(b"a", 0);
         w.saw(1, b"a", false);
         w.saw(2, b"b", false);
         w.saw(3, b"a", true);
