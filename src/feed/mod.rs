@@ -299,12 +299,23 @@ impl Feed {
 
     /// The ring's lines after `after` (and its bounds), taken in one lock: the fan-out serves
     /// a round of followers from it without taking the lock once per follower, which the main
-    /// thread also needs.
+    /// thread also needs. A follower behind `after` is served from the ring itself.
     pub fn recent(&self, after: u64) -> Recent<'_> {
         let ring = self.lock();
         let skip = ring.lines.partition_point(|line| line.seq() <= after);
         let lines = ring.lines.range(skip..).cloned().collect();
-        Recent(Ring { lines, after: ring.after, upto: ring.upto, bytes: 0 }, &self.cut)
+        let after = after.max(ring.after);
+        Recent { copy: Ring { lines, after, upto: ring.upto, bytes: 0 }, feed: self }
+    }
+
+    /// [`Recent::take_live`] from the ring itself.
+    fn take_live(&self, cursor: u64, bound: u64, take: &Take, out: &mut Vec<Line>) -> Taken {
+        let ring = self.lock();
+        if cursor < ring.after {
+            self.cut.fetch_add(1, Ordering::Relaxed);
+            return Taken::FellBehind;
+        }
+        Self::take_locked(&ring, cursor, bound, take, out)
     }
 
     fn lock(&self) -> MutexGuard<'_, Ring> {
@@ -312,19 +323,23 @@ impl Feed {
     }
 }
 
-/// The recent part of the ring, for one round of the fan-out ([`Feed::recent`]).
-pub struct Recent<'a>(Ring, &'a AtomicU64);
+/// The recent part of the ring, for one round of the fan-out ([`Feed::recent`]): a copy of
+/// its lines after some seq (`copy.after`).
+pub struct Recent<'a> {
+    copy: Ring,
+    feed: &'a Feed,
+}
 
 impl Recent<'_> {
     /// [`Feed::take`] for a follower that has taken lines from the ring before: if the ring
     /// dropped lines it had not taken, it fell behind (and is counted as cut).
     pub fn take_live(&self, cursor: u64, bound: u64, take: &Take, out: &mut Vec<Line>) -> Taken {
-        if cursor < self.0.after {
-            self.1.fetch_add(1, Ordering::Relaxed);
-            return Taken::FellBehind;
-        }
         // Changes made visible since the copy are for the next round.
-        Feed::take_locked(&self.0, cursor, bound.min(self.0.upto), take, out)
+        let bound = bound.min(self.copy.upto);
+        if cursor < self.copy.after {
+            return self.feed.take_live(cursor, bound, take, out); // a laggard: rare
+        }
+        Feed::take_locked(&self.copy, cursor, bound, take, out)
     }
 }
 

@@ -63,6 +63,10 @@ fn a_follower_past_the_capacity_is_cut() {
     assert_eq!(feed.cut_count(), 1);
     assert_eq!(feed.recent(2).take_live(2, 5, &ALL, &mut out), Taken::Lines { upto: 5 });
     assert_eq!(seqs(&out), [3, 4, 5]);
+    out.clear();
+    let copy = feed.recent(4);
+    assert_eq!(copy.take_live(2, 5, &ALL, &mut out), Taken::Lines { upto: 5 }, "behind the copy");
+    assert_eq!(seqs(&out), [3, 4, 5], "served from the ring itself, nothing skipped");
 }
 
 /// The byte budget stops a take after the line that reaches it, and says how far it looked.

@@ -158,10 +158,11 @@ impl Fanout {
                 ending: false,
             }));
             let closed = self.feed.is_closed();
-            // Every follower's cursor, a blocked one's too: its socket may take its rest in
-            // this round, and then it takes lines from its cursor on.
-            let after = followers.iter().map(|f| f.live.cursor).min();
-            let recent = self.feed.recent(after.unwrap_or(u64::MAX));
+            // The copy starts at the lowest cursor of the followers whose sockets took all they
+            // were given (the others may lag far, and a long copy would hold the ring's lock,
+            // which the main thread needs; they take from the ring itself, if at all).
+            let after = followers.iter().filter(|f| f.pending.is_empty()).map(|f| f.live.cursor);
+            let recent = self.feed.recent(after.min().unwrap_or(u64::MAX));
             wait = TICK;
             let mut made = Vec::new();
             let mut served = 0usize;
