@@ -12,7 +12,7 @@
 //!   append fails before writing anything), `short_write` (half the record reaches the file, then
 //!   the append fails), `fsync`, or a step of compaction (`segment_create`, `segment_commit`, `segment_created`,
 //!   `compact_read`, `snapshot_write`, `snapshot_fsync`, `snapshot_commit_fsync`,
-//!   `snapshot_rename`, `snapshot_dir_fsync`, `compact_remove`; see [`crate::wal::compact`]);
+//!   `snapshot_rename`, `snapshot_dir_fsync`, `compact_remove`, `compact_rename`; see [`crate::wal::compact`]);
 //!   CALLS is `N` (the N-th call, counting from 1) or `N-M`; ERROR is `nospace` (ENOSPC),
 //!   `toobig` (EFBIG), `io` (EIO), or `crash`: the process exits at once with code 86, as if
 //!   killed there (no buffer is flushed, no destructor runs). Example:

@@ -289,6 +289,10 @@ pub fn collect_garbage(
     if retain > 0 {
         for &first in &covered {
             let (from, to) = (layout::segment_name(first), layout::history_name(first));
+            if let Some(e) = failpoint::check("compact_rename") {
+                let error = Error::io(format!("rename {from}"), e);
+                return Err((Vec::new(), error));
+            }
             super::files::rename(&dir.join(from), &dir.join(to)).map_err(|e| (Vec::new(), e))?;
         }
         doomed.extend(history_past(dir, retain).map_err(|e| (Vec::new(), e))?);
