@@ -66,6 +66,7 @@ pub mod commands;
 pub mod compactor;
 pub mod crc32c;
 pub mod error;
+pub mod expiry;
 pub mod failpoint;
 pub mod feed;
 pub mod http;

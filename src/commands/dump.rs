@@ -288,15 +288,31 @@ fn name(path: &Path) -> String {
 pub fn describe(file: &str, at: u64, record: &Record, crc: &str) -> String {
     let mut line = format!("{file} @{at} seq={} ", record.seq);
     match record.body {
-        Body::Set { key, value } => {
+        Body::Set { key, value, expires: None } => {
             let _ = write!(line, "SET klen={} vlen={} crc={crc} ", key.len(), value.len());
-            push_bytes(&mut line, "key", key, usize::MAX);
-            line.push(' ');
-            push_bytes(&mut line, "value", value, VALUE_SHOWN);
+            push_change(&mut line, &record.body);
+        }
+        Body::Set { key, value, expires: Some(_) } => {
+            let vlen = value.len() + crate::wal::record::EXPIRY_LEN;
+            let _ = write!(line, "SET-EXPIRING klen={} vlen={vlen} crc={crc} ", key.len());
+            push_change(&mut line, &record.body);
         }
         Body::Delete { key } => {
             let _ = write!(line, "DELETE klen={} vlen=0 crc={crc} ", key.len());
-            push_bytes(&mut line, "key", key, usize::MAX);
+            push_change(&mut line, &record.body);
+        }
+        Body::Expire { key } => {
+            let _ = write!(line, "EXPIRE klen={} vlen=0 crc={crc} ", key.len());
+            push_change(&mut line, &record.body);
+        }
+        Body::Txn(txn) => {
+            let (vlen, ops) = (txn.bytes().len(), txn.len());
+            let _ = write!(line, "TXN klen=0 vlen={vlen} crc={crc} {ops} operations:");
+            for op in txn.ops() {
+                line.push_str(if matches!(op, Body::Delete { .. }) { " [DELETE " } else { " [SET " });
+                push_change(&mut line, &op);
+                line.push(']');
+            }
         }
         Body::Mark(m) => {
             let kind = match m.kind {
@@ -319,6 +335,22 @@ pub fn describe(file: &str, at: u64, record: &Record, crc: &str) -> String {
         }
     }
     line
+}
+
+/// The key, and a SET's value and expiry (milliseconds since the Unix epoch, and the UTC time).
+fn push_change(line: &mut String, change: &Body) {
+    let (Body::Set { key, .. } | Body::Delete { key } | Body::Expire { key }) = *change else {
+        return;
+    };
+    push_bytes(line, "key", key, usize::MAX);
+    if let Body::Set { value, expires, .. } = *change {
+        line.push(' ');
+        push_bytes(line, "value", value, VALUE_SHOWN);
+        if let Some(at) = expires {
+            let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at);
+            let _ = write!(line, " expires={at} ({})", crate::request_log::rfc3339_utc(time));
+        }
+    }
 }
 
 /// `name="..."`, at most `shown` bytes, then how many more there are.
@@ -474,7 +506,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("  snapshot-00000000000000000099.snap.new: left over"), "{text}");
         assert_eq!(
-            data.keys.get(&b"k0"[..]).map(|(seq, _)| *seq),
+            data.keys.get(&b"k0"[..]).map(|v| v.seq),
             Some(40),
             "k0 last set at seq 40"
         );

@@ -17,7 +17,7 @@
 //!   `redis-cli --pipe` takes.
 
 use crate::cli::{ExportFormat, exit};
-use crate::json;
+use crate::{expiry, json};
 use crate::wal::view;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -33,12 +33,18 @@ pub fn export(data_dir: &Path, format: ExportFormat) -> u8 {
     };
     let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
     let mut line = Vec::new();
-    for (key, (_, value)) in &data.keys {
+    let now = expiry::now_ms();
+    let mut exported = 0;
+    for (key, value) in &data.keys {
+        if value.expires.is_some_and(|at| at <= now) {
+            continue; // expired: a server would not serve it
+        }
         line.clear();
         match format {
-            ExportFormat::Jsonl => jsonl_line(&mut line, key, value),
-            ExportFormat::Resp => resp_set(&mut line, key, value),
+            ExportFormat::Jsonl => jsonl_line(&mut line, key, &value.value, value.expires, now),
+            ExportFormat::Resp => resp_set(&mut line, key, &value.value, value.expires),
         }
+        exported += 1;
         if let Err(e) = out.write_all(&line) {
             return output_failed(&e);
         }
@@ -46,7 +52,7 @@ pub fn export(data_dir: &Path, format: ExportFormat) -> u8 {
     if let Err(e) = out.flush() {
         return output_failed(&e);
     }
-    crate::log!("exported {} keys, the data as of seq {}", data.keys.len(), data.last_seq);
+    crate::log!("exported {exported} keys, the data as of seq {}", data.last_seq);
     exit::OK
 }
 
@@ -55,20 +61,29 @@ fn output_failed(e: &io::Error) -> u8 {
     exit::FAILED
 }
 
-/// Appends `{"key":...,"value":...}\n` (or the `_base64` names) for one key.
-pub fn jsonl_line(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+/// Appends `{"key":...,"value":...}\n` (or the `_base64` names) for one key, with
+/// `"ttl":SECONDS` (what is left of it at `now`) if it `expires`.
+pub fn jsonl_line(out: &mut Vec<u8>, key: &[u8], value: &[u8], expires: Option<u64>, now: u64) {
     let mut text = String::with_capacity(key.len() + value.len() + 24);
     text.push('{');
     json::write_bytes_member(&mut text, "key", key);
     text.push(',');
     json::write_bytes_member(&mut text, "value", value);
+    if let Some(at) = expires {
+        text.push_str(",\"ttl\":");
+        text.push_str(&expiry::seconds(at.saturating_sub(now).max(1)));
+    }
     text.push_str("}\n");
     out.extend_from_slice(text.as_bytes());
 }
 
-/// Appends the RESP command `SET key value`.
-pub fn resp_set(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
-    resp_command(out, &[b"SET", key, value]);
+/// Appends the RESP command `SET key value`, with `PXAT ms` if it `expires` (milliseconds
+/// since the Unix epoch), so that Redis keeps the expiry.
+pub fn resp_set(out: &mut Vec<u8>, key: &[u8], value: &[u8], expires: Option<u64>) {
+    match expires {
+        Some(at) => resp_command(out, &[b"SET", key, value, b"PXAT", at.to_string().as_bytes()]),
+        None => resp_command(out, &[b"SET", key, value]),
+    }
 }
 
 /// Appends one Redis command as a RESP array of bulk strings (binary-safe).
@@ -92,7 +107,7 @@ mod tests {
     fn jsonl_lines() {
         let line = |k: &[u8], v: &[u8]| {
             let mut out = Vec::new();
-            jsonl_line(&mut out, k, v);
+            jsonl_line(&mut out, k, v, None, 0);
             String::from_utf8(out).unwrap()
         };
         assert_eq!(line(b"k", b"v"), "{\"key\":\"k\",\"value\":\"v\"}\n");
@@ -122,7 +137,14 @@ mod tests {
     #[test]
     fn resp_commands() {
         let mut out = Vec::new();
-        resp_set(&mut out, b"k\r\n", b"");
+        resp_set(&mut out, b"k\r\n", b"", None);
         assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$3\r\nk\r\n\r\n$0\r\n\r\n");
+        out.clear();
+        resp_set(&mut out, b"k", b"v", Some(1_800_000_000_000));
+        let want = "*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$4\r\nPXAT\r\n$13\r\n1800000000000\r\n";
+        assert_eq!(String::from_utf8_lossy(&out), want);
+        let mut line = Vec::new();
+        jsonl_line(&mut line, b"k", b"v", Some(10_500), 9_000);
+        assert_eq!(String::from_utf8_lossy(&line), "{\"key\":\"k\",\"value\":\"v\",\"ttl\":1.500}\n");
     }
 }

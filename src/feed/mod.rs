@@ -285,7 +285,7 @@ impl Feed {
             if line.seq() > upto {
                 break;
             }
-            if line.key().starts_with(take.prefix) {
+            if line.matches(take.prefix) {
                 out.push(line.clone());
                 bytes += line.json().len();
                 if bytes >= take.budget {

@@ -2,11 +2,11 @@
 //! behind.
 
 use super::*;
-use crate::wal::Op;
+use crate::wal::{Body, Op, record::TxnBuilder};
 use std::time::Instant;
 
 fn lines(seqs: std::ops::RangeInclusive<u64>) -> Vec<Line> {
-    seqs.map(|seq| Line::new(seq, Op::Set, format!("k{seq}").as_bytes(), b"v")).collect()
+    seqs.map(|seq| Line::new(seq, &Op::Set.body(format!("k{seq}").as_bytes(), b"v"))).collect()
 }
 
 /// Every key, without a byte budget.
@@ -111,17 +111,30 @@ fn news_rings_the_bell() {
 /// Lines are the JSON the feed promises, parsed back by serde_json to the same bytes.
 #[test]
 fn lines_are_json() {
-    let set = Line::new(7, Op::Set, b"cat", b"meow");
+    let set = Line::new(7, &Op::Set.body(b"cat", b"meow"));
     assert_eq!(set.json(), b"{\"seq\":7,\"op\":\"set\",\"key\":\"cat\",\"value\":\"meow\"}\n");
-    assert_eq!((set.seq(), set.key()), (7, &b"cat"[..]));
-    let delete = Line::new(8, Op::Delete, b"\xff", b"");
+    assert_eq!((set.seq(), set.keys().collect::<Vec<_>>()), (7, vec![&b"cat"[..]]));
+    let delete = Line::new(8, &Op::Delete.body(b"\xff", b""));
     assert_eq!(delete.json(), b"{\"seq\":8,\"op\":\"delete\",\"key_base64\":\"/w==\"}\n");
+    let expiring = Line::new(9, &Body::Set { key: b"s", value: b"1", expires: Some(1234) });
+    assert_eq!(expiring.json(), &b"{\"seq\":9,\"op\":\"set\",\"key\":\"s\",\"value\":\"1\",\"expires\":1234}\n"[..]);
+    let expire = Line::new(10, &Body::Expire { key: b"s" });
+    assert_eq!(expire.json(), b"{\"seq\":10,\"op\":\"expire\",\"key\":\"s\"}\n");
+    let mut txn = TxnBuilder::default();
+    txn.push(&Op::Set.body(b"ab", b"1"));
+    txn.push(&Op::Delete.body(b"cd", b""));
+    let line = Line::new(11, &Body::Txn(txn.txn()));
+    let want = "{\"seq\":11,\"op\":\"txn\",\"ops\":[{\"op\":\"set\",\"key\":\"ab\",\"value\":\"1\"},\
+                {\"op\":\"delete\",\"key\":\"cd\"}]}\n";
+    assert_eq!(String::from_utf8_lossy(line.json()), want);
+    assert!(line.matches(b"c") && line.matches(b"a") && line.matches(b"") && !line.matches(b"b"));
+    let _: serde_json::Value = serde_json::from_slice(line.json()).unwrap();
     let mut rng = crate::testutil::Rng::new(29);
     for seq in 0..2000 {
         let (klen, vlen) = (1 + rng.below(10), rng.below(10));
         let (key, value) = (rng.bytes(klen), rng.bytes(vlen));
-        let line = Line::new(seq, Op::Set, &key, &value);
-        assert_eq!(line.key(), key);
+        let line = Line::new(seq, &Op::Set.body(&key, &value));
+        assert_eq!(line.keys().collect::<Vec<_>>(), vec![&key[..]]);
         let parsed: serde_json::Value = serde_json::from_slice(line.json()).unwrap();
         assert_eq!(parsed["seq"], seq);
         let bytes = |name: &str| match (parsed.get(name), parsed.get(format!("{name}_base64"))) {

@@ -211,7 +211,7 @@ mod tests {
             let vlen = rng.below(32);
             let (key, value) = (rng.bytes(klen), rng.bytes(vlen));
             let mut line = Vec::new();
-            crate::commands::export::jsonl_line(&mut line, &key, &value);
+            crate::commands::export::jsonl_line(&mut line, &key, &value, None, 0);
             assert_eq!(parse_line(&line).unwrap(), (key, value));
             for _ in 0..1 + rng.below(3) {
                 let at = rng.below(line.len());

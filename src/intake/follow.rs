@@ -139,9 +139,9 @@ impl<'a> Follower<'a> {
     fn read_files(&mut self, stream: &mut TcpStream, upto: u64) -> io::Result<Result<(), String>> {
         let (feed, plan) = (self.feed, self.plan);
         let mut failed = None;
-        let read = history::changes(feed.dir(), self.cursor, upto, |seq, op, key, value| {
-            if key.starts_with(&plan.prefix) {
-                let line = Line::new(seq, op, key, value);
+        let read = history::changes(feed.dir(), self.cursor, upto, |seq, body| {
+            let line = Line::new(seq, body);
+            if line.matches(&plan.prefix) {
                 if let Err(e) = self.push(stream, seq, line.json()) {
                     failed = Some(e);
                     return false;

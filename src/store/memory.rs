@@ -36,6 +36,12 @@ pub fn entry_cost(key_len: usize, value_len: usize) -> u64 {
     (asked + 8).div_ceil(16).saturating_mul(16).max(32) + TREE_BYTES_PER_KEY
 }
 
+/// What a key's expiry costs beyond its entry's 8 bytes: its place in the index of expiring
+/// keys (a copy of the key, and a tree node's share).
+pub fn expiry_cost(key_len: usize) -> u64 {
+    (key_len as u64 + 8).div_ceil(16) * 16 + 8 + TREE_BYTES_PER_KEY
+}
+
 /// The bytes of the record of a SET (with `value_len`) or a DELETE (`None`).
 pub fn record_cost(key_len: usize, value_len: usize) -> u64 {
     (RECORD_HEADER_LEN + key_len + value_len) as u64

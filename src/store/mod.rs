@@ -67,13 +67,15 @@
 //! - `lock.rs`: the data directory's lock.
 
 use crate::error::Error;
+use crate::expiry;
 use crate::feed::Feed;
 use crate::wal::dir::Opened;
 use crate::wal::layout::Layout;
 use crate::wal::record::{self, BootId};
-use crate::wal::{self, Op, Options, Recovery, SyncMode, compact};
+use crate::wal::{self, Body, Options, Recovery, SyncMode, compact};
 use crate::writer::{Answer, Command, Log, Waker};
 use entry::Entry;
+use expiring::Expiring;
 use pending::{Change, Newest, Pending};
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -84,6 +86,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 mod entry;
+mod expiring;
 mod lock;
 pub mod memory;
 mod news;
@@ -92,6 +95,7 @@ mod replay;
 mod waits;
 mod watched;
 
+pub use expiring::Swept;
 pub use lock::{LOCK_FILE, is_held, is_locked, lock_data_dir};
 
 /// The map's type: every visible key's [`Entry`], in the order of the keys' bytes.
@@ -126,6 +130,10 @@ pub struct Store {
     map: Map,
     /// What the map holds: its keys' snapshot bytes and memory.
     tally: Tally,
+    /// The map's keys that have an expiry, by expiry.
+    expiring: expiring::Expiring,
+    /// Where the sweep of expired keys is.
+    sweep_at: expiring::Sweep,
     /// `--max-memory`: the most bytes ([`memory`]) the map and the pending writes may take.
     max_memory: Option<u64>,
     dir: PathBuf,
@@ -251,7 +259,8 @@ impl Store {
         tuning: Tuning,
         between: impl FnMut(),
     ) -> Result<(Store, Recovery, Opened), Error> {
-        let (map, tally, (wal, layout, recovery, opened)) = replay::replay(dir, options, between)?;
+        let (keys, (wal, layout, recovery, opened)) = replay::replay(dir, options, between)?;
+        let replay::Keys { map, tally, expiring } = keys;
         let log_bytes = layout.bytes().saturating_add(wal.file_bytes());
         let other_bytes = wal::layout::disk_bytes(dir).saturating_sub(log_bytes);
         let (last, next_seq) = (wal.last_seq(), wal.next_seq());
@@ -262,6 +271,8 @@ impl Store {
         let store = Store {
             map,
             tally,
+            expiring,
+            sweep_at: expiring::Sweep::default(),
             max_memory: tuning.max_memory,
             dir: dir.to_path_buf(),
             layout,
@@ -306,14 +317,25 @@ impl Store {
 
     // ---- Reads: the map ----
 
+    /// The entry of `key`, unless it has none or it has expired.
+    fn live(&self, key: &[u8]) -> Option<&Entry> {
+        self.map.get(key).filter(|e| e.expires().is_none() || !e.expired(expiry::now_ms()))
+    }
+
     /// The value of `key`, if it has one.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.map.get(key).map(Entry::value)
+        self.live(key).map(Entry::value)
     }
 
     /// The value of `key` and the seq of the record that set it (its ETag), if it has one.
     pub fn get_versioned(&self, key: &[u8]) -> Option<(&[u8], u64)> {
-        self.map.get(key).map(|e| (e.value(), e.seq()))
+        self.live(key).map(|e| (e.value(), e.seq()))
+    }
+
+    /// The value of `key`, its ETag, and when it expires (milliseconds since the Unix epoch)
+    /// if it does.
+    pub fn get_expiring(&self, key: &[u8]) -> Option<(&[u8], u64, Option<u64>)> {
+        self.live(key).map(|e| (e.value(), e.seq(), e.expires()))
     }
 
     /// The first `limit` keys in byte order that start with `prefix` and sort after `after`,
@@ -329,11 +351,13 @@ impl Store {
             Some(after) if after >= prefix => Bound::Excluded(after),
             _ => Bound::Included(prefix),
         };
+        let now = expiry::now_ms();
         let mut keys: Vec<&[u8]> = self
             .map
             .range::<[u8], _>((start, Bound::Unbounded))
+            .take_while(|e| e.key().starts_with(prefix))
+            .filter(|e| !e.expired(now))
             .map(Entry::key)
-            .take_while(|key| key.starts_with(prefix))
             .take(limit.saturating_add(1))
             .collect();
         let more = keys.len() > limit;
@@ -401,12 +425,28 @@ impl Store {
     /// [`Store::latest_hashed`], and the memory the map's value of the key takes (0 when the
     /// newest state is a pending write: that memory is not freed until it is in the map).
     fn latest_with_memory(&self, key: &[u8], hash: u64) -> (Latest, u64) {
+        let (latest, memory, _) = self.newest_entry(key, hash);
+        (latest, memory)
+    }
+
+    /// The newest state of `key` ([`Store::latest_with_memory`]), and its entry if it has a
+    /// value. A value that has expired is no value.
+    fn newest_entry(&self, key: &[u8], hash: u64) -> (Latest, u64, Option<&Entry>) {
+        let now = || expiry::now_ms();
         match self.pending.newest(key, hash) {
-            Some(Newest::Set(e)) => (Latest { etag: Some(e.seq()), pending: Some(e.seq()) }, 0),
-            Some(Newest::Deleted(seq)) => (Latest { etag: None, pending: Some(seq) }, 0),
+            Some(Newest::Set(e)) if e.expires().is_some() && e.expired(now()) => {
+                (Latest { etag: None, pending: Some(e.seq()) }, 0, None)
+            }
+            Some(Newest::Set(e)) => {
+                (Latest { etag: Some(e.seq()), pending: Some(e.seq()) }, 0, Some(e))
+            }
+            Some(Newest::Deleted(seq)) => (Latest { etag: None, pending: Some(seq) }, 0, None),
             None => match self.map.get(key) {
-                Some(e) => (Latest { etag: Some(e.seq()), pending: None }, e.memory()),
-                None => (Latest { etag: None, pending: None }, 0),
+                Some(e) if e.expires().is_some() && e.expired(now()) => {
+                    (Latest { etag: None, pending: None }, e.memory(), None)
+                }
+                Some(e) => (Latest { etag: Some(e.seq()), pending: None }, e.memory(), Some(e)),
+                None => (Latest { etag: None, pending: None }, 0, None),
             },
         }
     }
@@ -426,14 +466,25 @@ impl Store {
 
     /// Sets `key` to `value`: gives the write its seq and hands its record to the writer; the
     /// map shows it once the log has it ([`Store::poll`]). Returns the seq and whether the key
-    /// is new (in the newest state).
+    /// is new (in the newest state). The key will not expire: see [`Store::set_with_ttl`].
     pub fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(u64, bool), Error> {
+        self.set_with_ttl(key, value, Ttl::Clear)
+    }
+
+    /// [`Store::set`], with `ttl` saying when the key expires.
+    pub fn set_with_ttl(&mut self, key: &[u8], value: &[u8], ttl: Ttl) -> Result<(u64, bool), Error> {
         self.check_writable()?;
         wal::check_lengths(key, value)?;
         let hash = self.pending.hash(key);
-        let (latest, old_memory) = self.latest_with_memory(key, hash);
+        let (latest, old_memory, old) = self.newest_entry(key, hash);
+        let expires = match ttl {
+            Ttl::Clear => None,
+            Ttl::Keep => old.and_then(Entry::expires),
+            Ttl::At(at) => Some(at),
+        };
         self.check_memory(key, value, old_memory)?;
-        let seq = self.issue(Op::Set, key, value, hash);
+        let seq = self.next_seq;
+        self.issue_change(Change::Set(Entry::new(seq, key, value, expires)), hash);
         Ok((seq, latest.etag.is_none()))
     }
 
@@ -447,7 +498,7 @@ impl Store {
             return Ok(Deleted::No { pending: latest.pending });
         }
         self.check_writable()?;
-        Ok(Deleted::Yes(self.issue(Op::Delete, key, b"", hash)))
+        Ok(Deleted::Yes(self.issue_change(Change::Delete(key.into()), hash)))
     }
 
     /// An answer waits for an fsync of everything written so far: the writer is told so with
@@ -490,8 +541,9 @@ impl Store {
     }
 
     /// Gives a checked write the next seq: its record goes into the batch, its change among
-    /// the pending ones (`hash`: its key's pending hash).
-    fn issue(&mut self, op: Op, key: &[u8], value: &[u8], hash: u64) -> u64 {
+    /// the pending ones (`hash`: its key's pending hash; a transaction's changes carry theirs).
+    /// A SET's entry must have been made with the next seq.
+    fn issue_change(&mut self, change: Change, hash: u64) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         if self.batch.records.is_empty() {
@@ -500,16 +552,23 @@ impl Store {
                 self.batch.records = self.log.spare_buffer();
             }
             // Room for a few more like it: most batches are small.
-            let record = wal::RECORD_HEADER_LEN + key.len() + value.len();
+            let record = usize::try_from(change.record_bytes()).unwrap_or(0);
             self.batch.records.reserve(4 * record);
         }
         let records = &mut self.batch.records;
         self.batch.last = seq;
-        record::encode_unsealed(records, seq, op, key, value);
-        let change = match op {
-            Op::Set => Change::Set(Entry::new(seq, key, value)),
-            Op::Delete => Change::Delete(key.into()),
-        };
+        match &change {
+            Change::Set(entry) => {
+                debug_assert_eq!(entry.seq(), seq, "an entry is made with its write's seq");
+                record::encode_body_unsealed(records, seq, &entry.body());
+            }
+            Change::Delete(key) => record::encode_body_unsealed(records, seq, &Body::Delete { key }),
+            Change::Expire(key) => record::encode_body_unsealed(records, seq, &Body::Expire { key }),
+            Change::Txn(changes) => {
+                let txn = pending::txn_body(changes);
+                record::encode_body_unsealed(records, seq, &Body::Txn(txn.txn()));
+            }
+        }
         self.pending.push(seq, change, hash);
         seq
     }
@@ -592,23 +651,68 @@ impl Tally {
     }
 }
 
-/// Puts `entry` in `map`, keeping `tally`; returns the entry it replaced.
-fn put(map: &mut Map, tally: &mut Tally, entry: Entry) -> Option<Entry> {
+/// Puts `entry` in `map`, keeping `tally` and the index of expiring keys; returns the entry it
+/// replaced.
+fn put(map: &mut Map, tally: &mut Tally, expiring: &mut Expiring, entry: Entry) -> Option<Entry> {
     tally.add(&entry);
+    expiring.added(&entry);
+    let expires = entry.expires();
     let old = map.replace(entry);
     if let Some(old) = &old {
         tally.remove(old);
+        if old.expires() != expires {
+            // (The same expiry is the same place in the index, which the new entry holds.)
+            expiring.removed(old);
+        }
     }
     old
 }
 
-/// Takes `key` out of `map`, keeping `tally`.
-fn take(map: &mut Map, tally: &mut Tally, key: &[u8]) -> Option<Entry> {
+/// Takes `key` out of `map`, keeping `tally` and the index of expiring keys.
+fn take(map: &mut Map, tally: &mut Tally, expiring: &mut Expiring, key: &[u8]) -> Option<Entry> {
     let old = map.take(key);
     if let Some(old) = &old {
         tally.remove(old);
+        expiring.removed(old);
     }
     old
+}
+
+/// Applies one change (a transaction's one by one) to `map`; `seen` is told of each key it
+/// changes, and whether it removed it.
+fn apply(
+    map: &mut Map,
+    tally: &mut Tally,
+    expiring: &mut Expiring,
+    change: Change,
+    seen: &mut impl FnMut(&[u8], bool),
+) {
+    match change {
+        Change::Set(entry) => {
+            seen(entry.key(), false);
+            put(map, tally, expiring, entry);
+        }
+        Change::Delete(key) | Change::Expire(key) => {
+            seen(&key, true);
+            take(map, tally, expiring, &key);
+        }
+        Change::Txn(changes) => {
+            for (change, _) in changes.into_vec() {
+                apply(map, tally, expiring, change, seen);
+            }
+        }
+    }
+}
+
+/// When a SET makes its key expire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// Never: a SET without a TTL clears the key's old one.
+    Clear,
+    /// When the key's current value expires (`?keepttl`).
+    Keep,
+    /// At this time, milliseconds since the Unix epoch.
+    At(u64),
 }
 
 /// The log file's path in `dir`.

@@ -2,12 +2,12 @@
 //! when the log has them far enough, failed writes are forgotten (their seqs given again), and a
 //! compaction's seal comes back as the job to merge. Also the store's side of compaction.
 
-use super::pending::Change;
-use super::{Polled, Store, put, take};
+use super::pending::{Change, txn_body};
+use super::{Polled, Store, apply};
 use crate::error::Error;
 use crate::feed::Line;
 use crate::wal::record::BootId;
-use crate::wal::{self, Op, SyncMode, compact};
+use crate::wal::{self, Body, SyncMode, compact};
 use crate::writer::{Command, News};
 use std::sync::atomic::Ordering;
 
@@ -66,21 +66,12 @@ impl Store {
         let before = self.visible;
         let mut lines = self.feed.as_ref().filter(|feed| feed.is_followed()).map(|_| Vec::new());
         let (map, tally, watched) = (&mut self.map, &mut self.tally, &mut self.watched);
-        self.pending.take_through(seq, |seq, change| match change {
-            Change::Set(entry) => {
-                if let Some(lines) = &mut lines {
-                    lines.push(Line::new(seq, Op::Set, entry.key(), entry.value()));
-                }
-                watched.saw(seq, entry.key(), false);
-                put(map, tally, entry);
+        let expiring = &mut self.expiring;
+        self.pending.take_through(seq, |seq, change| {
+            if let Some(lines) = &mut lines {
+                lines.push(line(seq, &change));
             }
-            Change::Delete(key) => {
-                if let Some(lines) = &mut lines {
-                    lines.push(Line::new(seq, Op::Delete, &key, b""));
-                }
-                watched.saw(seq, &key, true);
-                take(map, tally, &key);
-            }
+            apply(map, tally, expiring, change, &mut |key, removed| watched.saw(seq, key, removed));
         });
         self.visible = self.visible.max(seq);
         if let Some(feed) = &self.feed
@@ -159,6 +150,7 @@ impl Store {
             upto,
             keys: self.map.len() as u64,
             live_bytes: self.tally.live_bytes,
+            now_ms: crate::expiry::now_ms(),
             boot,
             retain: 0, // the compactor's policy says
         }))
@@ -170,5 +162,15 @@ impl Store {
         let upto = done.snapshot.upto;
         self.layout.snapshot = Some(done.snapshot.clone());
         self.layout.sealed.retain(|s| s.first > upto);
+    }
+}
+
+/// The change feed's line for a change.
+fn line(seq: u64, change: &Change) -> Line {
+    match change {
+        Change::Set(entry) => Line::new(seq, &entry.body()),
+        Change::Delete(key) => Line::new(seq, &Body::Delete { key }),
+        Change::Expire(key) => Line::new(seq, &Body::Expire { key }),
+        Change::Txn(changes) => Line::new(seq, &Body::Txn(txn_body(changes).txn())),
     }
 }

@@ -15,7 +15,8 @@
 
 use super::entry::Entry;
 use crate::prehashed::PrehashedMap;
-use crate::wal::RECORD_HEADER_LEN;
+use crate::wal::record::TxnBuilder;
+use crate::wal::{Body, RECORD_HEADER_LEN};
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, RandomState};
 
@@ -23,33 +24,99 @@ use std::hash::{BuildHasher, RandomState};
 pub(super) enum Change {
     Set(Entry),
     Delete(Box<[u8]>),
+    /// The sweep removed a key whose time had come: a DELETE that says why.
+    Expire(Box<[u8]>),
+    /// A transaction's SETs and DELETEs, under one seq, each with its key's hash.
+    Txn(Box<[(Change, u64)]>),
 }
 
 impl Change {
+    /// The key it changes (none for a transaction: see [`Change::of_key`]).
     pub(super) fn key(&self) -> &[u8] {
         match self {
             Change::Set(entry) => entry.key(),
-            Change::Delete(key) => key,
+            Change::Delete(key) | Change::Expire(key) => key,
+            Change::Txn(_) => b"",
+        }
+    }
+
+    /// The change a data record makes (none for a marker or a gap). A transaction's changes get
+    /// the hash 0: for replay, which keeps no pending changes.
+    pub(super) fn of_record(seq: u64, body: &Body) -> Option<Change> {
+        match *body {
+            Body::Set { key, value, expires } => Some(Change::Set(Entry::new(seq, key, value, expires))),
+            Body::Delete { key } => Some(Change::Delete(key.into())),
+            Body::Expire { key } => Some(Change::Expire(key.into())),
+            Body::Txn(txn) => Some(Change::Txn(
+                txn.ops().filter_map(|op| Change::of_record(seq, &op)).map(|c| (c, 0)).collect(),
+            )),
+            Body::Mark(_) | Body::Gap { .. } => None,
+        }
+    }
+
+    /// The change it makes to `key`, if it changes it: itself, or one of a transaction's.
+    pub(super) fn of_key(&self, key: &[u8]) -> Option<&Change> {
+        match self {
+            Change::Txn(changes) => changes.iter().map(|(c, _)| c).find(|c| c.key() == key),
+            change => (change.key() == key).then_some(change),
         }
     }
 
     /// The bytes of its record in the log.
-    fn record_bytes(&self) -> u64 {
+    pub(super) fn record_bytes(&self) -> u64 {
         let body = match self {
-            Change::Set(entry) => entry.key().len() + entry.value().len(),
-            Change::Delete(key) => key.len(),
+            Change::Set(entry) => entry.bytes() - RECORD_HEADER_LEN as u64,
+            Change::Delete(key) | Change::Expire(key) => key.len() as u64,
+            Change::Txn(changes) => changes
+                .iter()
+                .map(|(c, _)| c.record_bytes() - RECORD_HEADER_LEN as u64 + TXN_OP_HEADER)
+                .sum(),
         };
-        (RECORD_HEADER_LEN + body) as u64
+        RECORD_HEADER_LEN as u64 + body
     }
 
-    /// What it takes in memory while it is on its way: its record, and its entry.
+    /// What it takes in memory while it is on its way: its record, and its entries.
     fn cost(&self) -> u64 {
+        self.record_bytes() + self.entries_memory()
+    }
+
+    fn entries_memory(&self) -> u64 {
         match self {
-            Change::Set(entry) => self.record_bytes() + entry.memory(),
-            Change::Delete(_) => self.record_bytes(),
+            Change::Set(entry) => entry.memory(),
+            Change::Delete(_) | Change::Expire(_) => 0,
+            Change::Txn(changes) => changes.iter().map(|(c, _)| c.entries_memory()).sum(),
         }
     }
+
+    /// Each key hash it touches.
+    fn hashes<'a>(&'a self, hash: u64) -> impl Iterator<Item = u64> + 'a {
+        let own = match self {
+            Change::Txn(_) => None,
+            _ => Some(hash),
+        };
+        let inner = match self {
+            Change::Txn(changes) => &changes[..],
+            _ => &[],
+        };
+        own.into_iter().chain(inner.iter().map(|(_, h)| *h))
+    }
 }
+
+/// The body of the record of a transaction's `changes` (SETs and DELETEs).
+pub(super) fn txn_body(changes: &[(Change, u64)]) -> TxnBuilder {
+    let mut txn = TxnBuilder::default();
+    for (change, _) in changes {
+        match change {
+            Change::Set(entry) => txn.push(&entry.body()),
+            other => txn.push(&Body::Delete { key: other.key() }),
+        }
+    }
+    txn
+}
+
+/// Bytes a transaction's record spends on each of its operations beyond a record's header:
+/// the operation's type and lengths (see [`crate::wal::record::Txn`]).
+const TXN_OP_HEADER: u64 = 9;
 
 /// The newest state of a key that has a write on its way.
 pub(super) enum Newest<'a> {
@@ -105,11 +172,14 @@ impl Pending {
 
     /// Adds `change` as the record of `seq`, which must follow the last one here; `hash` is
     /// its key's [`Pending::hash`].
+    /// (A transaction's changes carry their own hashes; `hash` is not used for it.)
     pub(super) fn push(&mut self, seq: u64, change: Change, hash: u64) {
         debug_assert_eq!(seq, self.first + self.changes.len() as u64, "changes follow each other");
         self.bytes += change.record_bytes();
         self.cost += change.cost();
-        self.newest.insert(hash, seq);
+        for hash in change.hashes(hash) {
+            self.newest.insert(hash, seq);
+        }
         self.changes.push_back((change, hash));
     }
 
@@ -117,13 +187,17 @@ impl Pending {
     pub(super) fn newest(&self, key: &[u8], hash: u64) -> Option<Newest<'_>> {
         let seq = *self.newest.get(&hash)?;
         let (change, _) = self.change(seq)?;
-        if change.key() == key {
+        if let Some(change) = change.of_key(key) {
             return Some(Self::state(change, seq));
         }
         // Another key with the same hash is newer: look for this one's newest change.
         let at = usize::try_from(seq - self.first).ok()?;
-        let older = self.changes.range(..at).rposition(|(c, h)| *h == hash && c.key() == key)?;
-        Some(Self::state(&self.changes[older].0, self.first + older as u64))
+        let older = self
+            .changes
+            .range(..at)
+            .rposition(|(c, h)| c.hashes(*h).any(|h| h == hash) && c.of_key(key).is_some())?;
+        let change = self.changes[older].0.of_key(key)?;
+        Some(Self::state(change, self.first + older as u64))
     }
 
     fn change(&self, seq: u64) -> Option<&(Change, u64)> {
@@ -133,7 +207,7 @@ impl Pending {
     fn state(change: &Change, seq: u64) -> Newest<'_> {
         match change {
             Change::Set(entry) => Newest::Set(entry),
-            Change::Delete(_) => Newest::Deleted(seq),
+            Change::Delete(_) | Change::Expire(_) | Change::Txn(_) => Newest::Deleted(seq),
         }
     }
 
@@ -143,8 +217,10 @@ impl Pending {
             let Some((change, hash)) = self.changes.pop_front() else { break };
             self.bytes -= change.record_bytes();
             self.cost -= change.cost();
-            if self.newest.get(&hash) == Some(&self.first) {
-                self.newest.remove(&hash);
+            for hash in change.hashes(hash) {
+                if self.newest.get(&hash) == Some(&self.first) {
+                    self.newest.remove(&hash);
+                }
             }
             self.first += 1;
             apply(self.first - 1, change);
@@ -169,7 +245,9 @@ impl Pending {
         for (i, (change, hash)) in self.changes.iter().enumerate() {
             self.bytes += change.record_bytes();
             self.cost += change.cost();
-            self.newest.insert(*hash, self.first + i as u64);
+            for hash in change.hashes(*hash) {
+                self.newest.insert(hash, self.first + i as u64);
+            }
         }
         dropped
     }
@@ -180,7 +258,7 @@ mod tests {
     use super::*;
 
     fn set(seq: u64, key: &[u8]) -> Change {
-        Change::Set(Entry::new(seq, key, b"v"))
+        Change::Set(Entry::new(seq, key, b"v", None))
     }
 
     fn newest_seq(p: &Pending, key: &[u8]) -> Option<u64> {

@@ -5,14 +5,13 @@
 //! entries into the map, and between batches answers whatever requests have arrived (the
 //! server's `while_replaying`), so that a probe can tell "starting" from "dead".
 
-use super::entry::Entry;
+use super::expiring::Expiring;
 use super::pending::Change;
-use super::{Map, Tally, put, take};
+use super::{Map, Tally, apply};
 use crate::error::Error;
 use crate::wal::dir::Opened;
 use crate::wal::layout::Layout;
-use crate::wal::snapshot::entry_bytes;
-use crate::wal::{self, Body, Options, Recovery, Wal};
+use crate::wal::{self, Options, Recovery, Wal};
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
@@ -25,7 +24,7 @@ pub(super) fn replay(
     dir: &Path,
     options: Options,
     mut between: impl FnMut(),
-) -> Result<(Map, Tally, OpenedLog), Error> {
+) -> Result<(Keys, OpenedLog), Error> {
     let mut replay = Replay::new();
     let (changes, batches) = mpsc::sync_channel::<Vec<Change>>(Replay::IN_FLIGHT);
     let opened = thread::scope(|scope| {
@@ -45,8 +44,7 @@ pub(super) fn replay(
             Err(Error::Failed { reason: "the replay thread panicked".to_string() })
         })
     })?;
-    let (map, tally) = replay.finish();
-    Ok((map, tally, opened))
+    Ok((replay.finish(), opened))
 }
 
 /// What the replay thread opened: the log, the files before its newest segment, and what
@@ -67,17 +65,9 @@ pub(super) fn read_log(
     let mut batch = Vec::with_capacity(Replay::BATCH);
     let mut progress = Progress::new(wal::layout::log_bytes(dir), Instant::now());
     let opened = wal::dir::open(dir, options, |record| {
-        match record.body {
-            Body::Set { key, value } => {
-                progress.note(entry_bytes(key, value));
-                batch.push(Change::Set(Entry::new(record.seq, key, value)));
-            }
-            Body::Delete { key } => {
-                progress.note(entry_bytes(key, b""));
-                batch.push(Change::Delete(key.into()));
-            }
-            Body::Mark(_) | Body::Gap { .. } => return,
-        }
+        let Some(change) = Change::of_record(record.seq, &record.body) else { return };
+        progress.note(wal::view::record_len(record));
+        batch.push(change);
         if progress.records.is_multiple_of(Progress::EVERY)
             && let Some(line) = progress.report(Instant::now())
         {
@@ -149,8 +139,15 @@ impl Progress {
 /// 256 0.39–0.48 s (0.346 s median in a later run); two threads 0.268 s median (0.262–0.280),
 /// in that later run, alternating with the one-thread build.
 struct Replay {
-    map: Map,
-    tally: Tally,
+    keys: Keys,
+}
+
+/// The map, and what the store keeps beside it.
+#[derive(Default)]
+pub(super) struct Keys {
+    pub(super) map: Map,
+    pub(super) tally: Tally,
+    pub(super) expiring: Expiring,
 }
 
 impl Replay {
@@ -159,21 +156,19 @@ impl Replay {
     const IN_FLIGHT: usize = 64;
 
     fn new() -> Replay {
-        Replay { map: Map::new(), tally: Tally::default() }
+        Replay { keys: Keys::default() }
     }
 
     fn apply(&mut self, batch: Vec<Change>) {
+        let Keys { map, tally, expiring } = &mut self.keys;
         for change in batch {
-            match change {
-                Change::Set(entry) => put(&mut self.map, &mut self.tally, entry),
-                Change::Delete(key) => take(&mut self.map, &mut self.tally, &key),
-            };
+            apply(map, tally, expiring, change, &mut |_, _| {});
         }
     }
 
-    /// The map and its live bytes.
-    fn finish(self) -> (Map, Tally) {
-        (self.map, self.tally)
+    /// The map, its live bytes and its expiring keys.
+    fn finish(self) -> Keys {
+        self.keys
     }
 }
 

@@ -67,6 +67,9 @@ pub struct Job {
     /// What the map held at `upto`: the merge must produce exactly this.
     pub keys: u64,
     pub live_bytes: u64,
+    /// Keys whose expiry is at or before this time (milliseconds since the Unix epoch) are
+    /// left out of the snapshot, and counted as merged for the check.
+    pub now_ms: u64,
     pub boot: BootId,
     /// `--changes-retain`: bytes of covered segments to keep as history for the change feed
     /// (renamed `history-<first>.wal`, the oldest removed first); 0 removes them all.
@@ -92,11 +95,14 @@ pub fn run(job: &Job) -> Result<Done, Error> {
     let path = job.dir.join(layout::snapshot_name(job.upto));
     let hasher = RandomState::new();
     let newest = newest_writes(job, &hasher)?;
-    let mut writer = Writer::create(&path, job.upto)?;
-    copy_old_snapshot(job, &hasher, &newest, &mut writer)?;
-    copy_last_sets(job, &newest, &mut writer)?;
+    let mut out = Copier { writer: Writer::create(&path, job.upto)?, now_ms: job.now_ms, dropped: (0, 0) };
+    copy_old_snapshot(job, &hasher, &newest, &mut out)?;
+    copy_last_sets(job, &hasher, &newest, &mut out)?;
     drop(newest);
-    let merged = writer.contents();
+    let Copier { writer, dropped, .. } = out;
+    let mut merged = writer.contents();
+    merged.keys += dropped.0;
+    merged.live_bytes += dropped.1;
     if (merged.keys, merged.live_bytes) != (job.keys, job.live_bytes) {
         return Err(Error::Failed {
             reason: format!(
@@ -117,7 +123,29 @@ pub fn run(job: &Job) -> Result<Done, Error> {
     Ok(Done { snapshot, contents, removed, cleanup_error, took: started.elapsed() })
 }
 
-/// What step 1 learns: the seq of each key's last write, and which SETs are last writes.
+/// The snapshot being written, leaving out the keys that have expired.
+struct Copier {
+    writer: Writer,
+    now_ms: u64,
+    /// Keys left out, and their live bytes.
+    dropped: (u64, u64),
+}
+
+impl Copier {
+    /// Copies a live key into the snapshot, unless it has expired.
+    fn copy(&mut self, seq: u64, set: &Body) -> Result<(), Error> {
+        let Body::Set { key, value, expires } = *set else { return Ok(()) };
+        if expires.is_some_and(|at| at <= self.now_ms) {
+            self.dropped.0 += 1;
+            self.dropped.1 += snapshot::entry_bytes(key, value, expires);
+            return Ok(());
+        }
+        self.writer.set(seq, key, value, expires)
+    }
+}
+
+/// What step 1 learns: the seq of each key's last write, and which SETs are last writes (a
+/// transaction's SETs have no bit: several keys share its seq, so step 3 looks them up).
 struct Newest {
     seqs: Seqs,
     last_sets: Bits,
@@ -193,13 +221,22 @@ fn newest_writes(job: &Job, hasher: &RandomState) -> Result<Newest, Error> {
     let mut batch = Vec::with_capacity(BATCH);
     for segment in &job.sealed {
         replay_sealed(segment, job.boot, |r| {
-            let (key, is_set) = match r.body {
-                Body::Set { key, .. } => (key, true),
-                Body::Delete { key } => (key, false),
-                _ => return,
-            };
-            batch.push((hasher.hash_one(key), r.seq, is_set));
-            if batch.len() == BATCH {
+            match r.body {
+                Body::Set { key, .. } => batch.push((hasher.hash_one(key), r.seq, true)),
+                Body::Delete { key } | Body::Expire { key } => {
+                    batch.push((hasher.hash_one(key), r.seq, false))
+                }
+                Body::Txn(txn) => {
+                    // No bit for a transaction's SETs: `false` here.
+                    for op in txn.ops() {
+                        if let Body::Set { key, .. } | Body::Delete { key } = op {
+                            batch.push((hasher.hash_one(key), r.seq, false));
+                        }
+                    }
+                }
+                Body::Mark(_) | Body::Gap { .. } => return,
+            }
+            if batch.len() >= BATCH {
                 note_writes(&mut seqs, &mut last_sets, &mut batch);
             }
         })?;
@@ -213,29 +250,48 @@ fn copy_old_snapshot(
     job: &Job,
     hasher: &RandomState,
     newest: &Newest,
-    writer: &mut Writer,
+    out: &mut Copier,
 ) -> Result<(), Error> {
     let Some(base) = &job.base else { return Ok(()) };
     let mut failed = None;
     snapshot::load(&base.path, base.upto, |r| {
-        if let (Body::Set { key, value }, None) = (r.body, &failed)
+        if let (Body::Set { key, .. }, None) = (r.body, &failed)
             && !newest.seqs.contains_key(&hasher.hash_one(key))
         {
-            failed = writer.set(r.seq, key, value).err();
+            failed = out.copy(r.seq, &r.body).err();
         }
     })?;
     failed.map_or(Ok(()), Err)
 }
 
 /// Step 3.
-fn copy_last_sets(job: &Job, newest: &Newest, writer: &mut Writer) -> Result<(), Error> {
+fn copy_last_sets(
+    job: &Job,
+    hasher: &RandomState,
+    newest: &Newest,
+    out: &mut Copier,
+) -> Result<(), Error> {
     let mut failed = None;
     for segment in &job.sealed {
         replay_sealed(segment, job.boot, |r| {
-            if let (Body::Set { key, value }, None) = (r.body, &failed)
-                && newest.last_sets.get(r.seq)
-            {
-                failed = writer.set(r.seq, key, value).err();
+            if failed.is_some() {
+                return;
+            }
+            match r.body {
+                Body::Set { .. } if newest.last_sets.get(r.seq) => {
+                    failed = out.copy(r.seq, &r.body).err();
+                }
+                Body::Txn(txn) => {
+                    for op in txn.ops() {
+                        if let Body::Set { key, .. } = op
+                            && newest.seqs.get(&hasher.hash_one(key)) == Some(&r.seq)
+                            && failed.is_none()
+                        {
+                            failed = out.copy(r.seq, &op).err();
+                        }
+                    }
+                }
+                _ => {}
             }
         })?;
         if let Some(e) = failed {
@@ -367,7 +423,7 @@ mod tests {
         for key in keys {
             assert_eq!(store.get(key), oracle.get(key).map(Vec::as_slice), "{when}: {key:?}");
         }
-        let live: u64 = oracle.iter().map(|(k, v)| snapshot::entry_bytes(k, v)).sum();
+        let live: u64 = oracle.iter().map(|(k, v)| snapshot::entry_bytes(k, v, None)).sum();
         assert_eq!(store.live_bytes(), live, "{when}");
     }
 

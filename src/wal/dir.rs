@@ -474,7 +474,7 @@ mod tests {
                 map.insert(format!("k{i}"), if i < 5 { "third" } else { "second" });
             }
             for (k, v) in &map {
-                w.set(1, k.as_bytes(), v.as_bytes()).unwrap();
+                w.set(1, k.as_bytes(), v.as_bytes(), None).unwrap();
             }
             w.commit(OPTIONS.boot).unwrap()
         };

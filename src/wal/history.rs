@@ -21,7 +21,7 @@
 //! file while it is read makes the read start again from the last change shown.
 
 use super::layout;
-use super::record::{Body, Op};
+use super::record::Body;
 use super::scan::{Judge, scan_every};
 use super::view::{self, ATTEMPTS, Piece, vanished};
 use crate::error::Error;
@@ -52,7 +52,7 @@ pub fn changes(
     dir: &Path,
     after: u64,
     upto: u64,
-    mut visit: impl FnMut(u64, Op, &[u8], &[u8]) -> bool,
+    mut visit: impl FnMut(u64, &Body) -> bool,
 ) -> Result<(), History> {
     let mut cursor = after;
     let mut attempts = 0;
@@ -91,7 +91,7 @@ fn changes_once(
     dir: &Path,
     cursor: &mut u64,
     upto: u64,
-    visit: &mut impl FnMut(u64, Op, &[u8], &[u8]) -> bool,
+    visit: &mut impl FnMut(u64, &Body) -> bool,
 ) -> Result<(), History> {
     let pieces = pieces(dir).map_err(History::Failed)?;
     let floor = floor(&pieces);
@@ -142,15 +142,11 @@ fn changes_once(
                 going = false;
                 return;
             }
-            let (op, key, value) = match record.body {
-                Body::Set { key, value } => (Op::Set, key, value),
-                Body::Delete { key } => (Op::Delete, key, &[][..]),
-                Body::Mark(_) | Body::Gap { .. } => {
-                    *cursor = record.seq;
-                    return;
-                }
-            };
-            going = visit(record.seq, op, key, value);
+            if !record.is_data() {
+                *cursor = record.seq;
+                return;
+            }
+            going = visit(record.seq, &record.body);
             *cursor = record.seq;
         });
         scanned.map_err(History::Failed)?;
@@ -183,11 +179,16 @@ mod tests {
     use super::*;
     use crate::store::Store;
     use crate::testutil::TempDir;
-    use crate::wal::{Options, SyncMode};
+    use crate::wal::{Op, Options, SyncMode};
 
     fn read(dir: &Path, after: u64, upto: u64) -> Result<Vec<(u64, Op, Vec<u8>)>, History> {
         let mut seen = Vec::new();
-        changes(dir, after, upto, |seq, op, key, _| {
+        changes(dir, after, upto, |seq, body| {
+            let (op, key) = match *body {
+                Body::Set { key, .. } => (Op::Set, key),
+                Body::Delete { key } => (Op::Delete, key),
+                _ => panic!("not written here: {body:?}"),
+            };
             seen.push((seq, op, key.to_vec()));
             true
         })?;
@@ -220,7 +221,7 @@ mod tests {
         let after = read(&dir, 3, 4).unwrap();
         assert_eq!(after, [(4, Op::Set, b"c".to_vec())]);
         let mut first = None;
-        changes(&dir, 3, 4, |seq, _, _, _| {
+        changes(&dir, 3, 4, |seq, _| {
             first = Some(seq);
             false
         })

@@ -70,9 +70,9 @@
 //!
 //! ```text
 //! 77 61 6c 6b 76 57 41 4c     magic "walkvWAL"
-//! 02 00 00 00                 version 2
+//! 04 00 00 00                 version 4
 //! ef cd ab 89 67 45 23 01     log id
-//! 53 a0 c5 14                 crc = 0x14c5a053, CRC-32C of the 20 bytes above
+//! f3 58 e1 b3                 crc = 0xb3e158f3, CRC-32C of the 20 bytes above
 //!
 //! d8 a2 03 24                 crc   = 0x2403a2d8, CRC-32C of the log id's 8 bytes, then the 24
 //!                             bytes below

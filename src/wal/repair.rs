@@ -22,7 +22,7 @@
 use super::files::{copy_range, create_side_file, save_side_file, sync_dir, unix_seconds};
 use super::reader::Window;
 use super::record::{
-    self, Body, Decoded, HEADER_LEN, Header, MAX_RECORD_LEN, MarkKind, Op, Record, Seed, VERSION_1,
+    self, Body, Decoded, HEADER_LEN, Header, MAX_RECORD_LEN, MarkKind, Record, Seed, VERSION_1,
     decode, decode_header, peek,
 };
 use super::rewrite::{self, Rewrite};
@@ -189,7 +189,7 @@ fn fix_header(bytes: &[u8]) -> Option<(Header, Option<usize>)> {
             }
             candidate[at] = v;
             if let Ok(h) = decode_header(&candidate)
-                && h.version == record::VERSION
+                && record::is_log_version(h.version)
             {
                 if found.is_some() {
                     return None; // ambiguous: do not guess
@@ -360,7 +360,7 @@ fn resync(
             if buf[i] != 0 {
                 nonzero_end = q + 1;
             }
-            // No checksum for what cannot fit: a type that is not 1..=4, or one `wanted`
+            // No checksum for what cannot fit: a type that is not a known one, or one `wanted`
             // rules out (for a log: a number not above the last one kept; markers, which
             // repeat the last number, are short and always looked at).
             match peek(&buf[i..]) {
@@ -595,13 +595,9 @@ impl<'a> Dropped<'a> {
 fn copy_record(out: &mut Rewrite, record: &Record) -> Result<(), Error> {
     let seq = record.seq;
     match record.body {
-        Body::Set { key, value } => {
+        Body::Set { .. } | Body::Delete { .. } | Body::Expire { .. } | Body::Txn(_) => {
             gap_before(out, seq)?;
-            out.data(seq, Op::Set, key, value)
-        }
-        Body::Delete { key } => {
-            gap_before(out, seq)?;
-            out.data(seq, Op::Delete, key, b"")
+            out.data(seq, &record.body)
         }
         Body::Gap { .. } if seq > out.last_seq => out.gap(seq),
         Body::Gap { .. } | Body::Mark(_) => Ok(()),

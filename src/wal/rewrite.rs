@@ -9,7 +9,7 @@
 use super::files::{self, commit_replacement, create_replacement, new_path};
 use super::reader::Window;
 use super::record::{
-    self, BootId, Decoded, MARK_LEN, MAX_RECORD_LEN, Mark, MarkKind, Op, Seed, SyncMode,
+    self, BootId, Decoded, MARK_LEN, MAX_RECORD_LEN, Mark, MarkKind, Seed, SyncMode,
     encode_header,
 };
 use super::scan::Scan;
@@ -77,10 +77,10 @@ impl Rewrite {
     }
 
     /// Appends a SET or DELETE with sequence number `seq` (which must follow `last_seq`).
-    pub fn data(&mut self, seq: u64, op: Op, key: &[u8], value: &[u8]) -> Result<(), Error> {
+    pub fn data(&mut self, seq: u64, body: &record::Body) -> Result<(), Error> {
         assert!(seq > self.last_seq, "sequence numbers only grow ({seq} after {})", self.last_seq);
-        let mut bytes = Vec::with_capacity(record::RECORD_HEADER_LEN + key.len() + value.len());
-        record::encode(&mut bytes, self.seed, seq, op, key, value);
+        let mut bytes = Vec::new();
+        record::encode_body(&mut bytes, self.seed, seq, body);
         self.put(&bytes)?;
         self.last_seq = seq;
         Ok(())
@@ -173,11 +173,8 @@ pub fn upgrade(path: &Path, scan: &Scan) -> Result<(), Error> {
                 io::Error::other(format!("the record at offset {at} no longer checks out")),
             ));
         };
-        match r.body {
-            record::Body::Set { key, value } => rewrite.data(r.seq, Op::Set, key, value)?,
-            record::Body::Delete { key } => rewrite.data(r.seq, Op::Delete, key, b"")?,
-            _ => unreachable!("format 1 has no other record types"),
-        }
+        // Format 1 has SETs and DELETEs only.
+        rewrite.data(r.seq, &r.body)?;
         at += len as u64;
     }
     rewrite.commit(None)

@@ -122,7 +122,7 @@ fn walk(
 /// Builds the plan for the snapshot at `path`, which covers the writes up to `upto`. Reads only.
 pub fn plan_snapshot(path: &Path, upto: u64) -> Result<SnapshotPlan, Error> {
     let (header, header_fixed) = header_of(path)?;
-    if header.version != record::VERSION {
+    if !record::is_log_version(header.version) {
         let reason = format!("a snapshot of format {}", header.version);
         return Err(Error::Corrupt { path: path.to_path_buf(), offset: 0, reason });
     }
@@ -183,7 +183,7 @@ pub fn repair_snapshot(plan: &SnapshotPlan, choice: Choice, boot: BootId) -> Res
     walk(path, plan.header, plan.upto, |event| match event {
         Event::Keep { at, record, .. } if choice == Choice::SkipDamaged || at < cut_at => {
             match record.body {
-                Body::Set { key, value } => out.set(record.seq, key, value),
+                Body::Set { key, value, expires } => out.set(record.seq, key, value, expires),
                 _ => Ok(()),
             }
         }
@@ -224,7 +224,7 @@ mod tests {
         let path = dir.join(layout::snapshot_name(UPTO));
         let mut w = snapshot::Writer::create(&path, UPTO).unwrap();
         for i in 0..keys {
-            w.set(i + 1, format!("key{i:03}").as_bytes(), b"a value of some length").unwrap();
+            w.set(i + 1, format!("key{i:03}").as_bytes(), b"a value of some length", None).unwrap();
         }
         w.commit([1; 16]).unwrap();
         path

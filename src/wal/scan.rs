@@ -227,12 +227,12 @@ fn finish(header: Header, prefix: Prefix, end: u64, lens: (u64, u64), tail: Tail
 fn advance(prefix: &mut Prefix, record: &Record, at: u64) -> Result<(), String> {
     let next = prefix.last_seq.checked_add(1);
     match record.body {
-        Body::Set { .. } | Body::Delete { .. } if Some(record.seq) == next => {
+        _ if record.is_data() && Some(record.seq) == next => {
             prefix.records += 1;
             prefix.last_seq = record.seq;
             Ok(())
         }
-        Body::Set { .. } | Body::Delete { .. } => Err(format!(
+        Body::Set { .. } | Body::Delete { .. } | Body::Expire { .. } | Body::Txn(_) => Err(format!(
             "record has sequence number {} where {} was expected",
             record.seq,
             prefix.last_seq.saturating_add(1)
@@ -311,7 +311,7 @@ fn examine(
             if buf[i] != 0 {
                 rest.found.data_end = q + 1;
             }
-            // Skip without a checksum what cannot matter: bytes whose type is not 1..=4, and in
+            // Skip without a checksum what cannot matter: bytes whose type is not a known one, and in
             // a format 2 log, inside a record already counted, anything but a marker, and any
             // record whose number is not new. This also bounds the work a hostile value can
             // cause: only a damaged record's own bytes are searched through.

@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! snapshot := header set* end
-//! header   := the log header (format 2), with the snapshot's own random id
-//! set      := a SET record; seq = the sequence number of the key's last write (<= upto)
+//! header   := the log header (format 4, or 2 when written before it), with the snapshot's
+//!             own random id
+//! set      := a SET record, or an expiring SET; seq = the sequence number of the key's last
+//!             write (<= upto)
 //! end      := a SYNC marker of kind 5 (snapshot) at its own offset, seq = upto
 //! ```
 //!
@@ -19,7 +21,7 @@
 use super::files::{dir_of, new_path, remove_file, rename, sync_dir, sync_file};
 use super::reader::Window;
 use super::record::{
-    self, Body, BootId, Decoded, MARK_LEN, MAX_RECORD_LEN, Mark, MarkKind, Op, RECORD_HEADER_LEN,
+    self, Body, BootId, Decoded, MARK_LEN, MAX_RECORD_LEN, Mark, MarkKind, RECORD_HEADER_LEN,
     Record, Seed, encode_header,
 };
 use super::rewrite::new_log_id;
@@ -33,10 +35,11 @@ use std::path::{Path, PathBuf};
 /// The snapshot is fsynced each time this many more bytes have been written.
 const SYNC_EVERY: u64 = 4 << 20;
 
-/// Bytes one live key takes in a snapshot (and in a segment, as a SET): the unit of
-/// `live_bytes`.
-pub fn entry_bytes(key: &[u8], value: &[u8]) -> u64 {
-    (RECORD_HEADER_LEN + key.len() + value.len()) as u64
+/// Bytes one live key takes in a snapshot (and in a segment, as a SET; an expiring one takes
+/// [`record::EXPIRY_LEN`] more): the unit of `live_bytes`.
+pub fn entry_bytes(key: &[u8], value: &[u8], expires: Option<u64>) -> u64 {
+    let expiry = if expires.is_some() { record::EXPIRY_LEN } else { 0 };
+    (RECORD_HEADER_LEN + key.len() + expiry + value.len()) as u64
 }
 
 /// What a snapshot holds.
@@ -115,11 +118,17 @@ impl Writer {
         Error::io(format!("{what} {}", new_path(&self.path).display()), e)
     }
 
-    /// Adds a live key, last written at `seq`.
-    pub fn set(&mut self, seq: u64, key: &[u8], value: &[u8]) -> Result<(), Error> {
+    /// Adds a live key, last written at `seq`, that expires at `expires` if that is some.
+    pub fn set(
+        &mut self,
+        seq: u64,
+        key: &[u8],
+        value: &[u8],
+        expires: Option<u64>,
+    ) -> Result<(), Error> {
         debug_assert!(seq <= self.upto, "a snapshot holds only writes up to its number");
-        let mut bytes = Vec::with_capacity(RECORD_HEADER_LEN + key.len() + value.len());
-        record::encode(&mut bytes, self.seed, seq, Op::Set, key, value);
+        let mut bytes = Vec::with_capacity(entry_bytes(key, value, expires) as usize);
+        record::encode_body(&mut bytes, self.seed, seq, &Body::Set { key, value, expires });
         self.put(&bytes)?;
         self.contents.keys += 1;
         self.contents.live_bytes += bytes.len() as u64;
@@ -197,7 +206,7 @@ pub fn load(path: &Path, upto: u64, mut visit: impl FnMut(&Record)) -> Result<Co
     let Some(header) = read_header(path)? else {
         return Err(corrupt(0, "the file is shorter than its header".into()));
     };
-    if header.version != record::VERSION {
+    if !record::is_log_version(header.version) {
         return Err(corrupt(0, format!("a snapshot of format {}", header.version)));
     }
     let file = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
@@ -214,10 +223,10 @@ pub fn load(path: &Path, upto: u64, mut visit: impl FnMut(&Record)) -> Result<Co
             Err(fault) => return Err(corrupt(at, fault)),
         };
         match record.body {
-            Body::Set { key, value } if record.seq <= upto => {
+            Body::Set { key, value, expires } if record.seq <= upto => {
                 visit(&record);
                 contents.keys += 1;
-                contents.live_bytes += entry_bytes(key, value);
+                contents.live_bytes += entry_bytes(key, value, expires);
             }
             Body::Mark(m)
                 if m.kind == MarkKind::Snapshot && m.offset == at && record.seq == upto =>
@@ -258,7 +267,7 @@ mod tests {
     fn write(path: &Path, upto: u64, keys: &[(&[u8], &[u8], u64)]) -> Contents {
         let mut w = Writer::create(path, upto).unwrap();
         for (k, v, seq) in keys {
-            w.set(*seq, k, v).unwrap();
+            w.set(*seq, k, v, None).unwrap();
         }
         w.commit([1; 16]).unwrap()
     }
@@ -270,7 +279,7 @@ mod tests {
         let written = write(&path, 9, &[(b"a", b"1", 3), (b"b", b"", 9)]);
         let mut seen = Vec::new();
         let read = load(&path, 9, |r| {
-            if let Body::Set { key, value } = r.body {
+            if let Body::Set { key, value, .. } = r.body {
                 seen.push((key.to_vec(), value.to_vec(), r.seq));
             }
         })
@@ -313,7 +322,7 @@ mod tests {
         let dir = TempDir::new("snap-drop");
         let path = dir.join("s");
         let mut w = Writer::create(&path, 3).unwrap();
-        w.set(1, b"a", b"b").unwrap();
+        w.set(1, b"a", b"b", None).unwrap();
         drop(w);
         assert!(!path.exists() && !new_path(&path).exists());
     }

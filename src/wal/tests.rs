@@ -27,7 +27,7 @@ fn temp_log(name: &str) -> (TempDir, PathBuf) {
 
 fn owned(r: &Record) -> Owned {
     match r.body {
-        Body::Set { key, value } => (r.seq, key.to_vec(), Some(value.to_vec())),
+        Body::Set { key, value, .. } => (r.seq, key.to_vec(), Some(value.to_vec())),
         Body::Delete { key } => (r.seq, key.to_vec(), None),
         _ => unreachable!("only data records are visited"),
     }
@@ -328,7 +328,7 @@ fn headers_refuse_without_touching() {
     let (_dir, path) = temp_log("headers");
     for (bytes, want) in [
         (b"key=value\nmore=stuff\n".to_vec(), "not a walkv log"),
-        (b"walkvWAL\x04\x00\x00\x00xxxxxxxxxxxx".to_vec(), "newer walkv (log format 4"),
+        (b"walkvWAL\x06\x00\x00\x00xxxxxxxxxxxx".to_vec(), "newer walkv (log format 6"),
         (b"hello".to_vec(), "not a walkv log"),
     ] {
         fs::write(&path, &bytes).unwrap();
@@ -342,7 +342,8 @@ fn headers_refuse_without_touching() {
     assert!(rec.created);
 }
 
-/// The format 1 fixture opens, replays exactly, is rewritten as format 2, and keeps working.
+/// The format 1 fixture opens, replays exactly, is rewritten in the current format, and keeps
+/// working.
 #[test]
 fn format_1_fixture_is_read_and_upgraded() {
     let (_dir, path) = temp_log("v1");
@@ -353,7 +354,7 @@ fn format_1_fixture_is_read_and_upgraded() {
     assert_eq!((rec.records, rec.last_seq, seen.len()), (7, 7, 7));
     assert_eq!(seen[4], (5, b"gone".to_vec(), None));
     assert_eq!(seen[5].2.as_deref(), Some(&b"a\nb=c\x00\xff"[..]));
-    assert_eq!(super::scan::read_header(&path).unwrap().unwrap().version, 2);
+    assert_eq!(super::scan::read_header(&path).unwrap().unwrap().version, record::VERSION);
     assert_eq!(wal.append(Op::Set, b"after", b"upgrade").unwrap(), 8);
     wal.close().unwrap();
     let (_, seen, rec) = open(&path, BOOT_A).unwrap();

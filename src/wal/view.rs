@@ -126,13 +126,20 @@ pub fn refusal(piece: &Piece, scan: &Scan) -> Option<Error> {
     Some(Error::Damaged { path: piece.path().to_path_buf(), reason })
 }
 
-/// A key's value and the seq of the record that set it.
-pub type Versioned = (u64, Box<[u8]>);
+/// A key's value, the seq of the record that set it, and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    pub seq: u64,
+    pub value: Box<[u8]>,
+    /// Milliseconds since the Unix epoch; `None`: never.
+    pub expires: Option<u64>,
+}
 
-/// The live data as of one moment, keys in byte order.
+/// The live data as of one moment, keys in byte order. Keys whose expiry has passed are still
+/// here (the reader decides what "now" is).
 #[derive(Debug, Default)]
 pub struct Data {
-    pub keys: BTreeMap<Box<[u8]>, Versioned>,
+    pub keys: BTreeMap<Box<[u8]>, Value>,
     /// The last sequence number included.
     pub last_seq: u64,
 }
@@ -188,15 +195,26 @@ fn read_once(dir: &Path) -> Result<Data, Error> {
 impl Data {
     fn apply(&mut self, record: &Record) {
         match record.body {
-            Body::Set { key, value } => {
-                self.keys.insert(key.into(), (record.seq, value.into()));
+            Body::Txn(txn) => {
+                for op in txn.ops() {
+                    self.apply_change(record.seq, &op);
+                }
             }
-            Body::Delete { key } => {
-                self.keys.remove(key);
-            }
-            Body::Mark(_) | Body::Gap { .. } => {}
+            ref change => self.apply_change(record.seq, change),
         }
         self.last_seq = self.last_seq.max(record.seq);
+    }
+
+    fn apply_change(&mut self, seq: u64, change: &Body) {
+        match *change {
+            Body::Set { key, value, expires } => {
+                self.keys.insert(key.into(), Value { seq, value: value.into(), expires });
+            }
+            Body::Delete { key } | Body::Expire { key } => {
+                self.keys.remove(key);
+            }
+            Body::Txn(_) | Body::Mark(_) | Body::Gap { .. } => {}
+        }
     }
 }
 
@@ -204,8 +222,11 @@ impl Data {
 pub fn record_len(record: &Record) -> u64 {
     use super::record::{GAP_BODY_LEN, MARK_BODY_LEN, RECORD_HEADER_LEN};
     let body = match record.body {
-        Body::Set { key, value } => key.len() + value.len(),
-        Body::Delete { key } => key.len(),
+        Body::Set { key, value, expires } => {
+            key.len() + value.len() + expires.map_or(0, |_| super::record::EXPIRY_LEN)
+        }
+        Body::Delete { key } | Body::Expire { key } => key.len(),
+        Body::Txn(txn) => txn.bytes().len(),
         Body::Mark(_) => MARK_BODY_LEN,
         Body::Gap { .. } => GAP_BODY_LEN,
     };

@@ -10,16 +10,36 @@
 use crate::crc32c;
 use std::fmt;
 
+mod txn;
+pub use txn::{Txn, TxnBuilder};
+
 /// First eight bytes of every log file.
 pub const MAGIC: [u8; 8] = *b"walkvWAL";
-/// The format version this build writes.
-pub const VERSION: u32 = 2;
+/// The format version this build writes: format 2 with three more record types (expiring SETs,
+/// expiries, transactions), so that a walkv that does not know them refuses the file ("written
+/// by a newer walkv") instead of misreading it.
+pub const VERSION: u32 = 4;
+/// The format of logs and snapshots before record types 5 to 7; still read as it is.
+pub const VERSION_2: u32 = 2;
 /// The first format, still read (and upgraded at open).
 pub const VERSION_1: u32 = 1;
 /// The version in the header of `walkv.wal` once a data directory holds segments and snapshots
-/// (see [`super::layout`]): the file is then only that header, so that a walkv from before
-/// segments refuses the directory ("written by a newer walkv") instead of starting empty.
-pub const LAYOUT_VERSION: u32 = 3;
+/// (see [`super::layout`]): the file is then only that header, so that an older walkv refuses
+/// the directory ("written by a newer walkv") instead of starting empty or misreading it.
+pub const LAYOUT_VERSION: u32 = 5;
+/// The layout marker of a directory whose files are all of [`VERSION_2`]; still read, and
+/// replaced by [`LAYOUT_VERSION`] at the first open.
+pub const LAYOUT_VERSION_3: u32 = 3;
+
+/// True for the version of a layout marker, old or new.
+pub fn is_marker_version(version: u32) -> bool {
+    version == LAYOUT_VERSION || version == LAYOUT_VERSION_3
+}
+
+/// True for the version of a seeded log or snapshot file, old or new.
+pub fn is_log_version(version: u32) -> bool {
+    version == VERSION || version == VERSION_2
+}
 /// Version 2 file header: magic + version + log id + crc.
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 /// Version 1 file header: magic + version.
@@ -32,8 +52,14 @@ pub const MAX_KEY_LEN: usize = 4096;
 /// Longest value, in bytes (1 MiB). Values live in memory; a bigger limit would let one request
 /// take a large bite of a small deployment.
 pub const MAX_VALUE_LEN: usize = 1 << 20;
+/// Bytes an expiring SET adds before its value: the expiry, in milliseconds since the Unix
+/// epoch.
+pub const EXPIRY_LEN: usize = 8;
+/// Longest body of a transaction record (its operations, encoded; see [`txn`]). The server's
+/// own limits on a transaction keep well below it.
+pub const MAX_TXN_LEN: usize = MAX_VALUE_LEN + (64 << 10);
 /// Longest record of any type.
-pub const MAX_RECORD_LEN: usize = RECORD_HEADER_LEN + MAX_KEY_LEN + MAX_VALUE_LEN;
+pub const MAX_RECORD_LEN: usize = RECORD_HEADER_LEN + MAX_TXN_LEN;
 /// Body of a SYNC marker: offset + boot id + kind + mode.
 pub const MARK_BODY_LEN: usize = 8 + 16 + 1 + 1;
 /// A whole SYNC marker record.
@@ -46,6 +72,11 @@ const TYPE_SET: u8 = 1;
 const TYPE_DELETE: u8 = 2;
 const TYPE_SYNC: u8 = 3;
 const TYPE_GAP: u8 = 4;
+const TYPE_SET_EXPIRING: u8 = 5;
+const TYPE_EXPIRE: u8 = 6;
+const TYPE_TXN: u8 = 7;
+/// The highest type code this build knows.
+const LAST_TYPE: u8 = TYPE_TXN;
 
 /// The two changes a client can make, as appended by [`crate::wal::Wal::append`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,13 +161,22 @@ pub struct Mark {
 /// What a record holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body<'a> {
+    /// A SET (type 1), or with `expires` an expiring SET (type 5): the key is not served from
+    /// that time on (milliseconds since the Unix epoch).
     Set {
         key: &'a [u8],
         value: &'a [u8],
+        expires: Option<u64>,
     },
     Delete {
         key: &'a [u8],
     },
+    /// The key's time had come: the server's sweep removed it (type 6). Applied as a DELETE.
+    Expire {
+        key: &'a [u8],
+    },
+    /// Several SETs and DELETEs under one seq, applied all together or not at all (type 7).
+    Txn(Txn<'a>),
     /// A SYNC marker; its `seq` is the sequence number of the record before it.
     Mark(Mark),
     /// Sequence numbers `first ..= seq` were skipped on purpose (by a repair or a trim); the next
@@ -154,9 +194,9 @@ pub struct Record<'a> {
 }
 
 impl Record<'_> {
-    /// True for SET and DELETE, the records a client's write made.
+    /// True for the records that change the map: SET, DELETE, EXPIRE, TXN.
     pub fn is_data(&self) -> bool {
-        matches!(self.body, Body::Set { .. } | Body::Delete { .. })
+        !matches!(self.body, Body::Mark(_) | Body::Gap { .. })
     }
 }
 
@@ -174,6 +214,9 @@ pub enum Fault {
         vlen: usize,
     },
     MarkKind(u8),
+    /// A transaction record whose operations do not decode: the first bad one's offset in its
+    /// body.
+    TxnBody(usize),
     Checksum {
         stored: u32,
         computed: u32,
@@ -193,6 +236,7 @@ impl fmt::Display for Fault {
                 write!(f, "type {kind} record with lengths {klen}/{vlen}")
             }
             Fault::MarkKind(k) => write!(f, "SYNC marker of unknown kind {k}"),
+            Fault::TxnBody(at) => write!(f, "transaction record with a bad operation at {at}"),
             Fault::Checksum { stored, computed } => {
                 write!(f, "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")
             }
@@ -226,10 +270,11 @@ impl Seed {
         Seed(Some(log_id.to_le_bytes()))
     }
 
+    /// The CRC of the seed, then `parts` (at most four).
     fn checksum(&self, parts: &[&[u8]]) -> u32 {
         match &self.0 {
             Some(id) => {
-                let mut all: [&[u8]; 4] = [id, &[], &[], &[]];
+                let mut all: [&[u8]; 5] = [id, &[], &[], &[], &[]];
                 all[1..=parts.len()].copy_from_slice(parts);
                 crc32c::checksum_parts(&all[..=parts.len()])
             }
@@ -244,48 +289,114 @@ impl Seed {
 
 /// Appends the encoding of one SET or DELETE to `out`. Lengths must already be within limits.
 pub fn encode(out: &mut Vec<u8>, seed: Seed, seq: u64, op: Op, key: &[u8], value: &[u8]) {
-    let header = encode_data_header(seed, seq, op, key, value);
-    out.extend_from_slice(&header);
-    out.extend_from_slice(key);
-    out.extend_from_slice(value);
+    encode_body(out, seed, seq, &op.body(key, value));
 }
 
-/// Builds the 21-byte header of a SET or DELETE, checksum included.
-pub fn encode_data_header(
-    seed: Seed,
-    seq: u64,
-    op: Op,
-    key: &[u8],
-    value: &[u8],
-) -> [u8; RECORD_HEADER_LEN] {
-    assert!(
-        !key.is_empty() && key.len() <= MAX_KEY_LEN && value.len() <= MAX_VALUE_LEN,
-        "record lengths must be checked before encoding (key {} bytes, value {} bytes)",
-        key.len(),
-        value.len()
-    );
-    record_header(seed, seq, op as u8, key, value)
+/// Appends the encoding of a data record (any body but a marker or a gap) to `out`. Lengths
+/// must already be within limits.
+pub fn encode_body(out: &mut Vec<u8>, seed: Seed, seq: u64, body: &Body) {
+    let parts = DataParts::of(body);
+    out.extend_from_slice(&parts.header(seed, seq));
+    parts.extend(out);
 }
 
-/// The header for any record: `kind`, the lengths of `key` and `value`, and the CRC over the
-/// header's tail, the key and the value.
-fn record_header(
-    seed: Seed,
-    seq: u64,
+impl Op {
+    /// The body of this op's record.
+    pub fn body<'a>(self, key: &'a [u8], value: &'a [u8]) -> Body<'a> {
+        match self {
+            Op::Set => Body::Set { key, value, expires: None },
+            Op::Delete => Body::Delete { key },
+        }
+    }
+}
+
+/// A data record's type, and its bytes after the header: the key, the expiry of an expiring
+/// SET, the value (or a transaction's operations).
+struct DataParts<'a> {
     kind: u8,
-    key: &[u8],
-    value: &[u8],
-) -> [u8; RECORD_HEADER_LEN] {
+    key: &'a [u8],
+    expiry: Option<[u8; EXPIRY_LEN]>,
+    value: &'a [u8],
+}
+
+impl<'a> DataParts<'a> {
+    /// # Panics
+    /// On a marker or a gap (they have their own encoders), and on lengths outside the
+    /// format's limits: both come from this process, never from a file or a client.
+    fn of(body: &Body<'a>) -> DataParts<'a> {
+        let parts = |kind, key, expiry, value| DataParts { kind, key, expiry, value };
+        let p = match *body {
+            Body::Set { key, value, expires: None } => parts(TYPE_SET, key, None, value),
+            Body::Set { key, value, expires: Some(at) } => {
+                parts(TYPE_SET_EXPIRING, key, Some(at.to_le_bytes()), value)
+            }
+            Body::Delete { key } => parts(TYPE_DELETE, key, None, b""),
+            Body::Expire { key } => parts(TYPE_EXPIRE, key, None, b""),
+            Body::Txn(txn) => parts(TYPE_TXN, b"", None, txn.bytes()),
+            Body::Mark(_) | Body::Gap { .. } => panic!("not a data record: {body:?}"),
+        };
+        let fits = if p.kind == TYPE_TXN {
+            (1..=MAX_TXN_LEN).contains(&p.value.len())
+        } else {
+            (1..=MAX_KEY_LEN).contains(&p.key.len()) && p.value.len() <= MAX_VALUE_LEN
+        };
+        assert!(
+            fits,
+            "record lengths must be checked before encoding (type {}, key {} bytes, value {} \
+             bytes)",
+            p.kind,
+            p.key.len(),
+            p.value.len()
+        );
+        p
+    }
+
+    fn value_len(&self) -> usize {
+        self.expiry.map_or(0, |e| e.len()) + self.value.len()
+    }
+
+    /// The header, its checksum left at zero.
+    fn unsealed_header(&self, seq: u64) -> [u8; RECORD_HEADER_LEN] {
+        header_fields(seq, self.kind, self.key.len(), self.value_len())
+    }
+
+    /// The header, checksum included.
+    fn header(&self, seed: Seed, seq: u64) -> [u8; RECORD_HEADER_LEN] {
+        let mut h = self.unsealed_header(seq);
+        let expiry = self.expiry.as_ref().map_or(&[][..], |e| &e[..]);
+        let crc = seed.checksum(&[&h[4..], self.key, expiry, self.value]);
+        h[0..4].copy_from_slice(&crc.to_le_bytes());
+        h
+    }
+
+    /// Appends the bytes after the header.
+    fn extend(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.key);
+        if let Some(expiry) = &self.expiry {
+            out.extend_from_slice(expiry);
+        }
+        out.extend_from_slice(self.value);
+    }
+}
+
+/// A record header's fields after the checksum, which is left at zero.
+fn header_fields(seq: u64, kind: u8, klen: usize, vlen: usize) -> [u8; RECORD_HEADER_LEN] {
     let mut h = [0u8; RECORD_HEADER_LEN];
     // crc (4) is filled in last; it covers everything after it.
     // Sequence number: u64, little-endian.
     h[4..12].copy_from_slice(&seq.to_le_bytes());
     // Type: one byte.
     h[12] = kind;
-    // Key length, then value length: u32, little-endian (both at most MAX_VALUE_LEN here).
-    h[13..17].copy_from_slice(&(key.len() as u32).to_le_bytes());
-    h[17..21].copy_from_slice(&(value.len() as u32).to_le_bytes());
-    let crc = seed.checksum(&[&h[4..], key, value]);
+    // Key length, then value length: u32, little-endian (both at most MAX_RECORD_LEN here).
+    h[13..17].copy_from_slice(&(klen as u32).to_le_bytes());
+    h[17..21].copy_from_slice(&(vlen as u32).to_le_bytes());
+    h
+}
+
+/// The header for a marker or a gap: `kind`, no key, `body` as the value, and the CRC.
+fn record_header(seed: Seed, seq: u64, kind: u8, body: &[u8]) -> [u8; RECORD_HEADER_LEN] {
+    let mut h = header_fields(seq, kind, 0, body.len());
+    let crc = seed.checksum(&[&h[4..], body]);
     h[0..4].copy_from_slice(&crc.to_le_bytes());
     h
 }
@@ -295,20 +406,14 @@ fn record_header(
 /// land in (a compaction may start a new one first), and the log's writer thread seals them.
 /// Lengths must already be within limits.
 pub fn encode_unsealed(out: &mut Vec<u8>, seq: u64, op: Op, key: &[u8], value: &[u8]) {
-    assert!(
-        !key.is_empty() && key.len() <= MAX_KEY_LEN && value.len() <= MAX_VALUE_LEN,
-        "record lengths must be checked before encoding (key {} bytes, value {} bytes)",
-        key.len(),
-        value.len()
-    );
-    let mut h = [0u8; RECORD_HEADER_LEN];
-    h[4..12].copy_from_slice(&seq.to_le_bytes());
-    h[12] = op as u8;
-    h[13..17].copy_from_slice(&(key.len() as u32).to_le_bytes());
-    h[17..21].copy_from_slice(&(value.len() as u32).to_le_bytes());
-    out.extend_from_slice(&h);
-    out.extend_from_slice(key);
-    out.extend_from_slice(value);
+    encode_body_unsealed(out, seq, &op.body(key, value));
+}
+
+/// [`encode_unsealed`] for any data record.
+pub fn encode_body_unsealed(out: &mut Vec<u8>, seq: u64, body: &Body) {
+    let parts = DataParts::of(body);
+    out.extend_from_slice(&parts.unsealed_header(seq));
+    parts.extend(out);
 }
 
 /// Fills in the checksum of every record in `records`, a run of records written by
@@ -343,7 +448,7 @@ pub fn encode_mark(out: &mut Vec<u8>, seed: Seed, seq: u64, mark: &Mark) {
     // Kind, then sync mode: one byte each (mode 0 = none).
     body[24] = mark.kind as u8;
     body[25] = mark.mode.map_or(0, |m| m as u8);
-    out.extend_from_slice(&record_header(seed, seq, TYPE_SYNC, b"", &body));
+    out.extend_from_slice(&record_header(seed, seq, TYPE_SYNC, &body));
     out.extend_from_slice(&body);
 }
 
@@ -351,23 +456,23 @@ pub fn encode_mark(out: &mut Vec<u8>, seed: Seed, seq: u64, mark: &Mark) {
 pub fn encode_gap(out: &mut Vec<u8>, seed: Seed, first: u64, last: u64) {
     assert!(first <= last, "a gap skips at least one sequence number ({first} > {last})");
     let body = first.to_le_bytes();
-    out.extend_from_slice(&record_header(seed, last, TYPE_GAP, b"", &body));
+    out.extend_from_slice(&record_header(seed, last, TYPE_GAP, &body));
     out.extend_from_slice(&body);
 }
 
 /// A cheap look at what may be a record header at the start of `buf`, before [`decode`] spends
 /// a checksum on it: its type byte and its (unverified) sequence number. `None` if `buf` is too
-/// short or the type is not one of the four.
+/// short or the type is not one this build knows.
 pub fn peek(buf: &[u8]) -> Option<(u8, u64)> {
     let kind = *buf.get(12)?;
-    (1..=4).contains(&kind).then(|| (kind, u64_at(buf, 4)))
+    (1..=LAST_TYPE).contains(&kind).then(|| (kind, u64_at(buf, 4)))
 }
 
-fn u32_at(buf: &[u8], at: usize) -> u32 {
+pub(super) fn u32_at(buf: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
 }
 
-fn u64_at(buf: &[u8], at: usize) -> u64 {
+pub(super) fn u64_at(buf: &[u8], at: usize) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&buf[at..at + 8]);
     u64::from_le_bytes(b)
@@ -393,6 +498,23 @@ fn declared_len(buf: &[u8], seed: Seed) -> Result<usize, Fault> {
                 return Err(Fault::DeleteWithValue(vlen));
             }
         }
+        TYPE_SET_EXPIRING | TYPE_EXPIRE if seed.has_markers() => {
+            if klen == 0 || klen > MAX_KEY_LEN {
+                return Err(Fault::KeyLength(klen));
+            }
+            if kind == TYPE_EXPIRE && vlen != 0 {
+                return Err(Fault::DeleteWithValue(vlen));
+            }
+            if kind == TYPE_SET_EXPIRING && !(EXPIRY_LEN..=EXPIRY_LEN + MAX_VALUE_LEN).contains(&vlen)
+            {
+                return Err(Fault::ValueLength(vlen));
+            }
+        }
+        TYPE_TXN if seed.has_markers() => {
+            if klen != 0 || vlen == 0 || vlen > MAX_TXN_LEN {
+                return Err(Fault::BodyLength { kind, klen, vlen });
+            }
+        }
         TYPE_SYNC | TYPE_GAP if seed.has_markers() => {
             let want = if kind == TYPE_SYNC { MARK_BODY_LEN } else { GAP_BODY_LEN };
             if klen != 0 || vlen != want {
@@ -401,7 +523,7 @@ fn declared_len(buf: &[u8], seed: Seed) -> Result<usize, Fault> {
         }
         other => return Err(Fault::UnknownType(other)),
     }
-    Ok(RECORD_HEADER_LEN + klen + vlen) // at most 21 + 4 KiB + 1 MiB: cannot overflow
+    Ok(RECORD_HEADER_LEN + klen + vlen) // at most 21 + MAX_TXN_LEN: cannot overflow
 }
 
 /// Decodes the record at the start of `buf`, checking everything a record can prove about
@@ -415,7 +537,7 @@ fn declared_len(buf: &[u8], seed: Seed) -> Result<usize, Fault> {
 /// encode(&mut buf, seed, 7, Op::Set, b"key", b"value");
 /// let Decoded::Record(record, len) = decode(&buf, seed) else { panic!() };
 /// assert_eq!((record.seq, len), (7, 29));
-/// assert_eq!(record.body, Body::Set { key: b"key", value: b"value" });
+/// assert_eq!(record.body, Body::Set { key: b"key", value: b"value", expires: None });
 /// assert_eq!(decode(&buf[..28], seed), Decoded::Incomplete(Some(29)));  // torn
 /// assert!(matches!(decode(&buf, Seed::log(43)), Decoded::Damaged(..)));  // another log's
 /// buf[25] ^= 1;                                                          // a flipped bit
@@ -443,8 +565,17 @@ pub fn decode(buf: &[u8], seed: Seed) -> Decoded<'_> {
     let key = &buf[RECORD_HEADER_LEN..RECORD_HEADER_LEN + klen];
     let rest = &buf[RECORD_HEADER_LEN + klen..len];
     let body = match buf[12] {
-        TYPE_SET => Body::Set { key, value: rest },
+        TYPE_SET => Body::Set { key, value: rest, expires: None },
+        TYPE_SET_EXPIRING => {
+            let (expiry, value) = rest.split_at(EXPIRY_LEN);
+            Body::Set { key, value, expires: Some(u64_at(expiry, 0)) }
+        }
         TYPE_DELETE => Body::Delete { key },
+        TYPE_EXPIRE => Body::Expire { key },
+        TYPE_TXN => match Txn::checked(rest) {
+            Ok(txn) => Body::Txn(txn),
+            Err(at) => return Decoded::Damaged(Fault::TxnBody(at), Some(len)),
+        },
         TYPE_GAP => Body::Gap { first: u64_at(rest, 0) },
         _ => {
             let kind = match rest[24] {
@@ -464,7 +595,7 @@ pub fn decode(buf: &[u8], seed: Seed) -> Decoded<'_> {
     Decoded::Record(Record { seq, body }, len)
 }
 
-/// The 24-byte header of a new version 2 log.
+/// The 24-byte header of a new log or snapshot, of the version this build writes.
 pub fn encode_header(log_id: u64) -> [u8; HEADER_LEN] {
     encode_header_version(VERSION, log_id)
 }
@@ -516,41 +647,45 @@ pub enum HeaderFault {
     Damaged(String),
 }
 
+/// The versions with a 24-byte header (a log id and a checksum), oldest first.
+const SEEDED_VERSIONS: [u32; 4] = [VERSION_2, LAYOUT_VERSION_3, VERSION, LAYOUT_VERSION];
+
 /// Reads a file header from the first bytes of a file (`buf` may be shorter than a header).
 pub fn decode_header(buf: &[u8]) -> Result<Header, HeaderFault> {
     let n = buf.len().min(HEADER_LEN_V1);
     if n < HEADER_LEN_V1 {
-        let mut v1 = MAGIC.to_vec();
-        v1.extend_from_slice(&VERSION_1.to_le_bytes());
-        let mut v2 = MAGIC.to_vec();
-        v2.extend_from_slice(&VERSION.to_le_bytes());
-        let prefix = buf[..n] == v1[..n] || buf[..n] == v2[..n];
+        let starts = |version: u32| {
+            let mut start = MAGIC.to_vec();
+            start.extend_from_slice(&version.to_le_bytes());
+            buf[..n] == start[..n]
+        };
+        let prefix = starts(VERSION_1) || SEEDED_VERSIONS.into_iter().any(starts);
         return Err(HeaderFault::Short { len: n, prefix });
     }
+    // The version of a seeded header whose checksum holds with `magic` and `version` in place
+    // of what the file says: a header of ours with that field damaged.
+    let checks_out_as = |magic: &[u8], version: u32| {
+        buf.len() >= HEADER_LEN
+            && crc32c::checksum_parts(&[magic, &version.to_le_bytes(), &buf[12..20]])
+                == u32_at(buf, 20)
+    };
     if buf[..8] != MAGIC {
-        // A version 2 header whose checksum holds once the magic is put right is ours, damaged.
-        let ours = buf.len() >= HEADER_LEN
-            && u32_at(buf, 8) == VERSION
-            && crc32c::checksum_parts(&[&MAGIC, &buf[8..20]]) == u32_at(buf, 20);
-        if ours {
+        if checks_out_as(&MAGIC, u32_at(buf, 8)) && SEEDED_VERSIONS.contains(&u32_at(buf, 8)) {
             return Err(HeaderFault::Damaged("the file header's magic is damaged".into()));
         }
         return Err(HeaderFault::BadMagic);
     }
     let version = u32_at(buf, 8);
-    let v2_checks_out = buf.len() >= HEADER_LEN
-        && crc32c::checksum_parts(&[&buf[..8], &VERSION.to_le_bytes(), &buf[12..20]])
-            == u32_at(buf, 20);
-    if version != VERSION && version != VERSION_1 && version != LAYOUT_VERSION && v2_checks_out {
-        // A version 2 header whose checksum holds once the version is put right: ours, damaged.
+    let known = version == VERSION_1 || SEEDED_VERSIONS.contains(&version);
+    if !known && SEEDED_VERSIONS.iter().any(|&v| checks_out_as(&buf[..8], v)) {
         return Err(HeaderFault::Damaged("the file header's version field is damaged".into()));
     }
     match version {
         VERSION_1 => Ok(Header { version: VERSION_1, log_id: 0 }),
-        VERSION | LAYOUT_VERSION if buf.len() < HEADER_LEN => {
-            Err(HeaderFault::Short { len: buf.len(), prefix: true })
+        v if known && buf.len() < HEADER_LEN => {
+            Err(HeaderFault::Short { len: buf.len(), prefix: v != VERSION_1 })
         }
-        VERSION | LAYOUT_VERSION => {
+        v if known => {
             let stored = u32_at(buf, 20);
             let computed = crc32c::checksum(&buf[..20]);
             if stored != computed {
@@ -559,7 +694,7 @@ pub fn decode_header(buf: &[u8]) -> Result<Header, HeaderFault> {
                      {computed:#010x})"
                 )));
             }
-            Ok(Header { version, log_id: u64_at(buf, 12) })
+            Ok(Header { version: v, log_id: u64_at(buf, 12) })
         }
         v if v > LAYOUT_VERSION => Err(HeaderFault::Newer(v)),
         v => Err(HeaderFault::Damaged(format!("unknown format version {v}"))),

@@ -10,13 +10,13 @@ fn hex(s: &[&str]) -> Vec<u8> {
 #[test]
 fn worked_example_matches_the_spec() {
     let log_id = 0x0123_4567_89ab_cdef;
-    let header = hex(&["77 61 6c 6b 76 57 41 4c", "02 00 00 00", "ef cd ab 89 67 45 23 01"]);
+    let header = hex(&["77 61 6c 6b 76 57 41 4c", "04 00 00 00", "ef cd ab 89 67 45 23 01"]);
     let mut expected_header = header.clone();
     expected_header.extend_from_slice(&crc32c::checksum(&header).to_le_bytes());
     assert_eq!(encode_header(log_id).to_vec(), expected_header);
     assert_eq!(
         crc32c::checksum(&header),
-        u32::from_le_bytes([0x53, 0xa0, 0xc5, 0x14]),
+        u32::from_le_bytes([0xf3, 0x58, 0xe1, 0xb3]),
         "header crc in the doc"
     );
 
@@ -81,7 +81,7 @@ fn every_record_type_round_trips() {
     assert_eq!(
         seen,
         vec![
-            Body::Set { key: b"k", value: b"" },
+            Body::Set { key: b"k", value: b"", expires: None },
             Body::Delete { key: b"k" },
             Body::Gap { first: 3 },
             Body::Mark(mark)
@@ -114,21 +114,28 @@ fn hostile_lengths_are_refused_without_allocating() {
     assert!(matches!(decode(&bad_mark, seed), Decoded::Damaged(Fault::BodyLength { .. }, None)));
 }
 
-/// Headers: ours (both versions), a prefix of ours, someone else's, a newer one, a damaged one.
+/// Headers: ours (every version), a prefix of ours, someone else's, a newer one, a damaged one.
 #[test]
 fn headers_are_told_apart() {
     let h = encode_header(5);
-    assert_eq!(decode_header(&h), Ok(Header { version: 2, log_id: 5 }));
+    assert_eq!(decode_header(&h), Ok(Header { version: 4, log_id: 5 }));
+    for version in [VERSION_2, LAYOUT_VERSION_3, VERSION, LAYOUT_VERSION] {
+        let old = encode_header_version(version, 6);
+        assert_eq!(decode_header(&old), Ok(Header { version, log_id: 6 }));
+        assert_eq!(decode_header(&old[..10]), Err(HeaderFault::Short { len: 10, prefix: true }));
+    }
     assert_eq!(decode_header(b"walkvWAL\x01\x00\x00\x00"), Ok(Header { version: 1, log_id: 0 }));
     assert_eq!(decode_header(&h[..5]), Err(HeaderFault::Short { len: 5, prefix: true }));
     assert_eq!(decode_header(b"hello"), Err(HeaderFault::Short { len: 5, prefix: false }));
     assert_eq!(decode_header(b"key=value\nmore"), Err(HeaderFault::BadMagic));
-    let mut newer = *b"walkvWAL\x04\x00\x00\x00 a future header...";
-    assert_eq!(decode_header(&newer), Err(HeaderFault::Newer(4)));
+    let mut newer = *b"walkvWAL\x06\x00\x00\x00 a future header...";
+    assert_eq!(decode_header(&newer), Err(HeaderFault::Newer(6)));
+    // What a walkv of format 2 did with the headers this one writes: refuse them as newer.
+    assert!(VERSION > LAYOUT_VERSION_3 && LAYOUT_VERSION > LAYOUT_VERSION_3);
     let marker = encode_header_version(LAYOUT_VERSION, 9);
     assert_eq!(decode_header(&marker), Ok(Header { version: LAYOUT_VERSION, log_id: 9 }));
     newer[..HEADER_LEN].copy_from_slice(&h);
-    newer[8] = 4; // our header with its version damaged: the checksum tells
+    newer[8] = 9; // our header with its version damaged: the checksum tells
     assert!(matches!(decode_header(&newer), Err(HeaderFault::Damaged(_))));
     let mut magic = h;
     magic[3] ^= 0x20;

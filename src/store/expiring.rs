@@ -1,0 +1,122 @@
+//! Keys with a time to live: the index of when each expires, and the sweep that removes them.
+//!
+//! A key is never served from its expiry on: every read of the map asks the entry
+//! ([`Entry::expired`]), so nothing depends on the sweep for correctness. The sweep is what
+//! gives the memory back and tells the log, the change feed and a mirror: on the main thread,
+//! in slices of at most [`Sweep::MAX_KEYS`] keys and about a millisecond, it gives each expired
+//! key an EXPIRE record, which reaches the map (and removes the key) as any write does. The
+//! index holds only keys that have an expiry, ordered by it, so a key without one costs nothing
+//! here, and a slice finds what is due without looking at anything else.
+
+use super::entry::Entry;
+use super::pending::Change;
+use super::Store;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// The keys that expire, by expiry then key.
+#[derive(Default)]
+pub(super) struct Expiring {
+    index: BTreeSet<(u64, Box<[u8]>)>,
+}
+
+impl Expiring {
+    /// `entry` entered the map.
+    pub(super) fn added(&mut self, entry: &Entry) {
+        if let Some(at) = entry.expires() {
+            self.index.insert((at, entry.key().into()));
+        }
+    }
+
+    /// `entry` left the map.
+    pub(super) fn removed(&mut self, entry: &Entry) {
+        if let Some(at) = entry.expires() {
+            self.index.remove(&(at, Box::<[u8]>::from(entry.key())));
+        }
+    }
+
+    /// How many keys have an expiry.
+    pub(super) fn len(&self) -> usize {
+        self.index.len()
+    }
+}
+
+/// Where the sweep is: the keys it gave an EXPIRE record wait in the pending writes until the
+/// map removes them, so the next slice starts after the last one it took.
+#[derive(Default)]
+pub(super) struct Sweep {
+    after: Option<(u64, Box<[u8]>)>,
+}
+
+impl Sweep {
+    /// The most keys one slice expires.
+    pub const MAX_KEYS: usize = 1000;
+    /// A slice stops taking keys after this long.
+    pub const MAX_TIME: Duration = Duration::from_millis(1);
+    /// A slice expires nothing while this many writes are on their way to the log: expiries
+    /// wait behind the writes rather than pile up in memory.
+    const MAX_PENDING: usize = 20_000;
+}
+
+/// What a slice of the sweep did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Swept {
+    /// Keys given an EXPIRE record.
+    pub expired: usize,
+    /// True if more keys are due: the next slice should come soon.
+    pub more: bool,
+}
+
+impl Store {
+    /// One slice of the sweep at `now` (milliseconds since the Unix epoch): gives at most
+    /// [`Sweep::MAX_KEYS`] keys whose expiry has passed an EXPIRE record, for about
+    /// [`Sweep::MAX_TIME`] at most. A key whose newest state is a write on its way is left to
+    /// that write.
+    pub fn sweep(&mut self, now: u64) -> Swept {
+        if self.check_writable().is_err() || self.pending.len() >= Sweep::MAX_PENDING {
+            return Swept::default();
+        }
+        if self.pending.len() == 0 {
+            // Every EXPIRE given out has reached the map (and left the index): start over, in
+            // case the clock went back or a key with an earlier expiry came in since.
+            self.sweep_at.after = None;
+        }
+        let started = Instant::now();
+        let mut due = Vec::new();
+        let range = match &self.sweep_at.after {
+            Some(after) => self.expiring.index.range((
+                std::ops::Bound::Excluded(after.clone()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.expiring.index.range(..),
+        };
+        let mut more = false;
+        for (at, key) in range {
+            if *at > now {
+                break;
+            }
+            if due.len() == Sweep::MAX_KEYS
+                || (due.len() % 64 == 63 && started.elapsed() >= Sweep::MAX_TIME)
+            {
+                more = true;
+                break;
+            }
+            due.push((*at, key.clone()));
+        }
+        let mut expired = 0;
+        for (at, key) in &due {
+            let hash = self.pending.hash(key);
+            if self.pending.newest(key, hash).is_none() {
+                self.issue_change(Change::Expire(key.clone()), hash);
+                expired += 1;
+            }
+            self.sweep_at.after = Some((*at, key.clone()));
+        }
+        Swept { expired, more }
+    }
+
+    /// Keys with an expiry, in the map.
+    pub fn expiring_keys(&self) -> usize {
+        self.expiring.len()
+    }
+}
