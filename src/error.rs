@@ -129,7 +129,7 @@ impl fmt::Display for Error {
                  formats 1 and {}); upgrade walkv to use it. The log was not changed",
                 path.display(),
                 env!("CARGO_PKG_VERSION"),
-                crate::wal::VERSION
+                crate::wal::record::LAYOUT_VERSION
             ),
             Error::Locked { path } => write!(
                 f,

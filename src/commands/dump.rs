@@ -309,7 +309,11 @@ pub fn describe(file: &str, at: u64, record: &Record, crc: &str) -> String {
             let (vlen, ops) = (txn.bytes().len(), txn.len());
             let _ = write!(line, "TXN klen=0 vlen={vlen} crc={crc} {ops} operations:");
             for op in txn.ops() {
-                line.push_str(if matches!(op, Body::Delete { .. }) { " [DELETE " } else { " [SET " });
+                line.push_str(if matches!(op, Body::Delete { .. }) {
+                    " [DELETE "
+                } else {
+                    " [SET "
+                });
                 push_change(&mut line, &op);
                 line.push(']');
             }
@@ -505,10 +509,6 @@ mod tests {
         assert_eq!(dump.run(&dir), exit::OK);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("  snapshot-00000000000000000099.snap.new: left over"), "{text}");
-        assert_eq!(
-            data.keys.get(&b"k0"[..]).map(|v| v.seq),
-            Some(40),
-            "k0 last set at seq 40"
-        );
+        assert_eq!(data.keys.get(&b"k0"[..]).map(|v| v.seq), Some(40), "k0 last set at seq 40");
     }
 }

@@ -17,8 +17,8 @@
 //!   `redis-cli --pipe` takes.
 
 use crate::cli::{ExportFormat, exit};
-use crate::{expiry, json};
 use crate::wal::view;
+use crate::{expiry, json};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
@@ -141,10 +141,14 @@ mod tests {
         assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$3\r\nk\r\n\r\n$0\r\n\r\n");
         out.clear();
         resp_set(&mut out, b"k", b"v", Some(1_800_000_000_000));
-        let want = "*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$4\r\nPXAT\r\n$13\r\n1800000000000\r\n";
+        let want =
+            "*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$4\r\nPXAT\r\n$13\r\n1800000000000\r\n";
         assert_eq!(String::from_utf8_lossy(&out), want);
         let mut line = Vec::new();
         jsonl_line(&mut line, b"k", b"v", Some(10_500), 9_000);
-        assert_eq!(String::from_utf8_lossy(&line), "{\"key\":\"k\",\"value\":\"v\",\"ttl\":1.500}\n");
+        assert_eq!(
+            String::from_utf8_lossy(&line),
+            "{\"key\":\"k\",\"value\":\"v\",\"ttl\":1.500}\n"
+        );
     }
 }

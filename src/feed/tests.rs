@@ -117,7 +117,10 @@ fn lines_are_json() {
     let delete = Line::new(8, &Op::Delete.body(b"\xff", b""));
     assert_eq!(delete.json(), b"{\"seq\":8,\"op\":\"delete\",\"key_base64\":\"/w==\"}\n");
     let expiring = Line::new(9, &Body::Set { key: b"s", value: b"1", expires: Some(1234) });
-    assert_eq!(expiring.json(), &b"{\"seq\":9,\"op\":\"set\",\"key\":\"s\",\"value\":\"1\",\"expires\":1234}\n"[..]);
+    assert_eq!(
+        expiring.json(),
+        &b"{\"seq\":9,\"op\":\"set\",\"key\":\"s\",\"value\":\"1\",\"expires\":1234}\n"[..]
+    );
     let expire = Line::new(10, &Body::Expire { key: b"s" });
     assert_eq!(expire.json(), b"{\"seq\":10,\"op\":\"expire\",\"key\":\"s\"}\n");
     let mut txn = TxnBuilder::default();

@@ -13,8 +13,9 @@
 
 use super::{Response, store_error};
 use crate::base64;
+use crate::expiry;
 use crate::json;
-use crate::store::Store;
+use crate::store::{Store, Ttl};
 use crate::wal::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 /// Most lines one request may hold: a bulk write is applied whole on the main thread, and this
@@ -35,8 +36,8 @@ pub fn parse_line(line: &[u8]) -> Result<Pair, String> {
     if line.starts_with(b"\xEF\xBB\xBF") {
         return Err(super::BOM.into());
     }
-    let names = ["key", "key_base64", "value", "value_base64"];
-    let [key, key_base64, value, value_base64] =
+    let names = ["key", "key_base64", "value", "value_base64", "ttl"];
+    let [key, key_base64, value, value_base64, ttl] =
         match json::pick_members(line, names, true).map_err(|e| e.to_string())? {
             json::Picked::Members(members) => members,
             json::Picked::NotAnObject(kind) => {
@@ -47,8 +48,8 @@ pub fn parse_line(line: &[u8]) -> Result<Pair, String> {
             json::Picked::Unknown(other) => {
                 let shown: String = other.chars().take(40).flat_map(char::escape_debug).collect();
                 return Err(format!(
-                    "unknown field `{shown}`; the object holds key (or key_base64) and value (or \
-                     value_base64), nothing else"
+                    "unknown field `{shown}`; the object holds key (or key_base64), value (or \
+                     value_base64) and optionally ttl, nothing else"
                 ));
             }
         };
@@ -65,7 +66,22 @@ pub fn parse_line(line: &[u8]) -> Result<Pair, String> {
     if value.len() > MAX_VALUE_LEN {
         return Err(format!("the value is {} bytes; the limit is {MAX_VALUE_LEN}", value.len()));
     }
-    Ok((key, value))
+    Ok(Pair { key, value, ttl: ttl_member(ttl)? })
+}
+
+/// The optional `ttl` member: a number of seconds, as milliseconds.
+pub fn ttl_member(member: json::Member) -> Result<Option<u64>, String> {
+    match member {
+        json::Member::Missing => Ok(None),
+        json::Member::Number(text) => expiry::parse_ttl(&text).map(Some),
+        json::Member::Repeated => Err("field `ttl` appears more than once".into()),
+        json::Member::String(_) => {
+            Err("field `ttl` must be a number of seconds, not a string".into())
+        }
+        json::Member::Other(kind) => {
+            Err(format!("field `ttl` must be a number of seconds, not {kind}"))
+        }
+    }
 }
 
 /// A field given as text (`name`) or as base64 (`name_base64`): its bytes, if exactly one was.
@@ -80,8 +96,8 @@ fn bytes_of(
         (Repeated, _)
         | (_, Repeated)
         | (
-            json::Member::String(_) | json::Member::Other(_),
-            json::Member::String(_) | json::Member::Other(_),
+            json::Member::String(_) | json::Member::Number(_) | json::Member::Other(_),
+            json::Member::String(_) | json::Member::Number(_) | json::Member::Other(_),
         ) => Err(format!("`{name}` is given more than once")),
         (member, Missing) => super::string_member(member, name).map(|s| Some(s.into_bytes())),
         (Missing, member) => {
@@ -92,8 +108,13 @@ fn bytes_of(
     }
 }
 
-/// A key and its value, from one line.
-pub type Pair = (Vec<u8>, Vec<u8>);
+/// A key, its value and its TTL (milliseconds), from one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub ttl: Option<u64>,
+}
 
 /// Parses a bulk body: every line, or the refusal (400 naming the line, 413 for too many).
 pub fn parse_body(body: &[u8]) -> Result<Vec<Pair>, Response> {
@@ -131,8 +152,10 @@ pub fn apply(store: &mut Store, parsed: Result<&[Pair], &Response>) -> Response 
         Err(refusal) => return refusal.clone(),
     };
     let mut last_seq = None;
-    for (done, (key, value)) in pairs.iter().enumerate() {
-        match store.set(key, value) {
+    let now = expiry::now_ms();
+    for (done, pair) in pairs.iter().enumerate() {
+        let ttl = pair.ttl.map_or(Ttl::Clear, |ms| Ttl::At(expiry::expires_at(now, ms)));
+        match store.set_with_ttl(&pair.key, &pair.value, ttl) {
             Ok((seq, _)) => last_seq = Some(seq),
             Err(e) => {
                 let mut response = store_error(&e);
@@ -168,18 +191,24 @@ mod tests {
     fn parses_lines() {
         assert_eq!(
             parse_line(br#"{"key":"k","value":"v"}"#).unwrap(),
-            (b"k".to_vec(), b"v".to_vec())
+            Pair { key: b"k".to_vec(), value: b"v".to_vec(), ttl: None }
         );
         assert_eq!(
             parse_line(br#" {"value_base64":"/w==","key_base64":"AA=="}"#).unwrap(),
-            (b"\0".to_vec(), b"\xff".to_vec())
+            Pair { key: b"\0".to_vec(), value: b"\xff".to_vec(), ttl: None }
         );
+        assert_eq!(parse_line(br#"{"key":"k","value":"v","ttl":1.5}"#).unwrap().ttl, Some(1500));
         for (line, says) in [
             (&br#"{"key":"k"}"#[..], "missing field `value`"),
             (br#"{"value":"v"}"#, "missing field `key`"),
             (br#"{"key":"","value":"v"}"#, "must not be empty"),
             (br#"{"key":"k","key_base64":"aw==","value":""}"#, "`key` is given more than once"),
             (br#"{"key":"k","value":1}"#, "`value` must be a string, not a number"),
+            (br#"{"key":"k","value":"v","ttl":"5"}"#, "`ttl` must be a number of seconds"),
+            (br#"{"key":"k","value":"v","ttl":0}"#, "greater than 0"),
+            (br#"{"key":"k","value":"v","ttl":-1}"#, "greater than 0"),
+            (br#"{"key":"k","value":"v","ttl":1e3}"#, "not \"1e3\""),
+            (br#"{"key":"k","value":"v","ttl":1,"ttl":2}"#, "more than once"),
             (br#"{"Key":"k","Value":"dg=="}"#, "unknown field `Key`"),
             (br#"{"key":"k","value_base64":"dg="}"#, "field `value_base64`: base64"),
             (br#"["k","v"]"#, "expected a JSON object"),
@@ -212,7 +241,7 @@ mod tests {
             let (key, value) = (rng.bytes(klen), rng.bytes(vlen));
             let mut line = Vec::new();
             crate::commands::export::jsonl_line(&mut line, &key, &value, None, 0);
-            assert_eq!(parse_line(&line).unwrap(), (key, value));
+            assert_eq!(parse_line(&line).unwrap(), Pair { key, value, ttl: None });
             for _ in 0..1 + rng.below(3) {
                 let at = rng.below(line.len());
                 match rng.below(3) {

@@ -54,7 +54,7 @@ use crate::auth::Auth;
 use crate::compactor::{Report, Stats};
 use crate::error::Error;
 use crate::json;
-use crate::store::{Deleted, Latest, Store};
+use crate::store::Store;
 use crate::wal::{MAX_KEY_LEN, MAX_VALUE_LEN};
 use conditional::{Conditions, Verdict};
 use params::Params;
@@ -64,10 +64,14 @@ use probes::{live, metrics, readyz, status};
 pub mod bulk;
 pub mod changes;
 pub mod conditional;
+mod counter;
 pub mod list;
 pub mod params;
 mod probes;
+pub mod ttl;
+pub mod txn;
 pub mod watch;
+mod write;
 
 /// Largest `POST /v1/write` body: room for a maximal key and value even with heavy escaping.
 pub const MAX_JSON_BODY: u64 = 8 << 20;
@@ -82,9 +86,9 @@ const NO_STORE: &str = "no-store";
 /// costs a 304 when the value is unchanged: a key's read.
 const NO_CACHE: &str = "no-cache";
 const OCTETS: &str = "application/octet-stream";
-/// Methods a key path answers, for `Allow` on 405.
-const KEY_METHODS: &str = "GET, HEAD, PUT, DELETE";
-const WRITE_METHODS: &str = "POST, GET, HEAD, PUT, DELETE";
+/// Methods a key path answers, for `Allow` on 405 (`POST` increments a counter, or is one of
+/// `/v1/write`, `/v1/bulk`, `/v1/txn`).
+const KEY_METHODS: &str = "GET, HEAD, PUT, POST, DELETE";
 
 /// An HTTP request, reduced to what routing needs.
 #[derive(Debug, Clone, Copy)]
@@ -108,6 +112,8 @@ pub enum Prepared {
     Write(Result<bulk::Pair, String>),
     /// `POST /v1/bulk`: the pairs, or the refusal.
     Bulk(Result<Vec<bulk::Pair>, Response>),
+    /// `POST /v1/txn`: the transaction, or the refusal.
+    Txn(Result<txn::Txn, Response>),
 }
 
 /// Parses the body of a request whose body is JSON to be written (on the connection's thread,
@@ -116,6 +122,7 @@ pub fn prepare(method: &str, path: &str, body: &[u8]) -> Option<Prepared> {
     match (method, path) {
         ("POST", "/v1/write") => Some(Prepared::Write(parse_write_body(body))),
         ("POST", "/v1/bulk") => Some(Prepared::Bulk(bulk::parse_body(body))),
+        ("POST", "/v1/txn") => Some(Prepared::Txn(txn::parse_body(body, crate::expiry::now_ms()))),
         _ => None,
     }
 }
@@ -199,7 +206,7 @@ impl Response {
 /// so an oversized `Content-Length` can be refused with 413 without reading anything.
 pub fn body_limit(method: &str, path: &str) -> u64 {
     match (method, path) {
-        ("POST", "/v1/write" | "/v1/bulk") => MAX_JSON_BODY,
+        ("POST", "/v1/write" | "/v1/bulk" | "/v1/txn") => MAX_JSON_BODY,
         ("PUT", p) if p.starts_with("/v1/") => MAX_VALUE_LEN as u64,
         _ => MAX_OTHER_BODY,
     }
@@ -243,12 +250,12 @@ pub fn store_failure(status: u16, error: &Error) -> Response {
     Response::error(status, &error.to_string())
 }
 
-/// True for the requests that write: `PUT` and `DELETE` of a key, `POST /v1/write` and
-/// `POST /v1/bulk`. (The server parks them when the log's queue is full.)
+/// True for the requests that write: `PUT`, `DELETE` and `POST` of a key (a counter), and
+/// `POST /v1/write`, `/v1/bulk`, `/v1/txn`. (The server parks them when the log's queue is
+/// full.)
 pub fn writes(method: &str, path: &str) -> bool {
     match method {
-        "PUT" | "DELETE" => path.starts_with("/v1/"),
-        "POST" => matches!(path, "/v1/write" | "/v1/bulk"),
+        "PUT" | "DELETE" | "POST" => path.starts_with("/v1/") && path.len() > "/v1/".len(),
         _ => false,
     }
 }
@@ -353,11 +360,8 @@ fn route(store: &mut Store, req: &Request, serving: Serving) -> Result<Response,
             _ => method_not_allowed("GET, HEAD"), // a key is never empty
         });
     }
-    let known = matches!(req.method, "GET" | "HEAD" | "PUT" | "DELETE")
-        || (matches!(segment, "write" | "bulk") && req.method == "POST");
-    if !known {
-        let allow = if matches!(segment, "write" | "bulk") { WRITE_METHODS } else { KEY_METHODS };
-        return Ok(method_not_allowed(allow));
+    if !matches!(req.method, "GET" | "HEAD" | "PUT" | "POST" | "DELETE") {
+        return Ok(method_not_allowed(KEY_METHODS));
     }
     if matches!(req.method, "GET" | "HEAD") {
         let params = Params::parse(req.query, &["raw", "index", "wait"], "GET /v1/{key}")?;
@@ -375,70 +379,7 @@ fn route(store: &mut Store, req: &Request, serving: Serving) -> Result<Response,
         }
         return Ok(get(store, &key, raw, &conditions));
     }
-    let endpoint = match (req.method, segment) {
-        ("POST", "write") => "POST /v1/write",
-        ("POST", _) => "POST /v1/bulk",
-        ("PUT", _) => "PUT /v1/{key}",
-        _ => "DELETE /v1/{key}",
-    };
-    let sync = Params::parse(req.query, &["sync"], endpoint)?.switch("sync")?;
-    let conditions = Conditions::parse(req.headers)?;
-    let mut response = write(store, req, segment, &conditions)?;
-    if sync && (200..300).contains(&response.status) {
-        response.sync = true;
-    }
-    Ok(response)
-}
-
-/// The four writes (`PUT`, `DELETE`, `POST /v1/write`, `POST /v1/bulk`), their parameters
-/// already read.
-fn write(
-    store: &mut Store,
-    req: &Request,
-    segment: &str,
-    conditions: &Conditions,
-) -> Result<Response, String> {
-    Ok(match (req.method, segment) {
-        ("POST", "write") => match req.prepared {
-            Some(Prepared::Write(parsed)) => write_json(store, parsed.as_ref(), conditions),
-            _ => write_json(store, parse_write_body(req.body).as_ref(), conditions),
-        },
-        ("POST", _) => {
-            if !conditions.is_empty() {
-                return Err("a bulk write takes no If-Match or If-None-Match".into());
-            }
-            match req.prepared {
-                Some(Prepared::Bulk(parsed)) => bulk::apply(store, parsed.as_deref()),
-                _ => bulk::apply(store, bulk::parse_body(req.body).as_deref()),
-            }
-        }
-        ("PUT", _) => put(store, &decode_key(segment)?, req.body, conditions),
-        _ => delete(store, &decode_key(segment)?, conditions),
-    })
-}
-
-/// The 412 answer: the key's current ETag (or `null` for a missing key), in the body and as
-/// the `ETag` header.
-fn precondition_failed(current: Option<u64>) -> Response {
-    let Some(seq) = current else {
-        return Response::json(412, r#"{"error":"precondition failed","etag":null}"#.into());
-    };
-    let body = format!(r#"{{"error":"precondition failed","etag":"{seq}"}}"#);
-    Response::json(412, body).with_etag(seq)
-}
-
-/// The answer for a write whose conditions do not hold, if they do not. They are checked
-/// against the key's newest state, pending writes included; a 412 that shows a pending write
-/// waits for it.
-fn check_write(store: &Store, key: &[u8], conditions: &Conditions) -> Option<Response> {
-    if conditions.is_empty() {
-        return None;
-    }
-    let Latest { etag, pending } = store.latest(key);
-    match conditions.evaluate(etag, false) {
-        Verdict::Proceed => None,
-        _ => Some(precondition_failed(etag).after(pending)),
-    }
+    write::route(store, req, segment)
 }
 
 fn method_not_allowed(allow: &str) -> Response {
@@ -492,10 +433,21 @@ fn get(store: &Store, key: &[u8], raw: bool, conditions: &Conditions) -> Respons
 }
 
 fn read_key(store: &Store, key: &[u8], raw: bool, conditions: &Conditions) -> Response {
-    let found = store.get_versioned(key);
+    let found = store.get_expiring(key);
+    let mut response = answer_read(found.map(|(value, seq, _)| (value, seq)), raw, conditions);
+    if let Some((_, _, expires)) = found
+        && response.status == 200
+    {
+        ttl::add_headers(&mut response, expires, crate::expiry::now_ms());
+    }
+    response
+}
+
+/// The answer to a read that found `found` (the value and its ETag).
+fn answer_read(found: Option<(&[u8], u64)>, raw: bool, conditions: &Conditions) -> Response {
     match conditions.evaluate(found.map(|(_, seq)| seq), true) {
         Verdict::Proceed => {}
-        Verdict::Failed => return precondition_failed(found.map(|(_, seq)| seq)),
+        Verdict::Failed => return write::precondition_failed(found.map(|(_, seq)| seq)),
         Verdict::NotModified => {
             let seq = found.map(|(_, seq)| seq).unwrap_or_default();
             return Response::json(304, String::new()).with_etag(seq);
@@ -517,57 +469,6 @@ fn read_key(store: &Store, key: &[u8], raw: bool, conditions: &Conditions) -> Re
             "the value is not valid UTF-8, so JSON cannot carry it; fetch it with ?raw",
         ),
     }
-}
-
-fn put(store: &mut Store, key: &[u8], value: &[u8], conditions: &Conditions) -> Response {
-    if let Some(refused) = check_write(store, key, conditions) {
-        return refused;
-    }
-    match store.set(key, value) {
-        Ok((seq, created)) => written(if created { 201 } else { 200 }, seq),
-        Err(e) => store_error(&e),
-    }
-}
-
-fn delete(store: &mut Store, key: &[u8], conditions: &Conditions) -> Response {
-    if let Some(refused) = check_write(store, key, conditions) {
-        return refused;
-    }
-    match store.delete(key) {
-        Ok(Deleted::Yes(seq)) => {
-            Response::json(200, format!("{{\"deleted\":true,\"seq\":{seq}}}")).after(Some(seq))
-        }
-        Ok(Deleted::No { pending }) => {
-            Response::json(200, "{\"deleted\":false}".to_string()).after(pending)
-        }
-        Err(e) => store_error(&e),
-    }
-}
-
-/// `POST /v1/write`, the original service's write: one object as a `bulk` line holds it
-/// ([`parse_write_body`]).
-fn write_json(
-    store: &mut Store,
-    parsed: Result<&bulk::Pair, &String>,
-    conditions: &Conditions,
-) -> Response {
-    let (key, value) = match parsed {
-        Ok(pair) => pair,
-        Err(message) => return Response::error(400, message),
-    };
-    if let Some(refused) = check_write(store, key, conditions) {
-        return refused;
-    }
-    match store.set(key, value) {
-        Ok((seq, _)) => written(201, seq),
-        Err(e) => store_error(&e),
-    }
-}
-
-/// The answer to a SET: `{"seq":N}`, and the value's new ETag; sent once the write is in the
-/// map.
-fn written(status: u16, seq: u64) -> Response {
-    Response::json(status, format!("{{\"seq\":{seq}}}")).with_etag(seq).after(Some(seq))
 }
 
 /// The error for a body that starts with a byte order mark, which JSON forbids (RFC 8259 8.1)
@@ -593,6 +494,7 @@ pub fn string_member(member: json::Member, name: &str) -> Result<String, String>
         json::Member::Missing => Err(format!("missing field `{name}`")),
         json::Member::Repeated => Err(format!("field `{name}` appears more than once")),
         json::Member::String(s) => Ok(s),
+        json::Member::Number(_) => Err(format!("field `{name}` must be a string, not a number")),
         json::Member::Other(kind) => Err(format!("field `{name}` must be a string, not {kind}")),
     }
 }

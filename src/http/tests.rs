@@ -70,7 +70,8 @@ fn bad_write_bodies_are_400_with_reason() {
         (br#"{"key":1,"value":"v"}"#, "`key` must be a string, not a number"),
         (br#"{"key":"k","value":null}"#, "`value` must be a string, not null"),
         (br#"{"key":"","value":"v"}"#, "`key` must not be empty"),
-        (br#"{"key":"a","value":"b","ttl":5}"#, "unknown field `ttl`"),
+        (br#"{"key":"a","value":"b","tll":5}"#, "unknown field `tll`"),
+        (br#"{"key":"a","value":"b","ttl":"5"}"#, "`ttl` must be a number of seconds"),
         (br#"{"key":"a","value":"b","extra":[]}"#, "unknown field `extra`"),
         (br#"{"key":"a","key_base64":"YQ==","value":"v"}"#, "`key` is given more than once"),
         (br#"{"key":"a","value_base64":"!"}"#, "field `value_base64`"),
@@ -112,7 +113,7 @@ fn strict_at_the_door() {
             "PUT",
             "/v1/k?snyc",
             &b"w"[..],
-            "unknown parameter `snyc`; PUT /v1/{key} takes only `sync`",
+            "unknown parameter `snyc`; PUT /v1/{key} takes `sync`, `ttl`, `keepttl`",
         ),
         ("PUT", "/v1/k?sync&sync", b"w", "`sync` is given more than once"),
         ("PUT", "/v1/k?raw", b"w", "unknown parameter `raw`"),
@@ -126,7 +127,15 @@ fn strict_at_the_door() {
         ("GET", "/v1/k?raw&raw", b"", "`raw` is given more than once"),
         ("HEAD", "/v1/k?sync", b"", "unknown parameter `sync`"),
         ("POST", "/v1/write?sync=2", write, "`sync` is a switch"),
-        ("POST", "/v1/write?raw", write, "POST /v1/write takes only `sync`"),
+        ("POST", "/v1/write?raw", write, "POST /v1/write takes `sync`, `keepttl`"),
+        ("PUT", "/v1/k?tll=5", b"w", "unknown parameter `tll`"),
+        ("PUT", "/v1/k?ttl=5s", b"w", "`ttl`: a TTL is a number of seconds"),
+        ("PUT", "/v1/k?ttl=5&keepttl", b"w", "give one"),
+        ("POST", "/v1/k?incr=1.5", b"", "`incr` must be a signed 64-bit decimal integer"),
+        ("POST", "/v1/k?incr=+1", b"", "`incr` must be a signed 64-bit decimal integer"),
+        ("POST", "/v1/k?inc", b"", "unknown parameter `inc`; POST /v1/{key} takes `sync`, `incr`"),
+        ("POST", "/v1/k", b"", "add ?incr"),
+        ("POST", "/v1/txn?x", b"", "POST /v1/txn takes only `sync`"),
         ("POST", "/v1/bulk?x", b"", "POST /v1/bulk takes only `sync`"),
         ("GET", "/v1/?prefix=a&prefix=b", b"", "`prefix` is given more than once"),
         ("GET", "/status?verbose", b"", "/status takes no parameters"),
@@ -180,14 +189,14 @@ fn routing_errors() {
         ("GET", "/v1/%zz", 400),
         ("GET", "/v1/%4", 400),
         ("GET", "/v1/%+1", 400),
-        ("POST", "/v1/key", 405),
+        ("PATCH", "/v1/key", 405),
         ("PATCH", "/v1/write", 405),
     ] {
         let r = call(&mut s, method, target, b"");
         assert_eq!(r.status, status, "{method} {target}");
         assert!(json::parse(&r.body).is_ok() && text(&r).starts_with("{\"error\":"));
     }
-    let r = call(&mut s, "POST", "/v1/key", b"");
+    let r = call(&mut s, "PATCH", "/v1/key", b"");
     assert_eq!(r.headers, vec![("Allow", KEY_METHODS.to_string())]);
     let long = "k".repeat(MAX_KEY_LEN + 1);
     assert_eq!(call(&mut s, "GET", &format!("/v1/{long}"), b"").status, 400);

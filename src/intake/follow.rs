@@ -141,11 +141,11 @@ impl<'a> Follower<'a> {
         let mut failed = None;
         let read = history::changes(feed.dir(), self.cursor, upto, |seq, body| {
             let line = Line::new(seq, body);
-            if line.matches(&plan.prefix) {
-                if let Err(e) = self.push(stream, seq, line.json()) {
-                    failed = Some(e);
-                    return false;
-                }
+            if line.matches(&plan.prefix)
+                && let Err(e) = self.push(stream, seq, line.json())
+            {
+                failed = Some(e);
+                return false;
             }
             self.cursor = seq;
             !self.limit_reached()

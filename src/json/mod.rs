@@ -92,7 +92,10 @@ pub fn parse(input: &[u8]) -> Result<Value, Error> {
 pub enum Member {
     Missing,
     String(String),
-    /// Present, but not a string: its kind ("a number", as [`Value::kind`] says).
+    /// A number: its text, checked against the JSON grammar.
+    Number(String),
+    /// Present, but neither a string nor a number: its kind ("an array", as [`Value::kind`]
+    /// says).
     Other(&'static str),
     /// Present more than once.
     Repeated,
@@ -139,10 +142,13 @@ pub fn pick_members<const N: usize>(
             }
             return parser.skip_value(1).map(drop);
         };
-        let member = if parser.peek() == Some(b'"') {
-            Member::String(parser.string()?)
-        } else {
-            Member::Other(parser.skip_value(1)?)
+        let member = match parser.peek() {
+            Some(b'"') => Member::String(parser.string()?),
+            Some(b'-' | b'0'..=b'9') => match parser.number()? {
+                Value::Number(text) => Member::Number(text),
+                other => Member::Other(other.kind()),
+            },
+            _ => Member::Other(parser.skip_value(1)?),
         };
         found[at] = match found[at] {
             Member::Missing => member,

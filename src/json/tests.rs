@@ -183,6 +183,7 @@ fn picking_members_agrees_with_the_tree() {
                     (None, _) => Member::Missing,
                     (Some(_), Some(_)) => Member::Repeated,
                     (Some((_, Value::String(s))), None) => Member::String(s.clone()),
+                    (Some((_, Value::Number(n))), None) => Member::Number(n.clone()),
                     (Some((_, other)), None) => Member::Other(other.kind()),
                 }
             })),

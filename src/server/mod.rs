@@ -97,6 +97,10 @@ pub use startup::describe_trim;
 /// How often the loop wakes to look at the stop flag when no request arrives.
 const TICK: Duration = Duration::from_millis(100);
 
+/// How often the sweep looks for expired keys (more often while many are due): a key's memory
+/// comes back, and its EXPIRE record is written, within about this long of its expiry.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+
 /// The log's writer polls for its next batch for this many times `--spin-us` (120 µs by
 /// default) before it sleeps: at one client the next batch comes one round trip after the last,
 /// about 60 µs on loopback, and waking the writer from sleep cost a third of a write's time
@@ -246,6 +250,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
         stopping: false,
         slow_told: [None; 2],
         stopped: None,
+        sweep_due: Instant::now(),
     };
     let mut outcome = listener_error.map(|e| {
         crate::log!("the listener failed and accepts no more connections: {e}");
@@ -261,7 +266,8 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
             outcome = Some(Outcome::ThreadPanicked);
             break;
         }
-        if let Some(event) = intake.recv_timeout(TICK)
+        let tick = TICK.min(server.sweep_due.saturating_duration_since(Instant::now()));
+        if let Some(event) = intake.recv_timeout(tick)
             && let Err(e) = server.serve_batch(event)
         {
             crate::log!("the listener failed and accepts no more connections: {e}");
@@ -269,6 +275,7 @@ pub fn run(config: &Config, auth: &Auth) -> Result<Outcome, Error> {
             break;
         }
         server.settle();
+        server.sweep();
         server.end_waits();
         server.compaction.tend(&mut server.store);
         server.watch_disk();
@@ -333,6 +340,8 @@ struct Server<'a> {
     slow_told: [Option<u64>; 2],
     /// The log's writer stopped (after [`Store::begin_close`]): how.
     stopped: Option<Result<u64, Error>>,
+    /// When the next slice of the sweep of expired keys is due.
+    sweep_due: Instant,
 }
 
 impl Server<'_> {
@@ -446,6 +455,20 @@ impl Server<'_> {
         self.waiting.handed_through(visible);
         for job in self.watches.fired(&mut self.store) {
             self.handle_as(job, true);
+        }
+    }
+
+    /// A slice of the sweep of expired keys, when one is due: again at once while more keys
+    /// are due, else after [`SWEEP_EVERY`] (see [`crate::store`]'s `expiring.rs`).
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        if now < self.sweep_due || self.stopping {
+            return;
+        }
+        let swept = self.store.sweep(crate::expiry::now_ms());
+        self.sweep_due = if swept.more { now } else { now + SWEEP_EVERY };
+        if swept.expired > 0 {
+            self.settle();
         }
     }
 

@@ -8,9 +8,9 @@
 //! index holds only keys that have an expiry, ordered by it, so a key without one costs nothing
 //! here, and a slice finds what is due without looking at anything else.
 
+use super::Store;
 use super::entry::Entry;
 use super::pending::Change;
-use super::Store;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -84,10 +84,10 @@ impl Store {
         let started = Instant::now();
         let mut due = Vec::new();
         let range = match &self.sweep_at.after {
-            Some(after) => self.expiring.index.range((
-                std::ops::Bound::Excluded(after.clone()),
-                std::ops::Bound::Unbounded,
-            )),
+            Some(after) => self
+                .expiring
+                .index
+                .range((std::ops::Bound::Excluded(after.clone()), std::ops::Bound::Unbounded)),
             None => self.expiring.index.range(..),
         };
         let mut more = false;

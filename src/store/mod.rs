@@ -85,6 +85,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+pub mod counter;
 mod entry;
 mod expiring;
 mod lock;
@@ -92,6 +93,7 @@ pub mod memory;
 mod news;
 mod pending;
 mod replay;
+pub mod txn;
 mod waits;
 mod watched;
 
@@ -472,7 +474,12 @@ impl Store {
     }
 
     /// [`Store::set`], with `ttl` saying when the key expires.
-    pub fn set_with_ttl(&mut self, key: &[u8], value: &[u8], ttl: Ttl) -> Result<(u64, bool), Error> {
+    pub fn set_with_ttl(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        ttl: Ttl,
+    ) -> Result<(u64, bool), Error> {
         self.check_writable()?;
         wal::check_lengths(key, value)?;
         let hash = self.pending.hash(key);
@@ -562,8 +569,12 @@ impl Store {
                 debug_assert_eq!(entry.seq(), seq, "an entry is made with its write's seq");
                 record::encode_body_unsealed(records, seq, &entry.body());
             }
-            Change::Delete(key) => record::encode_body_unsealed(records, seq, &Body::Delete { key }),
-            Change::Expire(key) => record::encode_body_unsealed(records, seq, &Body::Expire { key }),
+            Change::Delete(key) => {
+                record::encode_body_unsealed(records, seq, &Body::Delete { key })
+            }
+            Change::Expire(key) => {
+                record::encode_body_unsealed(records, seq, &Body::Expire { key })
+            }
             Change::Txn(changes) => {
                 let txn = pending::txn_body(changes);
                 record::encode_body_unsealed(records, seq, &Body::Txn(txn.txn()));

@@ -44,7 +44,9 @@ impl Change {
     /// the hash 0: for replay, which keeps no pending changes.
     pub(super) fn of_record(seq: u64, body: &Body) -> Option<Change> {
         match *body {
-            Body::Set { key, value, expires } => Some(Change::Set(Entry::new(seq, key, value, expires))),
+            Body::Set { key, value, expires } => {
+                Some(Change::Set(Entry::new(seq, key, value, expires)))
+            }
             Body::Delete { key } => Some(Change::Delete(key.into())),
             Body::Expire { key } => Some(Change::Expire(key.into())),
             Body::Txn(txn) => Some(Change::Txn(

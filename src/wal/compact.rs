@@ -95,7 +95,8 @@ pub fn run(job: &Job) -> Result<Done, Error> {
     let path = job.dir.join(layout::snapshot_name(job.upto));
     let hasher = RandomState::new();
     let newest = newest_writes(job, &hasher)?;
-    let mut out = Copier { writer: Writer::create(&path, job.upto)?, now_ms: job.now_ms, dropped: (0, 0) };
+    let mut out =
+        Copier { writer: Writer::create(&path, job.upto)?, now_ms: job.now_ms, dropped: (0, 0) };
     copy_old_snapshot(job, &hasher, &newest, &mut out)?;
     copy_last_sets(job, &hasher, &newest, &mut out)?;
     drop(newest);

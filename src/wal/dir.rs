@@ -23,7 +23,7 @@
 use super::files::{self, FILE_NAME, sync_dir};
 use super::layout::{self, Layout, Sealed, Snapshot};
 use super::log::{Options, Recovery, Wal};
-use super::record::{LAYOUT_VERSION, Record, encode_header_version};
+use super::record::{self, LAYOUT_VERSION, Record, encode_header_version, is_marker_version};
 use super::rewrite::{Rewrite, new_log_id};
 use super::scan::{self, Judge, Tail, read_header};
 use super::snapshot;
@@ -94,19 +94,41 @@ pub fn open(
         return Err(missing(dir, next, &format!("the next segment starts at seq {newest}")));
     }
     let path = dir.join(layout::segment_name(newest));
-    let (wal, mut recovery) = Wal::open_after(&path, newest - 1, options, &mut visit)?;
+    let (mut wal, mut recovery) = Wal::open_after(&path, newest - 1, options, &mut visit)?;
     recovery.records += records;
-    if !listing.marker {
+    let segments = sealed.len() + 1;
+    let mut layout = Layout { snapshot, sealed };
+    seal_older_format(&mut wal, &mut layout)?;
+    let marker_version = match listing.marker {
+        true => read_header(&marker)?.map(|h| h.version),
+        false => None,
+    };
+    if marker_version != Some(LAYOUT_VERSION) {
         write_marker(dir)?;
     }
     remove_all(dir, &removed)?;
     let opened = Opened {
-        snapshot: snapshot.as_ref().map(|s| (s.upto, keys)),
-        segments: sealed.len() + 1,
+        snapshot: layout.snapshot.as_ref().map(|s| (s.upto, keys)),
+        segments,
         converted: false,
         removed,
     };
-    Ok((wal, Layout { snapshot, sealed }, recovery, opened))
+    Ok((wal, layout, recovery, opened))
+}
+
+/// A newest segment of an older format (2) cannot take the newer record types: seal it (it
+/// becomes one of the layout's sealed segments) and go on in a new segment of this format. One
+/// that holds no write is replaced instead, since the new segment takes its name.
+fn seal_older_format(wal: &mut Wal, layout: &mut Layout) -> Result<(), Error> {
+    if wal.version() == record::VERSION {
+        return Ok(());
+    }
+    let empty = wal.holds_no_writes();
+    let sealed = wal.rotate()?;
+    if !empty {
+        layout.sealed.push(sealed);
+    }
+    Ok(())
 }
 
 /// What one file of a segmented data directory is, for `walkv check` and `walkv repair`.
@@ -211,7 +233,7 @@ fn open_one_file(
         false => None,
     };
     match header {
-        Some(h) if h.version == LAYOUT_VERSION => {
+        Some(h) if is_marker_version(h.version) => {
             Err(missing(dir, 1, "walkv.wal says this directory holds segments"))
         }
         Some(_) => {
@@ -220,9 +242,11 @@ fn open_one_file(
             files::rename(&marker, &first)?;
             sync_dir(dir)?;
             wal.renamed(&first);
+            let mut layout = Layout::default();
+            seal_older_format(&mut wal, &mut layout)?;
             write_marker(dir)?;
             let opened = Opened { snapshot: None, segments: 1, converted: true, removed: vec![] };
-            Ok((wal, Layout::default(), recovery, opened))
+            Ok((wal, layout, recovery, opened))
         }
         None => {
             let (wal, recovery) = Wal::open(&first, options, visit)?;

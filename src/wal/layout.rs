@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! DIR/LOCK                                  the lock (see crate::store)
-//! DIR/walkv.wal                             the layout marker: a header of version 3, nothing else
+//! DIR/walkv.wal                             the layout marker: a header of version 5, nothing else
 //! DIR/snapshot-00000000000000001000.snap    every live key as of seq 1000 (at most one in charge)
 //! DIR/segment-00000000000000001001.wal      the records from seq 1001 on (sealed)
 //! DIR/segment-00000000000000005123.wal      the records from seq 5123 on: the newest, being written

@@ -9,8 +9,7 @@
 use super::files::{self, commit_replacement, create_replacement, new_path};
 use super::reader::Window;
 use super::record::{
-    self, BootId, Decoded, MARK_LEN, MAX_RECORD_LEN, Mark, MarkKind, Seed, SyncMode,
-    encode_header,
+    self, BootId, Decoded, MARK_LEN, MAX_RECORD_LEN, Mark, MarkKind, Seed, SyncMode, encode_header,
 };
 use super::scan::Scan;
 use crate::error::Error;

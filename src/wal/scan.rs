@@ -16,7 +16,7 @@
 
 use super::reader::Window;
 use super::record::{
-    Body, BootId, Decoded, HEADER_LEN, Header, HeaderFault, LAYOUT_VERSION, MAX_RECORD_LEN, Mark,
+    Body, BootId, Decoded, HEADER_LEN, Header, HeaderFault, MAX_RECORD_LEN, Mark,
     RECORD_HEADER_LEN, Record, SyncMode, decode, decode_header, peek,
 };
 use crate::error::Error;
@@ -171,7 +171,7 @@ pub fn scan_every(
 ) -> Result<Scan, Error> {
     let read_err = |e| Error::io(format!("read {}", path.display()), e);
     let header = match read_header(path)? {
-        Some(header) if header.version == LAYOUT_VERSION => {
+        Some(header) if super::record::is_marker_version(header.version) => {
             let reason = "it is the layout marker of a data directory that holds segments, \
                           not a log (see the README, \"Files in the data directory\")"
                 .to_string();
@@ -232,11 +232,13 @@ fn advance(prefix: &mut Prefix, record: &Record, at: u64) -> Result<(), String> 
             prefix.last_seq = record.seq;
             Ok(())
         }
-        Body::Set { .. } | Body::Delete { .. } | Body::Expire { .. } | Body::Txn(_) => Err(format!(
-            "record has sequence number {} where {} was expected",
-            record.seq,
-            prefix.last_seq.saturating_add(1)
-        )),
+        Body::Set { .. } | Body::Delete { .. } | Body::Expire { .. } | Body::Txn(_) => {
+            Err(format!(
+                "record has sequence number {} where {} was expected",
+                record.seq,
+                prefix.last_seq.saturating_add(1)
+            ))
+        }
         Body::Mark(mark) if mark.offset == at && record.seq == prefix.last_seq => {
             prefix.last_mark = Some(mark);
             Ok(())

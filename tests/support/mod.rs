@@ -76,6 +76,8 @@ pub fn log_records(path: &Path) -> Vec<LogRecord> {
         let (kind, key) = match r.body {
             Body::Set { key, .. } => ("set", key.to_vec()),
             Body::Delete { key } => ("delete", key.to_vec()),
+            Body::Expire { key } => ("expire", key.to_vec()),
+            Body::Txn(_) => ("txn", Vec::new()),
             Body::Mark(_) => ("sync", Vec::new()),
             Body::Gap { .. } => ("gap", Vec::new()),
         };

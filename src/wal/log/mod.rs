@@ -109,7 +109,8 @@ pub struct Trim {
 /// - once `failed` is set, nothing more is written or synced, and `failed_flag` is true.
 pub struct Wal {
     path: PathBuf,
-    /// The sequence number this file's first record has (or will have).
+    /// The format version in the file's header: which record types it may hold.
+    version: u32,
     first_seq: u64,
     writer: BufWriter<File>,
     seed: Seed,
@@ -224,6 +225,7 @@ impl Wal {
         let mut wal = Wal {
             path: path.to_path_buf(),
             first_seq: after + 1,
+            version: if upgraded || !exists { record::VERSION } else { scan.header.version },
             writer: BufWriter::new(file),
             seed: Seed::log(log_id),
             options,
@@ -267,6 +269,13 @@ impl Wal {
     /// The file was renamed to `path` (it became the first segment); the open file is the same.
     pub(super) fn renamed(&mut self, path: &Path) {
         self.path = path.to_path_buf();
+    }
+
+    /// The format version of the file: one older than [`record::VERSION`] may not hold the
+    /// newer record types, and must be sealed before one is appended (see
+    /// [`super::dir::open`]).
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     /// The sequence number this file's first record has (or will have).
@@ -359,6 +368,7 @@ impl Wal {
         self.sync_file = sync_file;
         self.generation += 1;
         self.first_seq = next_first;
+        self.version = record::VERSION;
         self.seed = Seed::log(id);
         self.len = record::HEADER_LEN as u64;
         self.data_len = self.len;

@@ -505,7 +505,8 @@ fn declared_len(buf: &[u8], seed: Seed) -> Result<usize, Fault> {
             if kind == TYPE_EXPIRE && vlen != 0 {
                 return Err(Fault::DeleteWithValue(vlen));
             }
-            if kind == TYPE_SET_EXPIRING && !(EXPIRY_LEN..=EXPIRY_LEN + MAX_VALUE_LEN).contains(&vlen)
+            if kind == TYPE_SET_EXPIRING
+                && !(EXPIRY_LEN..=EXPIRY_LEN + MAX_VALUE_LEN).contains(&vlen)
             {
                 return Err(Fault::ValueLength(vlen));
             }
