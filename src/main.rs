@@ -22,9 +22,11 @@ fn main() -> ExitCode {
         Command::Watch { addr, token, prefix, from, format } => {
             commands::watch(addr, token, prefix, *from, *format)
         }
-        Command::Set { addr, token, key, value, condition } => {
-            commands::set(addr, token, key, value.as_deref(), *condition)
+        Command::Set { addr, token, key, value, condition, ttl } => {
+            commands::set(addr, token, key, value.as_deref(), *condition, ttl.as_deref())
         }
+        Command::Incr { addr, token, key, delta } => commands::incr(addr, token, key, *delta),
+        Command::Txn { addr, token, file } => commands::txn(addr, token, file.as_deref()),
         Command::Delete { addr, token, key, condition } => {
             commands::delete(addr, token, key, *condition)
         }

@@ -6,10 +6,12 @@ walkv: a small, durable key-value server with a write-ahead log
 USAGE:
     walkv [serve] [OPTIONS]          run the server (the default command)
     walkv get KEY [--etag] [--addr ADDR]    print KEY's value bytes to standard output
-    walkv set KEY VALUE [--if-match SEQ | --if-absent] [--addr ADDR]
+    walkv set KEY VALUE [--if-match SEQ | --if-absent] [--ttl SECONDS] [--addr ADDR]
                                      set KEY; VALUE `-` reads standard input
     walkv delete KEY [--if-match SEQ] [--addr ADDR]
                                      delete KEY (succeeds if it is already gone)
+    walkv incr KEY [N] [--addr ADDR]     add N (default 1) to a counter, print its new value
+    walkv txn FILE|- [--addr ADDR]   send a transaction (JSON): all of it happens, or none
     walkv ls [PREFIX] [-0] [--addr ADDR]    list the keys, one per line, in byte order
     walkv compact [--addr ADDR]      compact the server's log now, and wait until it is done
     walkv check [--data-dir DIR]     verify the log (safe on a running server's directory)
@@ -112,13 +114,16 @@ Exit 10: an fsync failed; the log stopped taking writes (503) and the server sto
 ";
 
 pub const HELP_CLIENT: &str = "\
-walkv get | set | delete | ls | watch: talk to a running server
+walkv get | set | delete | incr | txn | ls | watch: talk to a running server
 
 USAGE:
     walkv get KEY [--etag] [--wait]      print the value's exact bytes (no newline added)
-    walkv set KEY VALUE [--if-match SEQ | --if-absent]
+    walkv set KEY VALUE [--if-match SEQ | --if-absent] [--ttl SECONDS]
                                          VALUE `-` reads the value from standard input
     walkv delete KEY [--if-match SEQ]
+    walkv incr KEY [N]                   add N (default 1) to the counter KEY, print its value
+    walkv txn FILE                       send the transaction in FILE (`-`: standard input),
+                                         print {\"seq\":N}
     walkv ls [PREFIX] [-0 | --null]      every key starting with PREFIX, in byte order
     walkv compact                        compact the server's log now; waits until done
     walkv watch [--prefix P] [--from SEQ] [--format jsonl|resp]
@@ -139,6 +144,8 @@ OPTIONS:
                               commands SET and DEL for `redis-cli --pipe`
     --if-match SEQ            set, delete: only if the key's ETag is still SEQ (compare-and-set)
     --if-absent               set: only if the key has no value yet
+    --ttl SECONDS             set: the key expires SECONDS after the write (0.5 and 30 are
+                              TTLs); without it, set clears the key's old TTL
     -0, --null                ls: end each key with a NUL byte instead of a newline, and print
                               its exact bytes
 
@@ -155,7 +162,9 @@ export), a refusal, or a closed standard output; it prints nothing twice.
 
 EXIT CODES: 0 ok, 1 not found (get: walkv's own 404), 2 usage (also: `set KEY -` with standard
 input closed), 3 cannot connect, 4 rejected (a value over 1 MiB; a failed --if-match or
---if-absent says the key's current ETag), 5 server error (or a 404 from something not walkv).
+--if-absent says the key's current ETag; incr of a value that is no integer, or that would
+overflow; a transaction whose condition failed), 5 server error (or a 404 from something not
+walkv).
 A closed standard output (`walkv get k | head -c 10`) ends quietly with 0.
 ";
 

@@ -93,13 +93,27 @@ pub enum Command {
         from: Option<u64>,
         format: ExportFormat,
     },
-    /// `value: None` means "read it from standard input" (`-`).
+    /// `value: None` means "read it from standard input" (`-`); `ttl`: `--ttl SECONDS`.
     Set {
         addr: String,
         token: TokenSource,
         key: Vec<u8>,
         value: Option<Vec<u8>>,
         condition: Option<Condition>,
+        ttl: Option<String>,
+    },
+    /// `walkv incr KEY [N]`.
+    Incr {
+        addr: String,
+        token: TokenSource,
+        key: Vec<u8>,
+        delta: i64,
+    },
+    /// `walkv txn FILE|-`: `file: None` reads standard input.
+    Txn {
+        addr: String,
+        token: TokenSource,
+        file: Option<PathBuf>,
     },
     Delete {
         addr: String,
@@ -220,7 +234,7 @@ pub fn parse(
     let (name, rest) = match first {
         Some(
             "serve" | "get" | "set" | "delete" | "ls" | "compact" | "check" | "repair" | "dump"
-            | "export" | "import" | "watch",
+            | "export" | "import" | "watch" | "incr" | "txn",
         ) => (first.unwrap_or_default().to_string(), args[1..].to_vec()),
         Some("help" | "--help" | "-h") => return help_for(args.get(1)).map(Command::Help),
         Some("--version" | "-V") => return Ok(Command::Version),
@@ -236,7 +250,7 @@ pub fn parse(
             Some(false)
         }
         ("watch", "--prefix" | "--from" | "--format") => Some(true),
-        ("set" | "delete", "--if-match") => Some(true),
+        ("set" | "delete", "--if-match") | ("set", "--ttl") => Some(true),
         ("dump", "--from-seq" | "--limit") | ("export", "--format") => Some(true),
         ("dump" | "export", "--data-dir") => Some(true),
         ("ls" | "import", "--addr" | "--auth-token-file") => Some(true),
@@ -248,6 +262,7 @@ pub fn parse(
         | ("serve", "--heartbeat" | "--follower-backlog" | "--changes-retain")
         | ("check" | "repair", "--data-dir")
         | ("get" | "set" | "delete" | "compact", "--addr" | "--auth-token-file")
+        | ("incr" | "txn", "--addr" | "--auth-token-file")
         | ("watch", "--addr" | "--auth-token-file") => Some(true),
         _ => None,
     };
@@ -328,7 +343,38 @@ pub fn parse(
             let value = (pos[1] != "-").then(|| pos[1].clone().into_encoded_bytes());
             let condition = condition(&parsed)?;
             let key = key_bytes(&pos[0])?;
-            Ok(Command::Set { addr: addr()?, token: token(), key, value, condition })
+            let ttl = parsed.option("--ttl").map(str::to_string);
+            if let Some(text) = &ttl {
+                crate::expiry::parse_ttl(text).map_err(|e| UsageError(format!("--ttl: {e}")))?;
+            }
+            Ok(Command::Set { addr: addr()?, token: token(), key, value, condition, ttl })
+        }
+        "incr" => {
+            if pos.is_empty() || pos.len() > 2 {
+                let got = pos.len();
+                return Err(UsageError(format!(
+                    "expected `walkv incr KEY [N]`, got {got} argument(s)"
+                )));
+            }
+            let key = key_bytes(&pos[0])?;
+            let delta = match pos.get(1) {
+                None => 1,
+                Some(n) => n
+                    .to_str()
+                    .and_then(|n| crate::store::counter::parse_integer(n.as_bytes()))
+                    .ok_or_else(|| {
+                        UsageError(format!(
+                            "N must be a signed 64-bit integer, like 5 or -2, got {:?}",
+                            n.to_string_lossy()
+                        ))
+                    })?,
+            };
+            Ok(Command::Incr { addr: addr()?, token: token(), key, delta })
+        }
+        "txn" => {
+            want(1, "`walkv txn FILE` (FILE `-` reads standard input)")?;
+            let file = (pos[0] != "-").then(|| PathBuf::from(&pos[0]));
+            Ok(Command::Txn { addr: addr()?, token: token(), file })
         }
         "ls" => {
             if pos.len() > 1 {
@@ -402,8 +448,8 @@ pub fn parse(
 }
 
 /// The commands, for the message about one that is not.
-const COMMANDS: &str =
-    "serve, get, set, delete, ls, compact, check, repair, dump, export, import, help";
+const COMMANDS: &str = "serve, get, set, delete, incr, txn, ls, watch, compact, check, repair, \
+                        dump, export, import, help";
 
 fn unknown_command(word: &OsString) -> UsageError {
     let shown: String =
@@ -558,7 +604,9 @@ fn help_for(topic: Option<&OsString>) -> Result<&'static str, UsageError> {
     let Some(topic) = topic else { return Ok(HELP) };
     match topic.to_str() {
         Some("serve") => Ok(HELP_SERVE),
-        Some("get" | "set" | "delete" | "ls" | "compact" | "watch") => Ok(HELP_CLIENT),
+        Some("get" | "set" | "delete" | "ls" | "compact" | "watch" | "incr" | "txn") => {
+            Ok(HELP_CLIENT)
+        }
         Some("check" | "repair") => Ok(HELP_CHECK),
         Some("dump" | "export" | "import") => Ok(HELP_DATA),
         Some("help") => Ok(HELP),

@@ -125,7 +125,8 @@ fn client_commands() {
             token: TokenSource::None,
             key: b"k".to_vec(),
             value: None,
-            condition: None
+            condition: None,
+            ttl: None
         }
     );
     let del = parse(args(&["delete", "--", "-k"]), &no_env).unwrap();
@@ -146,9 +147,38 @@ fn client_commands() {
             token: TokenSource::None,
             key: b"k".to_vec(),
             value: Some(b"v=1 2".to_vec()),
-            condition: None
+            condition: None,
+            ttl: None
         }
     );
+}
+
+/// TTLs, counters and transactions: `--ttl` is checked before anything is sent; `incr` takes
+/// a signed integer (a negative one needs no `--`); `txn -` reads standard input.
+#[test]
+fn ttl_counter_and_txn_commands() {
+    let parsed = |line: &[&str]| parse(args(line), &no_env);
+    let Ok(Command::Set { ttl, .. }) = parsed(&["set", "k", "v", "--ttl", "1.5"]) else { panic!() };
+    assert_eq!(ttl.as_deref(), Some("1.5"));
+    assert!(parsed(&["set", "k", "v", "--ttl", "0"]).unwrap_err().0.contains("--ttl"));
+    assert!(parsed(&["set", "k", "v", "--ttl", "5m"]).is_err());
+    let incr = |line: &[&str]| match parsed(line) {
+        Ok(Command::Incr { key, delta, .. }) => Ok((key, delta)),
+        Ok(other) => panic!("{other:?}"),
+        Err(e) => Err(e.0),
+    };
+    assert_eq!(incr(&["incr", "c"]), Ok((b"c".to_vec(), 1)));
+    assert_eq!(incr(&["incr", "c", "-5"]), Ok((b"c".to_vec(), -5)));
+    assert_eq!(incr(&["incr", "c", "9223372036854775807"]), Ok((b"c".to_vec(), i64::MAX)));
+    assert!(incr(&["incr", "c", "1.5"]).unwrap_err().contains("signed 64-bit integer"));
+    assert!(incr(&["incr", "c", "9223372036854775808"]).is_err());
+    assert!(incr(&["incr"]).unwrap_err().contains("walkv incr KEY [N]"));
+    assert!(incr(&["incr", "a", "1", "2"]).is_err());
+    let Ok(Command::Txn { file, .. }) = parsed(&["txn", "-"]) else { panic!() };
+    assert_eq!(file, None);
+    let Ok(Command::Txn { file, .. }) = parsed(&["txn", "t.json"]) else { panic!() };
+    assert_eq!(file, Some(PathBuf::from("t.json")));
+    assert!(parsed(&["txn"]).is_err());
 }
 
 /// The new client options: conditions, `--etag`, `ls`, and the offline data commands.

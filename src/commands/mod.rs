@@ -20,6 +20,7 @@ macro_rules! say {
     }};
 }
 
+mod counter;
 mod dump;
 pub mod export;
 mod import;
@@ -27,6 +28,7 @@ mod printable;
 mod remote;
 mod repair;
 mod watch;
+pub use counter::{incr, txn};
 pub use dump::dump;
 pub use export::export;
 pub use import::import;

@@ -54,13 +54,15 @@ fn condition_header(condition: Option<Condition>) -> Vec<(&'static str, String)>
     }
 }
 
-/// `walkv set KEY VALUE` (`value: None` reads standard input).
+/// `walkv set KEY VALUE` (`value: None` reads standard input), with `--ttl` if `ttl` is some
+/// (already checked to be a TTL).
 pub fn set(
     addr: &str,
     token: &TokenSource,
     key: &[u8],
     value: Option<&[u8]>,
     condition: Option<Condition>,
+    ttl: Option<&str>,
 ) -> u8 {
     let auth = match auth_header(token) {
         Ok(auth) => auth,
@@ -78,7 +80,10 @@ pub fn set(
             Err(code) => return code,
         },
     };
-    let target = format!("/v1/{}", client::encode_key(key));
+    let mut target = format!("/v1/{}", client::encode_key(key));
+    if let Some(ttl) = ttl {
+        target.push_str(&format!("?ttl={ttl}"));
+    }
     let headers = condition_header(condition);
     let call = Call { method: "PUT", target: &target, headers: &headers, body: value };
     finish(client::send(addr, auth.as_deref(), &call, client::TIMEOUT), |_| exit::OK)

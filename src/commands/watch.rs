@@ -31,23 +31,25 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 /// One line of the feed, read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// A SET, DELETE or expiry, or a transaction's changes (`txn`), all under `seq`.
+    Changes { seq: u64, txn: bool, changes: Vec<Change> },
+    /// Every change through `seq` has been sent.
+    Heartbeat { seq: u64 },
+    /// The follower was cut; resume after `seq`.
+    Cut { seq: u64, error: String },
+}
+
+/// One key's change. An expiry is a `Delete` here: the key is gone either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// `expires`: milliseconds since the Unix epoch.
     Set {
-        seq: u64,
         key: Vec<u8>,
         value: Vec<u8>,
+        expires: Option<u64>,
     },
     Delete {
-        seq: u64,
         key: Vec<u8>,
-    },
-    /// Every change through `seq` has been sent.
-    Heartbeat {
-        seq: u64,
-    },
-    /// The follower was cut; resume after `seq`.
-    Cut {
-        seq: u64,
-        error: String,
     },
 }
 
@@ -55,10 +57,7 @@ impl Event {
     /// Every change through this seq has been sent once this line is read.
     fn seq(&self) -> u64 {
         match self {
-            Event::Set { seq, .. }
-            | Event::Delete { seq, .. }
-            | Event::Heartbeat { seq }
-            | Event::Cut { seq, .. } => *seq,
+            Event::Changes { seq, .. } | Event::Heartbeat { seq } | Event::Cut { seq, .. } => *seq,
         }
     }
 }
@@ -69,13 +68,40 @@ pub fn parse_line(line: &[u8]) -> Result<Event, String> {
         return Err("a feed line is a JSON object".into());
     };
     let member = |name: &str| members.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let seq = match member("seq") {
+        Some(Value::Number(n)) => n.parse::<u64>().map_err(|_| format!("a bad seq: {n}"))?,
+        _ => return Err("a feed line without a seq".into()),
+    };
     let text = |name: &str| match member(name) {
         Some(Value::String(s)) => Some(s.clone()),
         _ => None,
     };
-    let seq = match member("seq") {
-        Some(Value::Number(n)) => n.parse::<u64>().map_err(|_| format!("a bad seq: {n}"))?,
-        _ => return Err("a feed line without a seq".into()),
+    match text("op").as_deref() {
+        Some("heartbeat") => Ok(Event::Heartbeat { seq }),
+        Some("cut") => Ok(Event::Cut { seq, error: text("error").unwrap_or_default() }),
+        Some("txn") => {
+            let Some(Value::Array(ops)) = member("ops") else {
+                return Err("a transaction's line without `ops`".into());
+            };
+            let changes = ops
+                .iter()
+                .map(|op| match op {
+                    Value::Object(members) => change(members),
+                    _ => Err("a transaction's operation is not an object".into()),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Event::Changes { seq, txn: true, changes })
+        }
+        _ => Ok(Event::Changes { seq, txn: false, changes: vec![change(&members)?] }),
+    }
+}
+
+/// One change's members: `op` (set, delete, expire), the key, a SET's value and expiry.
+fn change(members: &[(String, Value)]) -> Result<Change, String> {
+    let member = |name: &str| members.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let text = |name: &str| match member(name) {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
     };
     let bytes = |name: &str| -> Result<Vec<u8>, String> {
         match (text(name), text(&format!("{name}_base64"))) {
@@ -85,10 +111,17 @@ pub fn parse_line(line: &[u8]) -> Result<Event, String> {
         }
     };
     match text("op").as_deref() {
-        Some("set") => Ok(Event::Set { seq, key: bytes("key")?, value: bytes("value")? }),
-        Some("delete") => Ok(Event::Delete { seq, key: bytes("key")? }),
-        Some("heartbeat") => Ok(Event::Heartbeat { seq }),
-        Some("cut") => Ok(Event::Cut { seq, error: text("error").unwrap_or_default() }),
+        Some("set") => {
+            let expires = match member("expires") {
+                None => None,
+                Some(Value::Number(n)) => {
+                    Some(n.parse().map_err(|_| format!("a bad expiry: {n}"))?)
+                }
+                Some(_) => return Err("a bad expiry".into()),
+            };
+            Ok(Change::Set { key: bytes("key")?, value: bytes("value")?, expires })
+        }
+        Some("delete" | "expire") => Ok(Change::Delete { key: bytes("key")? }),
         _ => Err("a feed line with an unknown op".into()),
     }
 }
@@ -198,11 +231,25 @@ fn print(
             bytes.extend_from_slice(line);
             bytes.push(b'\n');
         }
-        (Event::Set { key, value, .. }, ExportFormat::Resp) => {
-            super::export::resp_command(&mut bytes, &[b"SET", key, value]);
-        }
-        (Event::Delete { key, .. }, ExportFormat::Resp) => {
-            super::export::resp_command(&mut bytes, &[b"DEL", key]);
+        (Event::Changes { txn, changes, .. }, ExportFormat::Resp) => {
+            // A transaction stays one in Redis: MULTI ... EXEC.
+            let multi = *txn && changes.len() > 1;
+            if multi {
+                super::export::resp_command(&mut bytes, &[b"MULTI"]);
+            }
+            for change in changes {
+                match change {
+                    Change::Set { key, value, expires } => {
+                        super::export::resp_set(&mut bytes, key, value, *expires)
+                    }
+                    Change::Delete { key } => {
+                        super::export::resp_command(&mut bytes, &[b"DEL", key])
+                    }
+                }
+            }
+            if multi {
+                super::export::resp_command(&mut bytes, &[b"EXEC"]);
+            }
         }
     }
     out.write_all(&bytes)?;
@@ -256,17 +303,42 @@ fn etag(reply: &client::Reply) -> Option<u64> {
 mod tests {
     use super::*;
 
+    fn one(seq: u64, change: Change) -> Event {
+        Event::Changes { seq, txn: false, changes: vec![change] }
+    }
+
     #[test]
     fn reads_every_kind_of_line() {
         let set = parse_line(br#"{"seq":3,"op":"set","key":"k","value_base64":"/w=="}"#);
-        assert_eq!(set, Ok(Event::Set { seq: 3, key: b"k".to_vec(), value: vec![0xff] }));
+        let value = vec![0xff];
+        assert_eq!(set, Ok(one(3, Change::Set { key: b"k".to_vec(), value, expires: None })));
         let delete = parse_line(br#"{"seq":4,"op":"delete","key_base64":"/w=="}"#);
-        assert_eq!(delete, Ok(Event::Delete { seq: 4, key: vec![0xff] }));
+        assert_eq!(delete, Ok(one(4, Change::Delete { key: vec![0xff] })));
+        let expire = parse_line(br#"{"seq":5,"op":"expire","key":"s"}"#);
+        assert_eq!(expire, Ok(one(5, Change::Delete { key: b"s".to_vec() })));
+        let expiring = parse_line(br#"{"seq":6,"op":"set","key":"s","value":"v","expires":99}"#);
+        let (key, value) = (b"s".to_vec(), b"v".to_vec());
+        assert_eq!(expiring, Ok(one(6, Change::Set { key, value, expires: Some(99) })));
+        let txn = parse_line(
+            br#"{"seq":7,"op":"txn","ops":[{"op":"set","key":"a","value":"1"},{"op":"delete","key":"b"}]}"#,
+        )
+        .unwrap();
+        let changes = vec![
+            Change::Set { key: b"a".to_vec(), value: b"1".to_vec(), expires: None },
+            Change::Delete { key: b"b".to_vec() },
+        ];
+        assert_eq!(txn, Event::Changes { seq: 7, txn: true, changes });
         assert_eq!(parse_line(br#"{"op":"heartbeat","seq":9}"#), Ok(Event::Heartbeat { seq: 9 }));
         let cut = parse_line(br#"{"op":"cut","seq":9,"error":"behind"}"#).unwrap();
         assert_eq!(cut, Event::Cut { seq: 9, error: "behind".into() });
-        for bad in [&b"[]"[..], b"{}", br#"{"seq":1,"op":"set","key":"k"}"#, br#"{"seq":1}"#, b"x"]
-        {
+        for bad in [
+            &b"[]"[..],
+            b"{}",
+            br#"{"seq":1,"op":"set","key":"k"}"#,
+            br#"{"seq":1}"#,
+            b"x",
+            br#"{"seq":1,"op":"txn","ops":[1]}"#,
+        ] {
             assert!(parse_line(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
@@ -274,14 +346,24 @@ mod tests {
     #[test]
     fn prints_redis_commands() {
         let mut out = Vec::new();
-        let set = Event::Set { seq: 1, key: b"k".to_vec(), value: b"v\r\n".to_vec() };
-        print(&mut out, &set, b"", ExportFormat::Resp).unwrap();
+        let set = Change::Set { key: b"k".to_vec(), value: b"v\r\n".to_vec(), expires: None };
+        print(&mut out, &one(1, set), b"", ExportFormat::Resp).unwrap();
         print(&mut out, &Event::Heartbeat { seq: 2 }, b"", ExportFormat::Resp).unwrap();
-        print(&mut out, &Event::Delete { seq: 3, key: b"k".to_vec() }, b"", ExportFormat::Resp)
+        print(&mut out, &one(3, Change::Delete { key: b"k".to_vec() }), b"", ExportFormat::Resp)
             .unwrap();
         assert_eq!(
             out,
             b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\r\n\r\n*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n"
         );
+        out.clear();
+        let changes = vec![
+            Change::Set { key: b"a".to_vec(), value: b"1".to_vec(), expires: Some(7) },
+            Change::Delete { key: b"b".to_vec() },
+        ];
+        print(&mut out, &Event::Changes { seq: 4, txn: true, changes }, b"", ExportFormat::Resp)
+            .unwrap();
+        let want = "*1\r\n$5\r\nMULTI\r\n*5\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n$4\r\nPXAT\r\n$1\r\n7\r\n\
+                    *2\r\n$3\r\nDEL\r\n$1\r\nb\r\n*1\r\n$4\r\nEXEC\r\n";
+        assert_eq!(String::from_utf8_lossy(&out), want);
     }
 }
