@@ -61,7 +61,10 @@
 //! - `pending.rs`: the writes on their way to the log.
 //! - `news.rs`: what the log's news does to the map; the store's side of compaction.
 //! - `waits.rs`: waiting for the log (tools and tests), and the clean stop.
-//! - `entry.rs`: the one-allocation entries.
+//! - `keys.rs`: every change to the map, and what is kept beside it (sums, expiring keys).
+//! - `entry.rs`: the one-allocation entries (a key's expiry included, when it has one).
+//! - `expiring.rs`: keys with a TTL, and the sweep that removes them once expired.
+//! - `counter.rs`, `txn.rs`: increments and transactions, checked and written in one step.
 //! - `watched.rs`: what blocking reads wait on, and the recent DELETEs.
 //! - `replay.rs`: startup, rebuilding the map on two threads.
 //! - `lock.rs`: the data directory's lock.
@@ -75,7 +78,7 @@ use crate::wal::record::{self, BootId};
 use crate::wal::{self, Body, Options, Recovery, SyncMode, compact};
 use crate::writer::{Answer, Command, Log, Waker};
 use entry::Entry;
-use expiring::Expiring;
+use keys::{Tally, apply};
 use pending::{Change, Newest, Pending};
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -88,6 +91,7 @@ use std::time::Duration;
 pub mod counter;
 mod entry;
 mod expiring;
+mod keys;
 mod lock;
 pub mod memory;
 mod news;
@@ -262,7 +266,7 @@ impl Store {
         between: impl FnMut(),
     ) -> Result<(Store, Recovery, Opened), Error> {
         let (keys, (wal, layout, recovery, opened)) = replay::replay(dir, options, between)?;
-        let replay::Keys { map, tally, expiring } = keys;
+        let keys::Keys { map, tally, expiring } = keys;
         let log_bytes = layout.bytes().saturating_add(wal.file_bytes());
         let other_bytes = wal::layout::disk_bytes(dir).saturating_sub(log_bytes);
         let (last, next_seq) = (wal.last_seq(), wal.next_seq());
@@ -638,80 +642,6 @@ impl Drop for Store {
     /// would have them in the file.
     fn drop(&mut self) {
         self.flush_now();
-    }
-}
-
-/// Sums over the map, kept as entries come and go ([`put`], [`take`]).
-#[derive(Debug, Default, Clone, Copy)]
-struct Tally {
-    /// Of [`Entry::bytes`]: what a snapshot of the map takes (`live_bytes`).
-    live_bytes: u64,
-    /// Of [`Entry::memory`]: what the map takes in memory, as [`memory`] counts it.
-    memory: u64,
-}
-
-impl Tally {
-    fn add(&mut self, entry: &Entry) {
-        self.live_bytes += entry.bytes();
-        self.memory += entry.memory();
-    }
-
-    fn remove(&mut self, entry: &Entry) {
-        self.live_bytes -= entry.bytes();
-        self.memory -= entry.memory();
-    }
-}
-
-/// Puts `entry` in `map`, keeping `tally` and the index of expiring keys; returns the entry it
-/// replaced.
-fn put(map: &mut Map, tally: &mut Tally, expiring: &mut Expiring, entry: Entry) -> Option<Entry> {
-    tally.add(&entry);
-    expiring.added(&entry);
-    let expires = entry.expires();
-    let old = map.replace(entry);
-    if let Some(old) = &old {
-        tally.remove(old);
-        if old.expires() != expires {
-            // (The same expiry is the same place in the index, which the new entry holds.)
-            expiring.removed(old);
-        }
-    }
-    old
-}
-
-/// Takes `key` out of `map`, keeping `tally` and the index of expiring keys.
-fn take(map: &mut Map, tally: &mut Tally, expiring: &mut Expiring, key: &[u8]) -> Option<Entry> {
-    let old = map.take(key);
-    if let Some(old) = &old {
-        tally.remove(old);
-        expiring.removed(old);
-    }
-    old
-}
-
-/// Applies one change (a transaction's one by one) to `map`; `seen` is told of each key it
-/// changes, and whether it removed it.
-fn apply(
-    map: &mut Map,
-    tally: &mut Tally,
-    expiring: &mut Expiring,
-    change: Change,
-    seen: &mut impl FnMut(&[u8], bool),
-) {
-    match change {
-        Change::Set(entry) => {
-            seen(entry.key(), false);
-            put(map, tally, expiring, entry);
-        }
-        Change::Delete(key) | Change::Expire(key) => {
-            seen(&key, true);
-            take(map, tally, expiring, &key);
-        }
-        Change::Txn(changes) => {
-            for (change, _) in changes.into_vec() {
-                apply(map, tally, expiring, change, seen);
-            }
-        }
     }
 }
 

@@ -5,9 +5,8 @@
 //! entries into the map, and between batches answers whatever requests have arrived (the
 //! server's `while_replaying`), so that a probe can tell "starting" from "dead".
 
-use super::expiring::Expiring;
+use super::keys::{Keys, apply};
 use super::pending::Change;
-use super::{Map, Tally, apply};
 use crate::error::Error;
 use crate::wal::dir::Opened;
 use crate::wal::layout::Layout;
@@ -140,14 +139,6 @@ impl Progress {
 /// in that later run, alternating with the one-thread build.
 struct Replay {
     keys: Keys,
-}
-
-/// The map, and what the store keeps beside it.
-#[derive(Default)]
-pub(super) struct Keys {
-    pub(super) map: Map,
-    pub(super) tally: Tally,
-    pub(super) expiring: Expiring,
 }
 
 impl Replay {
