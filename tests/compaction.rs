@@ -211,7 +211,7 @@ fn a_one_file_directory_of_the_previous_release_is_upgraded() {
     assert_eq!(get(&server.addr, "counter").as_deref(), Some("3"));
     assert!(names(&dir).contains(&"segment-00000000000000000001.wal".to_string()));
     let marker = fs::read(dir.join("walkv.wal")).unwrap();
-    assert_eq!((marker.len(), &marker[..8], marker[8]), (24, &b"walkvWAL"[..], 3));
+    assert_eq!((marker.len(), &marker[..8], marker[8]), (24, &b"walkvWAL"[..], 5));
     let r = request(&server.addr, "PUT", "/v1/new", b"n").unwrap();
     assert_eq!(r.status, 201);
     assert_eq!(request(&server.addr, "POST", "/compact", b"").unwrap().status, 200);

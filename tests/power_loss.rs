@@ -22,6 +22,9 @@
 //!   lose: the worst case). The worst case must stay within the interval plus the fsync time (a
 //!   generous bound here, because these machines are noisy).
 //!
+//! One write in five is a transaction of two or three keys, one record: it must be found whole
+//! or not at all, like any other record.
+//!
 //! Knobs: `WALKV_POWER_TRIALS` (per mode, default 6), `WALKV_POWER_SEED`.
 
 mod support;
@@ -51,8 +54,9 @@ struct Op {
 
 struct WriterLog {
     ops: Vec<Op>,
-    /// The request sent without an answer: (key, the state it would leave).
-    in_flight: Option<(Vec<u8>, State)>,
+    /// The request sent without an answer: each key it writes, and the state it would leave
+    /// (several for a transaction, which must be all there or none).
+    in_flight: Vec<(Vec<u8>, State)>,
 }
 
 fn key_of(client: usize, j: usize) -> Vec<u8> {
@@ -61,19 +65,32 @@ fn key_of(client: usize, j: usize) -> Vec<u8> {
 
 fn writer(addr: String, client: usize, seed: u64, stop: Arc<AtomicBool>) -> WriterLog {
     let mut rng = Rng::new(seed);
-    let mut log = WriterLog { ops: Vec::new(), in_flight: None };
+    let mut log = WriterLog { ops: Vec::new(), in_flight: Vec::new() };
     let mut live: HashMap<Vec<u8>, bool> = HashMap::new();
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) && n < 5_000 {
         n += 1;
-        let key = key_of(client, rng.below(KEYS_PER_CLIENT));
-        let target = format!("/v1/{}", String::from_utf8_lossy(&key));
-        let delete = rng.below(6) == 0 && live.get(&key) == Some(&true);
-        let (result, state) = if delete {
-            (request(&addr, "DELETE", &target, b""), None)
-        } else {
+        // One write in five is a transaction of 2 or 3 of this client's keys: one record.
+        let count = if rng.below(5) == 0 { 2 + rng.below(2) } else { 1 };
+        let mut writes: Vec<(Vec<u8>, State)> = Vec::new();
+        while writes.len() < count {
+            let key = key_of(client, rng.below(KEYS_PER_CLIENT));
+            if writes.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            let delete = rng.below(6) == 0 && live.get(&key) == Some(&true);
             let value = format!("s{seed}-n{n}-{}", "x".repeat(rng.below(300))).into_bytes();
-            (request(&addr, "PUT", &target, &value), Some(value))
+            writes.push((key, (!delete).then_some(value)));
+        }
+        let result = match writes.as_slice() {
+            [(key, state)] => {
+                let target = format!("/v1/{}", String::from_utf8_lossy(key));
+                match state {
+                    None => request(&addr, "DELETE", &target, b""),
+                    Some(value) => request(&addr, "PUT", &target, value),
+                }
+            }
+            _ => request(&addr, "POST", "/v1/txn", &txn_body(&writes)),
         };
         let reply = match result {
             Ok(reply) if (200..300).contains(&reply.status) => reply,
@@ -81,16 +98,38 @@ fn writer(addr: String, client: usize, seed: u64, stop: Arc<AtomicBool>) -> Writ
             Ok(reply) if reply.status == 503 && reply.text().contains("stopping") => break,
             Ok(reply) => panic!("status {}: {}", reply.status, reply.text()),
             Err(_) => {
-                log.in_flight = Some((key, state));
+                log.in_flight = writes;
                 break;
             }
         };
         let v: serde_json::Value = serde_json::from_slice(&reply.body).expect("JSON");
         let seq = v["seq"].as_u64().expect("every write here makes a record");
-        live.insert(key.clone(), state.is_some());
-        log.ops.push(Op { seq, key, state, acked_at: Instant::now() });
+        for (key, state) in writes {
+            live.insert(key.clone(), state.is_some());
+            log.ops.push(Op { seq, key, state, acked_at: Instant::now() });
+        }
     }
     log
+}
+
+/// The body of a transaction making `writes` (ASCII keys and values).
+fn txn_body(writes: &[(Vec<u8>, State)]) -> Vec<u8> {
+    let ops: Vec<String> = writes
+        .iter()
+        .map(|(key, state)| {
+            let key = String::from_utf8_lossy(key);
+            match state {
+                Some(v) => {
+                    format!(
+                        r#"{{"op":"set","key":"{key}","value":"{}"}}"#,
+                        String::from_utf8_lossy(v)
+                    )
+                }
+                None => format!(r#"{{"op":"delete","key":"{key}"}}"#),
+            }
+        })
+        .collect();
+    format!(r#"{{"then":[{}]}}"#, ops.join(",")).into_bytes()
 }
 
 /// Boot ids: the server before the cut, and after it (see `support::OTHER_BOOT`).
@@ -148,6 +187,11 @@ fn trial(mode: &str, seed: u64, rng: &mut Rng) -> Totals {
     assert!(recovered >= synced_seq, "synced writes lost: {context}");
 
     let (mut acknowledged, mut lost) = (0, 0);
+    let read = |key: &[u8]| {
+        let target = format!("/v1/{}?raw", String::from_utf8_lossy(key));
+        let reply = request(&server.addr, "GET", &target, b"").unwrap();
+        (reply.status == 200).then_some(reply.body)
+    };
     let (mut oldest_lost, mut oldest_unsynced) = (None::<Instant>, None::<Instant>);
     let older = |t: Option<Instant>, u: Instant| Some(t.map_or(u, |t| t.min(u)));
     for (c, log) in logs.iter().enumerate() {
@@ -169,12 +213,24 @@ fn trial(mode: &str, seed: u64, rng: &mut Rng) -> Totals {
                 .iter()
                 .rfind(|op| op.key == key && op.seq <= recovered)
                 .and_then(|op| op.state.clone());
-            let reply = request(&server.addr, "GET", &format!("/v1/c{c}-k{j}?raw"), b"").unwrap();
-            let actual = (reply.status == 200).then_some(reply.body);
-            let pending = log.in_flight.as_ref().filter(|(k, _)| *k == key).map(|(_, s)| s);
+            let actual = read(&key);
+            let pending = log.in_flight.iter().find(|(k, _)| *k == key).map(|(_, s)| s);
             assert!(
                 actual == expected || pending == Some(&actual),
                 "key c{c}-k{j} is not in the state the write order gives at seq {recovered}: {context}"
+            );
+        }
+        // The unanswered request, if a transaction, is there whole or not at all.
+        if log.in_flight.len() > 1 {
+            let applied = log.in_flight.iter().filter(|(k, s)| read(k) == *s).count();
+            let before = |k: &Vec<u8>| {
+                let last = log.ops.iter().rfind(|op| op.key == *k && op.seq <= recovered);
+                last.and_then(|op| op.state.clone())
+            };
+            let untouched = log.in_flight.iter().filter(|(k, _)| read(k) == before(k)).count();
+            assert!(
+                applied == log.in_flight.len() || untouched == log.in_flight.len(),
+                "a transaction in flight was half kept: {context}"
             );
         }
     }

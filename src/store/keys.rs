@@ -89,4 +89,3 @@ pub(super) fn apply(
         }
     }
 }
-

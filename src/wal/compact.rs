@@ -419,6 +419,48 @@ mod tests {
         }
     }
 
+    /// Transactions are merged key by key (several keys share a seq), and keys whose expiry has
+    /// passed at the compaction's time are left out of the snapshot, which still checks out:
+    /// reopening gives exactly the live keys, with their expiries.
+    #[test]
+    fn transactions_and_expired_keys_are_merged_right() {
+        use crate::store::Ttl;
+        use crate::store::txn::{Condition, Operation};
+        let dir = TempDir::new("compact-txn-ttl");
+        let (mut store, _) = Store::open(&dir, OPTIONS).unwrap();
+        let now = crate::expiry::now_ms();
+        let (soon, later) = (now + 60_000, now + 3_600_000);
+        store.set(b"plain", b"p").unwrap();
+        store.set_with_ttl(b"short", b"s", Ttl::At(soon)).unwrap();
+        store.set_with_ttl(b"long", b"l", Ttl::At(later)).unwrap();
+        let set = |key: &[u8], value: &[u8], ttl| Operation::Set {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            ttl,
+        };
+        let then = [
+            set(b"t1", b"1", Ttl::Clear),
+            set(b"t2", b"2", Ttl::At(soon)),
+            Operation::Delete { key: b"plain".to_vec() },
+        ];
+        store.txn(&[(b"t1".to_vec(), Condition::Absent)], &then).unwrap();
+        store.txn(&[], &[set(b"t1", b"1b", Ttl::Clear), set(b"t3", b"3", Ttl::Keep)]).unwrap();
+        store.settle().unwrap();
+        let mut job = store.seal_now(OPTIONS.boot).unwrap().expect("a segment to merge");
+        job.now_ms = soon; // as if the compaction ran a minute later
+        let done = run(&job).unwrap();
+        store.finish_compaction(&done);
+        assert_eq!(done.contents.keys, 3, "long, t1, t3: short and t2 expired, plain deleted");
+        drop(store);
+        let (store, _) = Store::open(&dir, OPTIONS).unwrap();
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.get(b"t1"), Some(&b"1b"[..]));
+        assert_eq!(store.get_expiring(b"long").map(|(_, _, e)| e), Some(Some(later)));
+        assert_eq!(store.get_expiring(b"t3").map(|(v, _, e)| (v, e)), Some((&b"3"[..], None)));
+        let (_, t1_seq) = store.get_versioned(b"t1").unwrap();
+        assert_eq!(store.get_versioned(b"t3").map(|(_, seq)| seq), Some(t1_seq), "one seq");
+    }
+
     fn same(store: &Store, oracle: &HashMap<Vec<u8>, Vec<u8>>, keys: &[Vec<u8>], when: &str) {
         assert_eq!(store.len(), oracle.len(), "{when}");
         for key in keys {

@@ -504,3 +504,45 @@ fn repair_of_a_long_log_keeps_every_other_record() {
         }
     }
 }
+
+/// A transaction is one record: cut at any byte (a torn write; a power cut that kept a prefix),
+/// in the same boot or after a reboot, recovery keeps all of its operations or none, never a
+/// part, and what came before it is kept.
+#[test]
+fn a_transaction_cut_anywhere_is_kept_whole_or_not_at_all() {
+    let (_dir, path) = temp_log("txn-cut");
+    let (mut wal, _, _) = open(&path, BOOT_A).unwrap();
+    wal.append(Op::Set, b"before", b"1").unwrap();
+    let mut txn = record::TxnBuilder::default();
+    for i in 0..20u8 {
+        let key = [b'k', i];
+        match i % 3 {
+            0 => txn.push(&Body::Delete { key: &key }),
+            1 => txn.push(&Body::Set { key: &key, value: b"v", expires: None }),
+            _ => txn.push(&Body::Set { key: &key, value: &[i; 9], expires: Some(1 << 40) }),
+        }
+    }
+    let mut records = Vec::new();
+    record::encode_body_unsealed(&mut records, 2, &Body::Txn(txn.txn()));
+    wal.append_batch(&mut records, 2, 2).unwrap();
+    drop(wal); // a crash: no close marker
+    let image = fs::read(&path).unwrap();
+    let &(start, end) = data_extents(&path).last().unwrap();
+    let (start, end) = (start as usize, end as usize);
+    let ops = |path: &Path, boot| {
+        let mut seen = Vec::new();
+        Wal::open(path, opts(boot), |r| match r.body {
+            Body::Txn(t) => seen.extend(t.ops().map(|op| format!("{op:?}"))),
+            _ => seen.push(format!("{:?}", r.body)),
+        })
+        .map(|_| seen)
+    };
+    for cut in start..=end {
+        for boot in [BOOT_A, BOOT_B] {
+            fs::write(&path, &image[..cut]).unwrap();
+            let seen = ops(&path, boot).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            let want = if cut == end { 21 } else { 1 };
+            assert_eq!(seen.len(), want, "cut at {cut} of {start}..{end}: {seen:?}");
+        }
+    }
+}

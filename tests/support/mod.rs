@@ -46,7 +46,7 @@ pub struct LogRecord {
     pub offset: usize,
     pub len: usize,
     pub seq: u64,
-    /// "set", "delete", "sync" or "gap".
+    /// "set", "delete", "expire", "txn", "sync" or "gap".
     pub kind: &'static str,
     pub key: Vec<u8>,
 }
