@@ -102,8 +102,13 @@ fn ttls_are_set_kept_cleared_and_checked() {
     let first = expiry_of("k").expect("a TTL");
     assert_eq!(request(a, "PUT", "/v1/k?keepttl", b"2").unwrap().status, 200);
     assert_eq!(expiry_of("k"), Some(first), "keepttl keeps the very same expiry");
+    assert_eq!(request(a, "PUT", "/v1/k?keepttl&ttl=5", b"2b").unwrap().status, 200);
+    assert_eq!(expiry_of("k"), Some(first), "keepttl with ttl keeps a TTL the key has");
     assert_eq!(request(a, "PUT", "/v1/k", b"3").unwrap().status, 200);
     assert_eq!(expiry_of("k"), None, "a write without a TTL clears it");
+    assert_eq!(request(a, "PUT", "/v1/k?keepttl&ttl=5", b"4").unwrap().status, 200);
+    let given = expiry_of("k").expect("... and gives one to a key that has none");
+    assert!(given <= now_ms() + 5_000 && given > now_ms(), "{given}");
     let r = request(a, "POST", "/v1/write", br#"{"key":"w","value":"v","ttl":60}"#).unwrap();
     assert_eq!(r.status, 201, "{}", r.text());
     assert!(expiry_of("w").is_some_and(|e| e > now_ms() + 50_000));
@@ -114,7 +119,6 @@ fn ttls_are_set_kept_cleared_and_checked() {
         ("PUT", "/v1/x?ttl=0", &b"v"[..], "greater than 0"),
         ("PUT", "/v1/x?ttl=-1", b"v", "greater than 0"),
         ("PUT", "/v1/x?ttl=1e3", b"v", "a TTL is a number of seconds"),
-        ("PUT", "/v1/x?ttl=10&keepttl", b"v", "give one"),
         ("PUT", "/v1/x?tll=10", b"v", "unknown parameter `tll`"),
         ("POST", "/v1/write", br#"{"key":"x","value":"v","ttl":"10"}"#, "number of seconds"),
         ("POST", "/v1/write?ttl=5", br#"{"key":"x","value":"v"}"#, "unknown parameter `ttl`"),

@@ -361,7 +361,10 @@ fn route(store: &mut Store, req: &Request, serving: Serving) -> Result<Response,
         });
     }
     if !matches!(req.method, "GET" | "HEAD" | "PUT" | "POST" | "DELETE") {
-        return Ok(method_not_allowed(KEY_METHODS));
+        // `/v1/write` and `/v1/bulk` have always listed a key's methods (GET, PUT and DELETE
+        // there are the key's); `/v1/txn` is the transaction endpoint, as the contract says.
+        let allow = if segment == "txn" { "POST" } else { KEY_METHODS };
+        return Ok(method_not_allowed(allow));
     }
     if matches!(req.method, "GET" | "HEAD") {
         let params = Params::parse(req.query, &["raw", "index", "wait"], "GET /v1/{key}")?;

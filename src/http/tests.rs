@@ -127,10 +127,9 @@ fn strict_at_the_door() {
         ("GET", "/v1/k?raw&raw", b"", "`raw` is given more than once"),
         ("HEAD", "/v1/k?sync", b"", "unknown parameter `sync`"),
         ("POST", "/v1/write?sync=2", write, "`sync` is a switch"),
-        ("POST", "/v1/write?raw", write, "POST /v1/write takes `sync`, `keepttl`"),
+        ("POST", "/v1/write?raw", write, "POST /v1/write takes only `sync`"),
         ("PUT", "/v1/k?tll=5", b"w", "unknown parameter `tll`"),
         ("PUT", "/v1/k?ttl=5s", b"w", "`ttl`: a TTL is a number of seconds"),
-        ("PUT", "/v1/k?ttl=5&keepttl", b"w", "give one"),
         ("POST", "/v1/k?incr=1.5", b"", "`incr` must be a signed 64-bit decimal integer"),
         ("POST", "/v1/k?incr=+1", b"", "`incr` must be a signed 64-bit decimal integer"),
         ("POST", "/v1/k?inc", b"", "unknown parameter `inc`; POST /v1/{key} takes `sync`, `incr`"),
@@ -198,6 +197,8 @@ fn routing_errors() {
     }
     let r = call(&mut s, "PATCH", "/v1/key", b"");
     assert_eq!(r.headers, vec![("Allow", KEY_METHODS.to_string())]);
+    let r = call(&mut s, "PATCH", "/v1/txn", b"");
+    assert_eq!(r.headers, vec![("Allow", "POST".to_string())], "the transaction endpoint");
     let long = "k".repeat(MAX_KEY_LEN + 1);
     assert_eq!(call(&mut s, "GET", &format!("/v1/{long}"), b"").status, 400);
     let big = vec![b'x'; MAX_VALUE_LEN + 1];

@@ -2,7 +2,9 @@
 //! its key expires (see [`crate::expiry`] for the clock and the units).
 //!
 //! A write without a TTL clears the key's old one, as a Redis `SET` does; `?keepttl` keeps it
-//! (Redis `SET ... KEEPTTL`). A read of a key that expires says so in two headers:
+//! (Redis `SET ... KEEPTTL`); both, `?keepttl&ttl=S`, keep the key's TTL if it has one and give
+//! it S otherwise (as Redis `EXPIRE ... NX` after a `SET ... KEEPTTL`): a session's first write
+//! sets its lifetime, and later writes do not extend it. A read of a key that expires says so in two headers:
 //! `X-Walkv-Expires` (when, milliseconds since the Unix epoch, as Redis `PEXPIRETIME`) and
 //! `X-Walkv-TTL` (the seconds left, with three decimals, as the `ttl` a write takes).
 
@@ -11,7 +13,7 @@ use super::params::Params;
 use crate::expiry;
 use crate::store::Ttl;
 
-/// Reads `?ttl=S` and `?keepttl` (a write may give one, not both) at `now`. `body_ttl` is the
+/// Reads `?ttl=S` and `?keepttl` at `now`. `body_ttl` is the
 /// `"ttl"` of a JSON body, in milliseconds, which the query may not repeat.
 pub fn of_write(params: &Params, body_ttl: Option<u64>, now: u64) -> Result<Ttl, String> {
     let keep = params.switch("keepttl")?;
@@ -26,9 +28,7 @@ pub fn of_write(params: &Params, body_ttl: Option<u64>, now: u64) -> Result<Ttl,
         (ttl, None) | (None, ttl) => ttl,
     };
     match (ttl, keep) {
-        (Some(_), true) => {
-            Err("`ttl` sets a new TTL and `keepttl` keeps the old one: give one".into())
-        }
+        (Some(ms), true) => Ok(Ttl::KeepOr(expiry::expires_at(now, ms))),
         (Some(ms), false) => Ok(Ttl::At(expiry::expires_at(now, ms))),
         (None, true) => Ok(Ttl::Keep),
         (None, false) => Ok(Ttl::Clear),
@@ -59,8 +59,8 @@ mod tests {
         assert_eq!(ttl("ttl=2.5", None), Ok(Ttl::At(3500)));
         assert_eq!(ttl("", Some(500)), Ok(Ttl::At(1500)));
         assert_eq!(ttl("keepttl", None), Ok(Ttl::Keep));
-        assert!(ttl("ttl=5&keepttl", None).unwrap_err().contains("give one"));
-        assert!(ttl("keepttl", Some(5)).unwrap_err().contains("give one"));
+        assert_eq!(ttl("ttl=5&keepttl", None), Ok(Ttl::KeepOr(6000)));
+        assert_eq!(ttl("keepttl", Some(5)), Ok(Ttl::KeepOr(1005)));
         assert!(ttl("ttl=5", Some(5)).unwrap_err().contains("twice"));
         assert!(ttl("ttl=0", None).unwrap_err().contains("greater than 0"));
         assert!(ttl("ttl=", None).unwrap_err().contains("`ttl`"));

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Keys and values may be given as `key_base64` / `value_base64`, as in a bulk line; a SET may
-//! have `ttl` (seconds) or `keepttl: true`, and without either clears the key's TTL. `if` may
+//! have `ttl` (seconds) and `keepttl: true`, as `PUT` takes them (see [`super::ttl`]); without
+//! either it clears the key's TTL. `if` may
 //! be left out. The answer is 200 `{"seq":N}`: every key the transaction sets has ETag N. A
 //! condition that fails is a 412 naming the first one, with the key's current ETag:
 //! `{"error":"...","failed":{"index":1,"key":"b","etag":"7"}}`, and nothing is written.
@@ -205,15 +206,23 @@ fn operation(value: Value, now: u64) -> Result<Operation, Refusal> {
                     ),
                 ));
             }
-            let ttl = match (m.remove("ttl"), m.remove("keepttl")) {
-                (Some(_), Some(_)) => return Err(bad("`ttl` and `keepttl`: give one")),
-                (Some(Value::Number(text)), None) => {
-                    Ttl::At(expiry::expires_at(now, expiry::parse_ttl(&text).map_err(bad)?))
+            let at = match m.remove("ttl") {
+                None => None,
+                Some(Value::Number(text)) => {
+                    Some(expiry::expires_at(now, expiry::parse_ttl(&text).map_err(bad)?))
                 }
-                (Some(_), None) => return Err(bad("`ttl` must be a number of seconds")),
-                (None, Some(Value::Bool(true))) => Ttl::Keep,
-                (None, Some(_)) => return Err(bad("`keepttl` can only be true")),
-                (None, None) => Ttl::Clear,
+                Some(_) => return Err(bad("`ttl` must be a number of seconds")),
+            };
+            let keep = match m.remove("keepttl") {
+                None => false,
+                Some(Value::Bool(true)) => true,
+                Some(_) => return Err(bad("`keepttl` can only be true")),
+            };
+            let ttl = match (at, keep) {
+                (Some(at), true) => Ttl::KeepOr(at),
+                (Some(at), false) => Ttl::At(at),
+                (None, true) => Ttl::Keep,
+                (None, false) => Ttl::Clear,
             };
             Ok(Operation::Set { key, value, ttl })
         }

@@ -11,7 +11,7 @@ use crate::store::{Deleted, Latest, Store};
 /// Answers a write to `/v1/{segment}`, or says which parameter or header it got wrong.
 pub(super) fn route(store: &mut Store, req: &Request, segment: &str) -> Result<Response, String> {
     let (endpoint, takes): (&str, &[&str]) = match (req.method, segment) {
-        ("POST", "write") => ("POST /v1/write", &["sync", "keepttl"]),
+        ("POST", "write") => ("POST /v1/write", &["sync"]),
         ("POST", "bulk") => ("POST /v1/bulk", &["sync"]),
         ("POST", "txn") => ("POST /v1/txn", &["sync"]),
         ("POST", _) => ("POST /v1/{key}", &["sync", "incr"]),

@@ -488,11 +488,7 @@ impl Store {
         wal::check_lengths(key, value)?;
         let hash = self.pending.hash(key);
         let (latest, old_memory, old) = self.newest_entry(key, hash);
-        let expires = match ttl {
-            Ttl::Clear => None,
-            Ttl::Keep => old.and_then(Entry::expires),
-            Ttl::At(at) => Some(at),
-        };
+        let expires = ttl.expiry(old);
         self.check_memory(key, value, old_memory)?;
         let seq = self.next_seq;
         self.issue_change(Change::Set(Entry::new(seq, key, value, expires)), hash);
@@ -645,6 +641,18 @@ impl Drop for Store {
     }
 }
 
+impl Ttl {
+    /// The expiry a SET with this TTL gives, over `old` (the key's newest entry, if any).
+    fn expiry(self, old: Option<&Entry>) -> Option<u64> {
+        match self {
+            Ttl::Clear => None,
+            Ttl::Keep => old.and_then(Entry::expires),
+            Ttl::KeepOr(at) => old.and_then(Entry::expires).or(Some(at)),
+            Ttl::At(at) => Some(at),
+        }
+    }
+}
+
 /// When a SET makes its key expire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ttl {
@@ -652,6 +660,9 @@ pub enum Ttl {
     Clear,
     /// When the key's current value expires (`?keepttl`).
     Keep,
+    /// When the key's current value expires if it does, else at this time (`?keepttl&ttl=S`:
+    /// a session's first write sets its lifetime, later ones keep it).
+    KeepOr(u64),
     /// At this time, milliseconds since the Unix epoch.
     At(u64),
 }

@@ -80,11 +80,7 @@ impl Store {
             let change = match op {
                 Operation::Set { value, ttl, .. } => {
                     wal::check_lengths(key, value)?;
-                    let expires = match *ttl {
-                        Ttl::Clear => None,
-                        Ttl::Keep => old.and_then(Entry::expires),
-                        Ttl::At(at) => Some(at),
-                    };
+                    let expires = ttl.expiry(old);
                     more += memory::entry_cost(key.len(), value.len())
                         + memory::record_cost(key.len(), value.len());
                     Change::Set(Entry::new(seq, key, value, expires))

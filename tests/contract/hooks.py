@@ -72,3 +72,26 @@ def filter_query(ctx, query):
         return base64.b64encode(base64.b64decode(after, validate=True)).decode() == after
     except (binascii.Error, ValueError):
         return False
+
+
+def _txn_key(op):
+    import base64
+    import binascii
+
+    if isinstance(op.get("key"), str):
+        return op["key"].encode()
+    try:
+        return base64.b64decode(op.get("key_base64", ""), validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        return None
+
+
+@schemathesis.hook
+def filter_body(ctx, body):
+    """A transaction that writes one key twice is refused (400), a rule across items that
+    OpenAPI cannot state; such bodies are not sent as valid ones."""
+    if not isinstance(body, dict) or not isinstance(body.get("then"), list):
+        return True
+    keys = [_txn_key(op) for op in body["then"] if isinstance(op, dict)]
+    known = [k for k in keys if k is not None]
+    return len(known) == len(set(known))
