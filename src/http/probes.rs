@@ -113,6 +113,8 @@ pub(super) fn metrics(store: &Store, serving: Serving) -> Response {
         followers: store.feed().map_or(0, |feed| feed.followers() as u64),
         followers_cut: store.feed().map_or(0, crate::feed::Feed::cut_count),
         watching_reads: serving.watching_reads as u64,
+        expiring_keys: store.expiring_keys() as u64,
+        expired_keys: store.expired_total(),
     };
     let mut response = Response::json(200, crate::metrics::text::render(&gauges));
     response.content_type = crate::metrics::text::CONTENT_TYPE;

@@ -285,6 +285,9 @@ pub struct Gauges {
     pub followers_cut: u64,
     /// Blocking reads (`?index=`) waiting for their key to change.
     pub watching_reads: u64,
+    /// Keys with a TTL in the map, and keys the sweep expired since start.
+    pub expiring_keys: u64,
+    pub expired_keys: u64,
 }
 
 fn now_micros() -> u64 {

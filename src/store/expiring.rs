@@ -54,8 +54,9 @@ impl Sweep {
     /// A slice stops taking keys after this long.
     pub const MAX_TIME: Duration = Duration::from_millis(1);
     /// A slice expires nothing while this many writes are on their way to the log: expiries
-    /// wait behind the writes rather than pile up in memory.
-    const MAX_PENDING: usize = 20_000;
+    /// wait behind the writes rather than pile up, and the step that moves a batch of them into
+    /// the map (all at once, when the log has them) stays about as short as a slice.
+    const MAX_PENDING: usize = 2 * Sweep::MAX_KEYS;
 }
 
 /// What a slice of the sweep did.
@@ -103,20 +104,28 @@ impl Store {
             }
             due.push((*at, key.clone()));
         }
+        if let Some(last) = due.last() {
+            self.sweep_at.after = Some(last.clone());
+        }
         let mut expired = 0;
-        for (at, key) in &due {
-            let hash = self.pending.hash(key);
-            if self.pending.newest(key, hash).is_none() {
-                self.issue_change(Change::Expire(key.clone()), hash);
+        for (_, key) in due {
+            let hash = self.pending.hash(&key);
+            if self.pending.newest(&key, hash).is_none() {
+                self.issue_change(Change::Expire(key), hash);
                 expired += 1;
             }
-            self.sweep_at.after = Some((*at, key.clone()));
         }
+        self.expired_total += expired as u64;
         Swept { expired, more }
     }
 
     /// Keys with an expiry, in the map.
     pub fn expiring_keys(&self) -> usize {
         self.expiring.len()
+    }
+
+    /// Keys the sweep has expired since the server started.
+    pub fn expired_total(&self) -> u64 {
+        self.expired_total
     }
 }

@@ -140,6 +140,8 @@ pub struct Store {
     expiring: expiring::Expiring,
     /// Where the sweep of expired keys is.
     sweep_at: expiring::Sweep,
+    /// Keys the sweep expired (`walkv_expired_keys_total`).
+    expired_total: u64,
     /// `--max-memory`: the most bytes ([`memory`]) the map and the pending writes may take.
     max_memory: Option<u64>,
     dir: PathBuf,
@@ -279,6 +281,7 @@ impl Store {
             tally,
             expiring,
             sweep_at: expiring::Sweep::default(),
+            expired_total: 0,
             max_memory: tuning.max_memory,
             dir: dir.to_path_buf(),
             layout,
