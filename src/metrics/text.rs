@@ -162,6 +162,12 @@ pub fn render_from(metrics: &Metrics, gauges: &Gauges, process: &Process) -> Str
     );
     e.single("walkv_keys", "gauge", "Keys in the map.", gauges.keys as f64);
     e.single(
+        "walkv_live_bytes",
+        "gauge",
+        "Bytes the live keys and values take in a snapshot (what compaction keeps).",
+        gauges.live_bytes as f64,
+    );
+    e.single(
         "walkv_expiring_keys",
         "gauge",
         "Keys in the map that have a TTL (some may have expired and wait for the sweep).",
@@ -172,12 +178,6 @@ pub fn render_from(metrics: &Metrics, gauges: &Gauges, process: &Process) -> Str
         "counter",
         "Keys the sweep removed because their TTL had passed (each an EXPIRE record).",
         gauges.expired_keys as f64,
-    );
-    e.single(
-        "walkv_live_bytes",
-        "gauge",
-        "Bytes the live keys and values take in a snapshot (what compaction keeps).",
-        gauges.live_bytes as f64,
     );
     e.single(
         "walkv_disk_bytes",
