@@ -80,7 +80,7 @@ use crate::feed::Feed;
 use crate::http::{self, Response};
 use crate::intake::{Event, Intake, Job, Limits};
 use crate::metrics::{DiskCall, METRICS};
-use crate::store::{Polled, Store};
+use crate::store::{Polled, Store, Swept};
 use startup::{memory_limit, report_memory, report_recovery};
 use std::io;
 use std::net::TcpListener;
@@ -100,6 +100,10 @@ const TICK: Duration = Duration::from_millis(100);
 /// How often the sweep looks for expired keys (more often while many are due): a key's memory
 /// comes back, and its EXPIRE record is written, within about this long of its expiry.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
+
+/// How soon the sweep tries again when keys are due but its last slice is still on its way to
+/// the log (the log's news wakes the loop in between, so this only bounds the wait).
+const SWEEP_WAITING: Duration = Duration::from_millis(1);
 
 /// The log's writer polls for its next batch for this many times `--spin-us` (120 µs by
 /// default) before it sleeps: at one client the next batch comes one round trip after the last,
@@ -466,9 +470,15 @@ impl Server<'_> {
             return;
         }
         let swept = self.store.sweep(crate::expiry::now_ms());
-        self.sweep_due = if swept.more { now } else { now + SWEEP_EVERY };
+        self.sweep_due = match swept {
+            Swept { more: false, .. } => now + SWEEP_EVERY,
+            Swept { expired: 0, .. } => now + SWEEP_WAITING,
+            _ => now,
+        };
         if swept.expired > 0 {
-            self.settle();
+            // To the writer now; the map takes them in a later turn of the loop, after the
+            // requests that came meanwhile, so that a slice and its news are not one long step.
+            self.store.flush();
         }
     }
 

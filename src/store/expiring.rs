@@ -3,7 +3,7 @@
 //! A key is never served from its expiry on: every read of the map asks the entry
 //! ([`Entry::expired`]), so nothing depends on the sweep for correctness. The sweep is what
 //! gives the memory back and tells the log, the change feed and a mirror: on the main thread,
-//! in slices of at most [`Sweep::MAX_KEYS`] keys and about a millisecond, it gives each expired
+//! in slices of at most [`Sweep::MAX_KEYS`] keys and about half a millisecond, it gives each expired
 //! key an EXPIRE record, which reaches the map (and removes the key) as any write does. The
 //! index holds only keys that have an expiry, ordered by it, so a key without one costs nothing
 //! here, and a slice finds what is due without looking at anything else.
@@ -50,13 +50,13 @@ pub(super) struct Sweep {
 
 impl Sweep {
     /// The most keys one slice expires.
-    pub const MAX_KEYS: usize = 1000;
+    pub const MAX_KEYS: usize = 500;
     /// A slice stops taking keys after this long.
-    pub const MAX_TIME: Duration = Duration::from_millis(1);
+    pub const MAX_TIME: Duration = Duration::from_micros(500);
     /// A slice expires nothing while this many writes are on their way to the log: expiries
     /// wait behind the writes rather than pile up, and the step that moves a batch of them into
     /// the map (all at once, when the log has them) stays about as short as a slice.
-    const MAX_PENDING: usize = 2 * Sweep::MAX_KEYS;
+    const MAX_PENDING: usize = Sweep::MAX_KEYS;
 }
 
 /// What a slice of the sweep did.
@@ -64,18 +64,23 @@ impl Sweep {
 pub struct Swept {
     /// Keys given an EXPIRE record.
     pub expired: usize,
-    /// True if more keys are due: the next slice should come soon.
+    /// True if more keys are due: the next slice should come soon (at once, if this one
+    /// expired some; else it waited for the log, whose news comes in a moment).
     pub more: bool,
 }
 
 impl Store {
-    /// One slice of the sweep at `now` (milliseconds since the Unix epoch): gives at most
-    /// [`Sweep::MAX_KEYS`] keys whose expiry has passed an EXPIRE record, for about
-    /// [`Sweep::MAX_TIME`] at most. A key whose newest state is a write on its way is left to
+    /// One slice of the sweep at `now` (milliseconds since the Unix epoch): gives at most 500
+    /// keys whose expiry has passed an EXPIRE record, for about half a millisecond at most. A key whose newest state is a write on its way is left to
     /// that write.
     pub fn sweep(&mut self, now: u64) -> Swept {
-        if self.check_writable().is_err() || self.pending.len() >= Sweep::MAX_PENDING {
+        if self.check_writable().is_err() {
             return Swept::default();
+        }
+        if self.pending.len() >= Sweep::MAX_PENDING {
+            // Wait for the log to take what is on its way; say whether keys are due.
+            let due = self.expiring.index.first().is_some_and(|(at, _)| *at <= now);
+            return Swept { expired: 0, more: due };
         }
         if self.pending.len() == 0 {
             // Every EXPIRE given out has reached the map (and left the index): start over, in

@@ -323,4 +323,28 @@ mod tests {
         p.drop_from(4);
         assert_eq!((seq(&p, b"a"), seq(&p, b"c")), (Some(3), None));
     }
+
+    /// A transaction's keys are each found at its one seq, even when their hashes collide with
+    /// other keys', and leave together when it is taken out.
+    #[test]
+    fn a_transaction_is_found_by_each_of_its_keys() {
+        let mut p = Pending::new(1);
+        p.push(1, set(1, b"x"), 7);
+        let txn = Change::Txn(vec![(set(2, b"a"), 7), (Change::Delete(b"b"[..].into()), 8)].into());
+        p.push(2, txn, 0);
+        p.push(3, set(3, b"y"), 7);
+        let seq = |p: &Pending, key: &[u8], hash| {
+            p.newest(key, hash).map(|n| match n {
+                Newest::Set(e) => e.seq(),
+                Newest::Deleted(seq) => seq,
+            })
+        };
+        assert_eq!(
+            (seq(&p, b"a", 7), seq(&p, b"b", 8), seq(&p, b"x", 7)),
+            (Some(2), Some(2), Some(1))
+        );
+        assert!(matches!(p.newest(b"b", 8), Some(Newest::Deleted(2))));
+        p.take_through(2, |_, _| {});
+        assert_eq!((seq(&p, b"a", 7), seq(&p, b"b", 8), seq(&p, b"y", 7)), (None, None, Some(3)));
+    }
 }

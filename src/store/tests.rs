@@ -167,3 +167,82 @@ fn the_memory_limit_refuses_writes_that_need_more() {
     store.settle().unwrap();
     assert!(store.set(b"new", &value).is_ok(), "a delete made room");
 }
+
+/// The sweep gives expired keys EXPIRE records (and nothing else), in slices of at most 500;
+/// a key written again before the slice is left to that write; the map and the index of
+/// expiring keys empty out, and a reopen agrees.
+#[test]
+fn the_sweep_expires_what_is_due_and_nothing_else() {
+    let dir = TempDir::new("sweep");
+    let (mut store, _) = Store::open(&dir, test_options()).unwrap();
+    // Expiries a second in the past: the keys are expired by the clock reads use, and a sweep
+    // at `now - 2000` finds nothing due yet.
+    let now = crate::expiry::now_ms();
+    for i in 0..1200 {
+        store.set_with_ttl(format!("k{i}").as_bytes(), b"v", Ttl::At(now - 1000)).unwrap();
+    }
+    store.set_with_ttl(b"later", b"v", Ttl::At(now + 3_600_000)).unwrap();
+    store.set(b"plain", b"v").unwrap();
+    store.settle().unwrap();
+    assert_eq!(store.sweep(now - 2000), Swept { expired: 0, more: false }, "nothing due yet");
+    assert_eq!(store.expiring_keys(), 1201);
+    store.set(b"k0", b"again").unwrap(); // written again, without a TTL, before the sweep
+    let first = store.sweep(now);
+    assert!(first.expired <= 500 && first.more, "{first:?}");
+    assert_eq!(store.get(b"k1"), None, "expired keys are not served before the sweep");
+    let mut total = first.expired;
+    for _ in 0..100 {
+        store.settle().unwrap();
+        let swept = store.sweep(now);
+        total += swept.expired;
+        if !swept.more {
+            break;
+        }
+    }
+    store.settle().unwrap();
+    assert_eq!(total, 1199, "every expired key once, k0 left to its new write");
+    assert_eq!(store.expired_total(), 1199);
+    assert_eq!((store.len(), store.expiring_keys()), (3, 1), "k0, later, plain");
+    assert_eq!(store.get(b"k0"), Some(&b"again"[..]));
+    drop(store);
+    let (store, rec) = Store::open(&dir, test_options()).unwrap();
+    assert_eq!((store.len(), store.expiring_keys()), (3, 1));
+    assert_eq!(rec.last_seq, 1203 + 1199);
+}
+
+/// A transaction checks every condition against the newest state, pending writes included,
+/// and writes nothing if one fails; its keys share its seq; an increment counts from the
+/// newest value and keeps the TTL.
+#[test]
+fn transactions_and_increments_see_the_newest_state() {
+    use txn::{Condition, Operation, Outcome};
+    let dir = TempDir::new("txn-store");
+    let (mut store, _) = Store::open(&dir, test_options()).unwrap();
+    let (seq, _) = store.set(b"a", b"1").unwrap(); // pending, not yet in the map
+    let set =
+        |k: &[u8], v: &[u8]| Operation::Set { key: k.to_vec(), value: v.to_vec(), ttl: Ttl::Clear };
+    let failed = store.txn(&[(b"a".to_vec(), Condition::Absent)], &[set(b"b", b"2")]).unwrap();
+    let current = Latest { etag: Some(seq), pending: Some(seq) };
+    assert_eq!(failed, Outcome::Failed { index: 0, current });
+    assert_eq!(store.last_issued(), seq, "a failed transaction writes nothing");
+    let conditions = [(b"a".to_vec(), Condition::Etag(seq)), (b"b".to_vec(), Condition::Absent)];
+    let then = [set(b"b", b"2"), Operation::Delete { key: b"a".to_vec() }, set(b"c", b"3")];
+    let Outcome::Done(txn_seq) = store.txn(&conditions, &then).unwrap() else { panic!() };
+    assert_eq!(store.latest(b"a").etag, None, "deleted in the newest state");
+    assert_eq!(store.latest(b"c").etag, Some(txn_seq));
+    store.settle().unwrap();
+    assert_eq!(store.get_versioned(b"b"), Some((&b"2"[..], txn_seq)));
+    assert_eq!(store.get(b"a"), None);
+    let now = crate::expiry::now_ms();
+    store.set_with_ttl(b"n", b"41", Ttl::At(now + 60_000)).unwrap();
+    let counted = store.incr(b"n", 1).unwrap(); // counts from the pending 41
+    assert!(matches!(counted, counter::Counted::Done { value: 42, .. }), "{counted:?}");
+    store.settle().unwrap();
+    assert_eq!(
+        store.get_expiring(b"n").map(|(v, _, e)| (v, e)),
+        Some((&b"42"[..], Some(now + 60_000)))
+    );
+    store.set(b"name", b"Ada").unwrap();
+    let refused = store.incr(b"name", 1).unwrap();
+    assert!(matches!(refused, counter::Counted::Refused { .. }), "{refused:?}");
+}

@@ -27,13 +27,13 @@
 //! | [`snapshot`] | snapshot files: writing, loading, their end marker |
 //! | [`compact`] | compaction: the merge, its check, the commit, garbage collection |
 //!
-//! # File layout (format 2)
+//! # File layout (format 4)
 //!
 //! ```text
 //! file   := header record* zero*
 //! header := magic[8] version[4] log_id[8] crc[4]          24 bytes
 //!           magic   = "walkvWAL" (77 61 6c 6b 76 57 41 4c)
-//!           version = u32 LE, 2
+//!           version = u32 LE, 4 (2 in files written before TTLs and transactions)
 //!           log_id  = u64 LE, random, chosen when the log is created
 //!           crc     = u32 LE, CRC-32C of the 20 bytes before it
 //! record := crc[4] seq[8] type[1] klen[4] vlen[4] key[klen] value[vlen]
@@ -47,6 +47,28 @@
 //! | 2 | DELETE | 1 ..= [`MAX_KEY_LEN`] | 0 | previous + 1 | the key |
 //! | 3 | SYNC | 0 | 26 | previous (unchanged) | `offset[8] boot_id[16] kind[1] mode[1]` |
 //! | 4 | GAP | 0 | 8 | last skipped | `first[8]`: seqs `first ..= seq` are skipped on purpose |
+//! | 5 | SET, expiring | 1 ..= [`MAX_KEY_LEN`] | 8 ..= 8 + [`MAX_VALUE_LEN`] | previous + 1 | the key; `expires[8]` then the value |
+//! | 6 | EXPIRE | 1 ..= [`MAX_KEY_LEN`] | 0 | previous + 1 | the key: the server's sweep removed it, its time had come |
+//! | 7 | TXN | 0 | 1 ..= [`record::MAX_TXN_LEN`] | previous + 1 | `op+`: a transaction's SETs and DELETEs |
+//!
+//! `expires` is a u64 LE, milliseconds since the Unix epoch: from then on the key is not
+//! served (see [`crate::expiry`]), and replay keeps the expiry, so a key that expired while the
+//! server was down is gone after the restart. An EXPIRE is applied as a DELETE; it exists so
+//! that `walkv dump`, the change feed and a mirror can tell an expiry from a client's DELETE. A
+//! TXN's value is its operations, each `type[1] klen[4] vlen[4] key value` with the type and
+//! body of a record of type 1, 2 or 5 ([`record::Txn`]); they all take the record's one seq,
+//! and since the record's checksum covers them all, recovery, a repair and a compaction keep
+//! all of a transaction or none of it.
+//!
+//! **Versions.** A header's version says which record types the file may hold: 1 (the first
+//! format, below), 2 (types 1-4), 4 (types 1-7), and, in `walkv.wal` alone, 3 and 5 (the layout
+//! marker of a directory whose files are of version 2, or may be of version 4: see *Data
+//! directory*). Every file this walkv creates has version 4 (the marker 5); it still reads
+//! files of version 2 as they are. A walkv that knew only version 2 refuses a file of version 4
+//! or 5 as "written by a newer walkv" instead of taking a record type it does not know for
+//! damage. So that no record of types 5-7 ever lands in a file of version 2, the first open of
+//! a directory whose newest segment has version 2 seals that segment and starts a new one
+//! ([`dir::open`]).
 //!
 //! All integers are little-endian. `seq` counts the client's writes: the first SET or DELETE is
 //! 1, each next one is one more, except after a GAP, which says which numbers were skipped (by
@@ -99,7 +121,7 @@
 //! also commit the new file size; an fsync after writing into space that already exists need
 //! not, and on this project's test machine that made fsyncs about 30% faster (7,900 against
 //! 10,300 per second), which is what `--sync always` waits for. No record can start with zeros
-//! where its type is (types are 1 to 4), so zeros from the end of the last record to the end of
+//! where its type is (types are 1 to 7), so zeros from the end of the last record to the end of
 //! the file are recognised as reserved space: the clean end of the log. It is released (the
 //! file cut back to its last record) when the server stops cleanly and at every open. If
 //! reserving fails (a full disk, a file size limit), the log simply grows as records are
@@ -174,17 +196,18 @@
 //! applied. Rule 2 assumes the disk kept power while the kernel ran; a disk that loses its cache
 //! under a running kernel (a yanked USB disk) can make a crash look like corruption.
 //!
-//! # Data directory (layout version 3)
+//! # Data directory (layout version 5)
 //!
 //! ```text
-//! walkv.wal              the layout marker: a header of version 3 (LAYOUT_VERSION), nothing else
+//! walkv.wal              the layout marker: a header of version 5 (LAYOUT_VERSION; 3 before
+//!                        format 4), nothing else
 //! snapshot-S.snap        every live key as of seq S (20-digit, zero-padded numbers)
 //! segment-N.wal          a log file (the format above) whose first record has seq N
 //! NAME.new               a file being written; in charge of nothing until renamed
 //! ```
 //!
-//! A snapshot is a file in the log format: the header (its own random id), one SET per live key
-//! with the seq of the key's last write (at most S), in no order, then a SYNC marker of kind 5
+//! A snapshot is a file in the log format: the header (its own random id), one SET (expiring or
+//! not) per live key with the seq of the key's last write (at most S), in no order, then a SYNC marker of kind 5
 //! (*snapshot*) at its own offset with seq S, and nothing after it. The state is the snapshot
 //! with the highest S, then every segment after it in order. The marker exists so that a walkv
 //! of the one-file layout refuses the directory (a newer format) instead of starting empty.
@@ -201,8 +224,9 @@
 //!   marker into it. A failure before the rename leaves the log in the old segment; a failed
 //!   fsync of the old one, or a failure after the rename, stops the log (fail-stop).
 //! - **Compaction** ([`compact`]): seal; merge the snapshot and the sealed segments into
-//!   `snapshot-S.snap` (S = the last sealed seq) on another thread; check it holds exactly the
-//!   map's keys and live bytes as of S; commit it by the protocol; only after the directory
+//!   `snapshot-S.snap` (S = the last sealed seq) on another thread, leaving out keys whose
+//!   expiry has passed; check it holds exactly the map's keys and live bytes as of S (those
+//!   left out counted); commit it by the protocol; only after the directory
 //!   fsync returned, remove the older snapshots and the segments it covers.
 //! - **Upgrade**: a directory with a `walkv.wal` log and no segment (the one-file layout) is
 //!   recovered by the rules above, then `walkv.wal` is renamed to `segment-…0001.wal`, the
@@ -224,7 +248,8 @@
 //!
 //! # What the format does not do
 //!
-//! - No compression, no encryption, no record batching: one record per write.
+//! - No compression, no encryption, no record batching: one record per write (a transaction is
+//!   one write).
 //! - The checksum detects damage; nothing can correct it.
 //! - Durability depends on fsync, which this module exposes as [`Wal::sync`]; *when* it runs is
 //!   the server's policy (see the README's durability table).

@@ -55,7 +55,7 @@ pub const MAX_VALUE_LEN: usize = 1 << 20;
 /// Bytes an expiring SET adds before its value: the expiry, in milliseconds since the Unix
 /// epoch.
 pub const EXPIRY_LEN: usize = 8;
-/// Longest body of a transaction record (its operations, encoded; see [`txn`]). The server's
+/// Longest body of a transaction record (its operations, encoded; see [`Txn`]). The server's
 /// own limits on a transaction keep well below it.
 pub const MAX_TXN_LEN: usize = MAX_VALUE_LEN + (64 << 10);
 /// Longest record of any type.
