@@ -7,7 +7,9 @@
 //! | `GET /v1/{key}?raw`             | 200, the value's bytes (octet-stream)    | works for any bytes                     |
 //! | `HEAD /v1/{key}`                | as GET, without the body                 |                                         |
 //! | `POST /v1/write` `{"key","value"}` | 201 `{"seq":N}`                       | the original Go service's write; `key_base64`/`value_base64` as in [`bulk`] |
-//! | `PUT /v1/{key}` (raw body)      | 201 `{"seq":N}` if new, 200 if replaced  | the body is the value, any bytes        |
+//! | `PUT /v1/{key}` (raw body)      | 201 `{"seq":N}` if new, 200 if replaced  | the body is the value, any bytes; `?ttl=S`, `?keepttl` ([`ttl`]) |
+//! | `POST /v1/{key}?incr=N`         | 200 `{"value":"42","seq":S}`             | a counter; 409 if the value is no integer or would overflow |
+//! | `POST /v1/txn` (JSON)           | 200 `{"seq":N}`                          | conditions, then writes, all or none; 412 names the failed condition ([`txn`]) |
 //! | `DELETE /v1/{key}`              | 200 `{"deleted":true,"seq":N}` / `{"deleted":false}` | idempotent             |
 //! | `GET /v1/?prefix&after&limit`   | 200 `{"keys":[...],"next":K}`            | see [`list`]                            |
 //! | `POST /v1/bulk` (JSON lines)    | 200 `{"written":N,"last_seq":S}`         | see [`bulk`]                            |
@@ -46,7 +48,9 @@
 //! `docs/openapi.json` is this table as a contract that outside tools check against the real
 //! server (`tests/contract.rs`); an endpoint, parameter or field added here goes there too.
 //!
-//! Layout: this file routes and answers the key endpoints; `params.rs` the query parameters,
+//! Layout: this file routes and answers reads of keys; `write.rs` the writes, `ttl.rs` TTLs
+//! and the expiry headers, `counter.rs` increments, `txn.rs` transactions; `params.rs` the
+//! query parameters,
 //! `conditional.rs` ETags and conditions, `list.rs` listing, `bulk.rs` bulk writes,
 //! `probes.rs` the probes, `/status` and `/metrics`.
 

@@ -82,7 +82,8 @@ impl Store {
                     wal::check_lengths(key, value)?;
                     let expires = ttl.expiry(old);
                     more += memory::entry_cost(key.len(), value.len())
-                        + memory::record_cost(key.len(), value.len());
+                        + memory::record_cost(key.len(), value.len())
+                        + expires.map_or(0, |_| memory::expiry_cost(key.len()) + 8);
                     Change::Set(Entry::new(seq, key, value, expires))
                 }
                 Operation::Delete { .. } => {
