@@ -71,15 +71,20 @@ fn routing_errors_are_json() {
         ("PUT", "/v1/", 405),
         ("GET", "/v1/?limit=0", 400),
         ("GET", "/v1/%G0", 400),
-        ("POST", "/v1/key", 405),
+        ("POST", "/v1/key", 400), // a counter's increment, without its ?incr
         ("PATCH", "/v1/key", 405),
+        ("PATCH", "/v1/txn", 405),
         ("DELETE", "/healthz", 404),
     ] {
         let r = request(a, method, target, b"").unwrap();
         assert_eq!(r.status, status, "{method} {target}");
         assert!(json(&r)["error"].is_string(), "{method} {target}: {}", r.text());
         if status == 405 {
-            let allow = if target == "/v1/" { "GET, HEAD" } else { "GET, HEAD, PUT, DELETE" };
+            let allow = match target {
+                "/v1/" => "GET, HEAD",
+                "/v1/txn" => "POST",
+                _ => "GET, HEAD, PUT, POST, DELETE",
+            };
             assert_eq!(r.header("Allow"), Some(allow), "{method} {target}");
         }
     }

@@ -200,7 +200,7 @@ fn dump_prints_every_record() {
     let expected = format!(
         "walkv dump of {d}: 1 files in replay order; no server holds the lock\n\
          \x20 segment-00000000000000000001.wal: newest segment, from seq 1, {size} bytes\n\
-         == segment-00000000000000000001.wal: format 2, log id {id:#018x}\n\
+         == segment-00000000000000000001.wal: format 4, log id {id:#018x}\n\
          segment-00000000000000000001.wal @24 seq=0 SYNC klen=0 vlen=26 crc=ok kind=open mode=interval offset=24 boot={boot}\n\
          segment-00000000000000000001.wal @71 seq=1 SET klen=3 vlen=4 crc=ok key=\"cat\" value=\"meow\"\n\
          segment-00000000000000000001.wal @99 seq=2 SET klen=5 vlen=100 crc=ok key=\"\\x00\\xff\\x22\\x5c\\x0a\" value=\"{v64}\"+36\n\

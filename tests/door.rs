@@ -79,10 +79,14 @@ fn a_misspelt_parameter_is_refused_not_ignored() {
     assert_eq!(r.status, 400);
     assert!(r.text().contains("unknown parameter `snyc`"), "{}", r.text());
     assert_eq!(request(a, "GET", "/v1/k", b"").unwrap().status, 404, "nothing was written");
-    let body = br#"{"key":"k","value":"v","ttl":5}"#;
+    let body = br#"{"key":"k","value":"v","tll":5}"#; // `ttl`, misspelt: no TTL would be set
     let r = request(a, "POST", "/v1/write", body).unwrap();
     assert_eq!(r.status, 400);
-    assert!(r.text().contains("unknown field `ttl`"), "{}", r.text());
+    assert!(r.text().contains("unknown field `tll`"), "{}", r.text());
+    let r = request(a, "PUT", "/v1/k?tll=5", b"v").unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("unknown parameter `tll`"), "{}", r.text());
+    assert_eq!(request(a, "GET", "/v1/k", b"").unwrap().status, 404, "nothing was written");
     let body = br#"{"key_base64":"AP8=","value_base64":"aGk="}"#;
     assert_eq!(request(a, "POST", "/v1/write", body).unwrap().status, 201);
     assert_eq!(request(a, "GET", "/v1/%00%FF", b"").unwrap().text(), r#"{"value":"hi"}"#);

@@ -277,7 +277,7 @@ fn foreign_file_and_newer_format_are_refused_without_suggesting_repair() {
 }
 
 /// A log written by the previous release (format 1, checked in as `tests/fixtures/v1.wal`)
-/// opens, replays every value exactly, is rewritten as format 2, and keeps working.
+/// opens, replays every value exactly, is rewritten in the current format (4), and keeps working.
 #[test]
 fn format_1_log_from_the_previous_release_is_upgraded() {
     let dir = TempDir::new("v1");

@@ -9,7 +9,7 @@
 //!   snapshot-00000000000000000002.snap: snapshot through seq 2, 81 bytes
 //!   segment-00000000000000000003.wal: newest segment, from seq 3, 1048700 bytes
 //!   (then any file the next start removes, as "left over")
-//! == snapshot-00000000000000000002.snap: format 2, log id 0x0123456789abcdef
+//! == snapshot-00000000000000000002.snap: format 4, log id 0x0123456789abcdef
 //! snapshot-00000000000000000002.snap @24 seq=1 SET klen=3 vlen=4 crc=ok key="cat" value="meow"
 //! ...
 //! snapshot-00000000000000000002.snap @55: end marker, the snapshot is complete

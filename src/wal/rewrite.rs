@@ -155,7 +155,7 @@ pub fn create(path: &Path) -> Result<(), Error> {
     Rewrite::begin(path, new_log_id())?.commit(None)
 }
 
-/// Replaces a format 1 log with a format 2 log holding the same records (each re-encoded with
+/// Replaces a format 1 log with a log of the current format holding the same records (each re-encoded with
 /// the new log's checksum seed), up to `scan.end`: a torn tail is left behind. Bounded memory.
 pub fn upgrade(path: &Path, scan: &Scan) -> Result<(), Error> {
     let read_err = |e| Error::io(format!("read {}", path.display()), e);

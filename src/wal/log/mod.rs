@@ -75,7 +75,7 @@ pub struct Recovery {
     pub last_seq: u64,
     /// The file did not exist (or was empty, or held a partial header) and was created.
     pub created: bool,
-    /// The file was a format 1 log and was rewritten as format 2.
+    /// The file was a format 1 log and was rewritten in the current format.
     pub upgraded: bool,
     /// Bytes trimmed from the end of the log.
     pub trimmed: Option<Trim>,
