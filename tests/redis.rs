@@ -300,9 +300,20 @@ fn watch_keeps_redis_a_live_mirror() {
     let port = server.addr.rsplit(':').next().unwrap().to_string();
     let mut pairs = support::hostile_pairs();
     support::fill(&server.addr, &pairs);
+    // A key with a TTL, exported as SET ... PXAT: Redis keeps the very same expiry.
+    let expires_of = |addr: &str, key: &str| {
+        let r = request(addr, "GET", &format!("/v1/{key}"), b"").unwrap();
+        r.header("X-Walkv-Expires").expect("a TTL").to_string()
+    };
+    assert_eq!(request(&server.addr, "PUT", "/v1/ttl-exported?ttl=600", b"e").unwrap().status, 201);
+    pairs.insert(b"ttl-exported".to_vec(), b"e".to_vec());
+    let exported_expiry = expires_of(&server.addr, "ttl-exported");
     let redis_dir = TempDir::new("redis-mirror-dir");
     let redis = Redis::start(&redis_dir);
     let seq = pipe_export(&dir, &redis, pairs.len());
+    let mut check = Resp::connect(redis.port);
+    check.command(&[b"PEXPIRETIME", b"ttl-exported"]);
+    assert_eq!(check.line(), format!(":{exported_expiry}"), "the export's expiry, exactly");
     // Both killed by PID if the test fails before it stops them (watch never stops by itself).
     let mut watch = KillOnDrop(
         Command::new(BIN)
@@ -342,6 +353,19 @@ fn watch_keeps_redis_a_live_mirror() {
     for i in 150..300 {
         change(&server.addr, &mut pairs, i * 7);
     }
+    // A transaction (MULTI ... EXEC in Redis), a TTL, an expiry, a counter, through the feed.
+    let txn = br#"{"then":[{"op":"set","key":"txn-a","value":"1"},{"op":"set","key":"txn-b","value":"2","ttl":600},{"op":"delete","key":"ttl-exported"}]}"#;
+    assert_eq!(request(&server.addr, "POST", "/v1/txn", txn).unwrap().status, 200);
+    pairs.insert(b"txn-a".to_vec(), b"1".to_vec());
+    pairs.insert(b"txn-b".to_vec(), b"2".to_vec());
+    pairs.remove(&b"ttl-exported"[..]);
+    let fed_expiry = expires_of(&server.addr, "txn-b");
+    assert_eq!(request(&server.addr, "PUT", "/v1/short?ttl=0.2", b"s").unwrap().status, 201);
+    for _ in 0..3 {
+        assert_eq!(request(&server.addr, "POST", "/v1/hits?incr", b"").unwrap().status, 200);
+    }
+    pairs.insert(b"hits".to_vec(), b"3".to_vec());
+    std::thread::sleep(Duration::from_millis(400)); // "short" expires, and the sweep says so
     for i in 0..3 {
         let key = format!("new-{i}").into_bytes();
         assert!(
@@ -370,6 +394,10 @@ fn watch_keeps_redis_a_live_mirror() {
         resp.command(&[b"GET", key]);
         assert!(resp.bulk().as_ref() == Some(value), "key {key:?} differs in Redis");
     }
+    resp.command(&[b"PEXPIRETIME", b"txn-b"]);
+    assert_eq!(resp.line(), format!(":{fed_expiry}"), "the feed's expiry, exactly");
+    resp.command(&[b"PEXPIRETIME", b"txn-a"]);
+    assert_eq!(resp.line(), ":-1", "no TTL");
     support::signal(watch.0.id(), "TERM");
     let mut stderr = String::new();
     watch.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
