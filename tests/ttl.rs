@@ -238,3 +238,28 @@ fn set_ttl_from_the_command_line() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--ttl"), "{err}");
 }
+
+/// Reads never depend on the sweep: with a disk so slow that the sweep's EXPIRE record waits
+/// 1.5 s to be written (the key stays in the map meanwhile), the expired key is already a 404
+/// and out of listings.
+#[test]
+fn an_expired_key_is_not_served_while_its_expiry_waits_for_a_slow_disk() {
+    let dir = TempDir::new("ttl-slow-disk");
+    let server = Server::start_env(&dir, &[], &[("WALKV_WRITE_DELAY_MS", "1500")]);
+    let a = &server.addr;
+    let r = request(a, "PUT", "/v1/session?ttl=2", b"s").unwrap(); // answered once written
+    assert_eq!(r.status, 201, "{}", r.text());
+    let expires: u64 = request(a, "GET", "/v1/session", b"")
+        .unwrap()
+        .header("X-Walkv-Expires")
+        .unwrap()
+        .parse()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(expires.saturating_sub(now_ms()) + 150));
+    // The sweep has given the key its EXPIRE by now; the slow write keeps it in the map.
+    assert_eq!(status(a, "GET", "/v1/session"), 404, "served after its expiry");
+    let keys = json(&request(a, "GET", "/v1/?prefix=", b"").unwrap());
+    assert_eq!(keys["keys"], serde_json::json!([]));
+    let metrics = request(a, "GET", "/metrics", b"").unwrap().text();
+    assert!(metrics.contains("walkv_expiring_keys 1\n"), "still in the map: {metrics}");
+}
