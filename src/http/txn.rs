@@ -59,7 +59,8 @@ pub fn apply(store: &mut Store, parsed: Result<&Txn, &Response>) -> Response {
             let mut body = String::from("{\"error\":\"precondition failed: condition ");
             body.push_str(&format!("{index} does not hold; nothing was written\",\"failed\":{{"));
             body.push_str(&format!("\"index\":{index},"));
-            json::write_bytes_member(&mut body, "key", &txn.conditions[index].0);
+            let key = txn.conditions.get(index).map_or(&[][..], |(key, _)| key);
+            json::write_bytes_member(&mut body, "key", key);
             match current.etag {
                 Some(seq) => body.push_str(&format!(",\"etag\":\"{seq}\"}}}}")),
                 None => body.push_str(",\"etag\":null}}"),
