@@ -188,7 +188,7 @@ pub fn render_from(metrics: &Metrics, gauges: &Gauges, process: &Process) -> Str
     e.single(
         "walkv_wal_appends_total",
         "counter",
-        "SET and DELETE records appended to the log.",
+        "Records of changes (SET, DELETE, EXPIRE, TXN) appended to the log.",
         load(&metrics.wal_appends),
     );
     e.single(
