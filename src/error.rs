@@ -22,8 +22,9 @@ pub enum Error {
     Damaged { path: PathBuf, reason: String },
     /// The file where the log belongs is not a walkv log. Nothing will be written to it.
     NotALog { path: PathBuf, reason: String },
-    /// The log was written by a newer walkv, in a format this one cannot read.
-    NewerFormat { path: PathBuf, version: u32 },
+    /// The log was written by a newer walkv, in a format (`version`) this one cannot read: it
+    /// reads formats up to `newest`.
+    NewerFormat { path: PathBuf, version: u32, newest: u32 },
     /// Another process (most likely another walkv server) holds the data directory's lock.
     Locked { path: PathBuf },
     /// The log cannot take more writes in this process: an earlier failure left it in a state
@@ -123,13 +124,13 @@ impl fmt::Display for Error {
                  choose another --data-dir",
                 path.display()
             ),
-            Error::NewerFormat { path, version } => write!(
+            Error::NewerFormat { path, version, newest } => write!(
                 f,
                 "{} was written by a newer walkv (log format {version}; this walkv {} reads \
                  formats 1 and {}); upgrade walkv to use it. The log was not changed",
                 path.display(),
                 env!("CARGO_PKG_VERSION"),
-                crate::wal::record::LAYOUT_VERSION
+                newest
             ),
             Error::Locked { path } => write!(
                 f,
@@ -146,8 +147,8 @@ impl fmt::Display for Error {
                 "the store is at its memory limit (--max-memory {}, {} used): writes that need \
                  more memory are refused; reads and deletes go on. Delete keys, or restart the \
                  server with a higher --max-memory",
-                crate::store::memory::human(*limit),
-                crate::store::memory::human(*used),
+                crate::units::human(*limit),
+                crate::units::human(*used),
             ),
         }
     }

@@ -79,6 +79,7 @@ pub mod request_log;
 pub mod server;
 pub mod spin;
 pub mod store;
+pub mod units;
 pub mod wal;
 pub mod writer;
 

@@ -13,13 +13,13 @@ use super::outbox::{Outbox, ReplyTo};
 use super::parse::{
     Chunked, Framing, Head, find_head_end, head_too_large, parse_head, skip_empty_lines,
 };
+use super::seen::Seen;
 use super::{
     BODY_STEP, Event, FIRST_READ, Job, KEEP_BUFFER, LINGER, MAX_HEAD_BYTES, READ_CHUNK, Shared,
 };
 use crate::feed::Feed;
 use crate::http::{self, Response};
 use crate::metrics::Method;
-use crate::request_log;
 use crate::wal::history;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -52,50 +52,6 @@ pub(super) struct Connection {
     next_id: u64,
     /// The request whose head was read last, until it is handed over (or refused).
     current: Option<Seen>,
-}
-
-/// What the metrics and the request log need to know about a request. Small on purpose
-/// (32 bytes): it travels with every request, and the rare parts sit behind one box.
-pub(super) struct Seen {
-    pub(super) method: Method,
-    /// When its head began to arrive (when it was found, for a pipelined request).
-    pub(super) arrived: Instant,
-    /// Only with a request id to echo or the request log on.
-    extra: Option<Box<Extra>>,
-}
-
-impl Seen {
-    pub(super) fn request_id(&self) -> Option<&str> {
-        self.extra.as_ref().map(|extra| &*extra.request_id)
-    }
-
-    /// What a request without a request id or log line leaves (for tests).
-    #[cfg(test)]
-    pub(super) fn bare(method: Method) -> Seen {
-        Seen { method, arrived: Instant::now(), extra: None }
-    }
-
-    /// The request id and what the request log says, if the request log is on.
-    pub(super) fn into_logged(self) -> Option<(Box<str>, Logged)> {
-        let extra = *self.extra?;
-        Some((extra.request_id, extra.logged?))
-    }
-}
-
-/// The request id, and what the request log says about a request besides its answer.
-struct Extra {
-    /// Echoed as `X-Request-ID`: the client's if sane; made up if the request log is on.
-    request_id: Box<str>,
-    /// Only with the request log on.
-    logged: Option<Logged>,
-}
-
-pub(super) struct Logged {
-    pub(super) method: String,
-    /// The request target, cut to [`request_log::MAX_PATH`] bytes.
-    pub(super) path: String,
-    pub(super) trunc: bool,
-    pub(super) in_bytes: u64,
 }
 
 impl Connection {
@@ -149,27 +105,7 @@ impl Connection {
 
     /// What is known of a request once its head is read (`None`: it could not be).
     fn seen(&self, head: Option<&Head>, arrived: Instant) -> Seen {
-        let log = self.shared.log.is_some();
-        let client_id = head.and_then(|h| h.field("x-request-id"));
-        let request_id: Option<Box<str>> = match client_id.filter(|id| request_log::is_sane_id(id))
-        {
-            Some(id) => Some(id.into()),
-            None if log => Some(request_log::new_id().into()),
-            None => None,
-        };
-        let logged = log.then(|| {
-            let (method, target) = head.map_or(("-", "-"), |h| (h.method(), h.target()));
-            let (path, trunc) = request_log::cut(target);
-            Logged {
-                method: request_log::cut(method).0.to_string(),
-                path: path.to_string(),
-                trunc,
-                in_bytes: 0,
-            }
-        });
-        let extra = request_id.map(|request_id| Box::new(Extra { request_id, logged }));
-        let method = head.map_or(Method::Other, |h| Method::from_name(h.method()));
-        Seen { method, arrived, extra }
+        Seen::of(head, arrived, self.shared.log.is_some())
     }
 
     /// Reads one request and hands it over. `Ok(false)`: the connection is done, cleanly.
@@ -230,9 +166,8 @@ impl Connection {
     /// Passes the request to the main thread, once fewer than [`super::MAX_PIPELINE`] of this
     /// connection's answers are owed.
     fn hand_over(&mut self, head: Head, body: Vec<u8>, reserved: Reservation) -> Step<()> {
-        let extra = self.current.as_mut().and_then(|seen| seen.extra.as_mut());
-        if let Some(logged) = extra.and_then(|extra| extra.logged.as_mut()) {
-            logged.in_bytes = body.len() as u64;
+        if let Some(seen) = self.current.as_mut() {
+            seen.note_body(body.len() as u64);
         }
         if !self.outbox.wait_for_room(self.next_id) {
             return Err(End::Quietly); // writing failed: the connection is shut

@@ -87,6 +87,7 @@ mod fanout;
 mod follow;
 mod outbox;
 mod parse;
+mod seen;
 
 use crate::auth::Auth;
 use crate::feed::Feed;

@@ -49,7 +49,7 @@
 //! until its last byte is written or given up on.
 
 use super::answer::{ConnectionHeader, write_answer};
-use super::connection::Seen;
+use super::seen::Seen;
 use super::{MAX_PIPELINE, Shared};
 use crate::http::Response;
 use crate::metrics::METRICS;

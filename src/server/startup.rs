@@ -56,7 +56,8 @@ pub(super) fn report_recovery(
 
 /// The memory limit `--max-memory` asks for, said in the log.
 pub(super) fn memory_limit(asked: MaxMemory) -> Option<u64> {
-    use crate::store::memory::{default_limit, human};
+    use crate::store::memory::default_limit;
+    use crate::units::human;
     match asked {
         MaxMemory::Off => {
             crate::log!("no memory limit (--max-memory 0): the kernel's limit is the limit");
@@ -85,7 +86,7 @@ pub(super) fn memory_limit(asked: MaxMemory) -> Option<u64> {
 /// Says if the data replayed is over the memory limit already (it was lowered, or the log
 /// holds more than it did): the server serves it, and refuses writes that need more memory.
 pub(super) fn report_memory(store: &Store) {
-    use crate::store::memory::human;
+    use crate::units::human;
     if let (used, Some(limit)) = store.memory()
         && used > limit
     {

@@ -55,7 +55,7 @@ pub fn default_limit() -> Option<(u64, String)> {
         None => (mem_total()?, "the machine's memory"),
     };
     let limit = available / DEFAULT_SHARE.1 * DEFAULT_SHARE.0;
-    Some((limit, format!("three quarters of {from}, {}", human(available))))
+    Some((limit, format!("three quarters of {from}, {}", crate::units::human(available))))
 }
 
 /// The cgroup's memory limit, if the process runs under one (cgroup v2, then v1).
@@ -90,17 +90,6 @@ fn mem_total() -> Option<u64> {
     Some(kib.saturating_mul(1024))
 }
 
-/// A byte count for people: `12.0 GiB`, `512.0 MiB`, `900 bytes`.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
-    for (size, unit) in UNITS {
-        if bytes >= size {
-            return format!("{:.1} {unit}", bytes as f64 / size as f64);
-        }
-    }
-    format!("{bytes} bytes")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,8 +110,5 @@ mod tests {
     fn the_default_is_a_share_of_the_memory_available() {
         let (limit, from) = default_limit().expect("/proc/meminfo is readable here");
         assert!(limit > 0 && from.starts_with("three quarters of"), "{limit} {from}");
-        assert_eq!(human(3 << 30), "3.0 GiB");
-        assert_eq!(human(1536 << 10), "1.5 MiB");
-        assert_eq!(human(900), "900 bytes");
     }
 }

@@ -31,7 +31,7 @@
 //! # The data directory
 //! It holds the log's files (a snapshot and segments, see [`crate::wal`] and its *Data
 //! directory* section; side files of a recovery or a repair are described in
-//! [`crate::wal::files`]) and `LOCK` (`lock.rs`). The store keeps the sum of what its live keys
+//! [`crate::wal::files`]) and `LOCK` ([`crate::wal::lock`]). The store keeps the sum of what its live keys
 //! take in a snapshot (`live_bytes`) and the files before the segment being written
 //! ([`Layout`]), which is what a compaction merges.
 //!
@@ -67,7 +67,6 @@
 //! - `counter.rs`, `txn.rs`: increments and transactions, checked and written in one step.
 //! - `watched.rs`: what blocking reads wait on, and the recent DELETEs.
 //! - `replay.rs`: startup, rebuilding the map on two threads.
-//! - `lock.rs`: the data directory's lock.
 
 use crate::error::Error;
 use crate::expiry;
@@ -92,7 +91,6 @@ pub mod counter;
 mod entry;
 mod expiring;
 mod keys;
-mod lock;
 pub mod memory;
 mod news;
 mod pending;
@@ -101,8 +99,8 @@ pub mod txn;
 mod waits;
 mod watched;
 
+pub use crate::wal::lock::{LOCK_FILE, is_held, is_locked, lock_data_dir};
 pub use expiring::Swept;
-pub use lock::{LOCK_FILE, is_held, is_locked, lock_data_dir};
 
 /// The map's type: every visible key's [`Entry`], in the order of the keys' bytes.
 type Map = BTreeSet<Entry>;

@@ -39,9 +39,13 @@ fn second_open_is_refused_while_locked() {
     assert!(!is_held(&dir).unwrap() && !is_locked(&dir).unwrap(), "released");
     let (_first, _) = Store::open(&dir, test_options()).unwrap();
     assert!(is_held(&dir).unwrap() && is_locked(&dir).unwrap());
-    assert!(!lock::names_inode("1: FLOCK  ADVISORY  WRITE 7 08:01:12 0 EOF", 0x801, 13));
-    assert!(lock::names_inode("1: FLOCK  ADVISORY  WRITE 7 08:01:12 0 EOF", 0x801, 12));
-    assert!(lock::names_inode(
+    assert!(!crate::wal::lock::names_inode(
+        "1: FLOCK  ADVISORY  WRITE 7 08:01:12 0 EOF",
+        0x801,
+        13
+    ));
+    assert!(crate::wal::lock::names_inode("1: FLOCK  ADVISORY  WRITE 7 08:01:12 0 EOF", 0x801, 12));
+    assert!(crate::wal::lock::names_inode(
         "2: -> FLOCK  ADVISORY  WRITE 7 103:02:12 0 EOF",
         (0x103 << 8) | 2,
         12

@@ -21,6 +21,7 @@
 //! | [`repair`] | `walkv repair`: the plan, `--skip-damaged`, `--cut` |
 //! | [`salvage`] | `walkv repair` of a damaged snapshot or a missing segment |
 //! | [`layout`] | the data directory's file names: segments, snapshots, the marker |
+//! | [`lock`] | the data directory's lock (`LOCK`), and whether a process holds it |
 //! | [`dir`] | opening a data directory: replay and recovery across files, the upgrade |
 //! | [`view`] | reading a data directory without opening it: `walkv export` and `walkv dump` |
 //! | [`history`] | the segments' changes in order, for the change feed |
@@ -259,6 +260,7 @@ pub mod dir;
 pub mod files;
 pub mod history;
 pub mod layout;
+pub mod lock;
 pub mod log;
 pub mod reader;
 pub mod record;

@@ -128,7 +128,9 @@ fn header_error(path: &Path, fault: HeaderFault) -> Error {
         HeaderFault::BadMagic => {
             Error::NotALog { path, reason: "it does not start with `walkvWAL`".into() }
         }
-        HeaderFault::Newer(version) => Error::NewerFormat { path, version },
+        HeaderFault::Newer(version) => {
+            Error::NewerFormat { path, version, newest: super::record::LAYOUT_VERSION }
+        }
         HeaderFault::Damaged(reason) => Error::Corrupt { path, offset: 0, reason },
     }
 }

@@ -90,9 +90,9 @@ pub fn pieces(dir: &Path) -> Result<Vec<Piece>, Error> {
 }
 
 /// How to judge the newest file's tail: as a running server's if one holds the lock (seen
-/// without taking it: see [`crate::store::is_held`]).
+/// without taking it: see [`super::lock::is_held`]).
 pub fn judge(dir: &Path) -> Result<Judge, Error> {
-    Ok(if crate::store::is_held(dir)? {
+    Ok(if super::lock::is_held(dir)? {
         Judge::Live
     } else {
         Judge::Stopped { boot: super::boot_id() }

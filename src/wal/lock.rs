@@ -3,7 +3,6 @@
 //! repair never runs under a server.
 
 use crate::error::Error;
-use crate::wal;
 use std::fs::{self, File, OpenOptions};
 use std::path::Path;
 
@@ -45,7 +44,7 @@ pub fn is_held(dir: &Path) -> Result<bool, Error> {
 
 /// True if a line of `/proc/locks` (`1: FLOCK ADVISORY WRITE 4321 08:01:1234 0 EOF`, the device
 /// in hex, the inode in decimal) is a lock on the file with device `dev` and inode `ino`.
-pub(super) fn names_inode(line: &str, dev: u64, ino: u64) -> bool {
+pub(crate) fn names_inode(line: &str, dev: u64, ino: u64) -> bool {
     let (major, minor) =
         ((dev >> 8) & 0xfff | (dev >> 32) & !0xfff, (dev & 0xff) | (dev >> 12) & !0xff);
     line.split_whitespace().any(|field| {
@@ -62,9 +61,9 @@ pub(super) fn names_inode(line: &str, dev: u64, ino: u64) -> bool {
 }
 
 /// Creates `dir` if needed (durably: every new level's parent is fsynced, see
-/// [`wal::files::create_dir_durably`]) and takes an exclusive lock on its `LOCK` file.
+/// [`super::files::create_dir_durably`]) and takes an exclusive lock on its `LOCK` file.
 pub fn lock_data_dir(dir: &Path) -> Result<File, Error> {
-    wal::files::create_dir_durably(dir)?;
+    super::files::create_dir_durably(dir)?;
     let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .write(true)
