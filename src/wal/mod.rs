@@ -10,23 +10,28 @@
 //! recovery tell bytes a power cut may have lost (trimmed, no operator needed) from damage to
 //! bytes that had been on disk (refused, an operator decides).
 //!
-//! | file | what it holds |
-//! |---|---|
-//! | [`record`] | the bytes: header and record encoding, decoding |
-//! | [`reader`] | reading the file through a bounded window |
-//! | [`scan`](mod@scan) | replay and the recovery rules |
-//! | [`log`](mod@log) | the open log: recovery at open, append, reserve, sync, markers |
-//! | [`files`] | the file protocol: replacing a file by rename, side files, removals |
-//! | [`rewrite`] | writing a whole new log: creation, upgrade from format 1 |
-//! | [`repair`] | `walkv repair`: the plan, `--skip-damaged`, `--cut` |
-//! | [`salvage`] | `walkv repair` of a damaged snapshot or a missing segment |
-//! | [`layout`] | the data directory's file names: segments, snapshots, the marker |
-//! | [`lock`] | the data directory's lock (`LOCK`), and whether a process holds it |
-//! | [`dir`] | opening a data directory: replay and recovery across files, the upgrade |
-//! | [`view`] | reading a data directory without opening it: `walkv export` and `walkv dump` |
-//! | [`history`] | the segments' changes in order, for the change feed |
-//! | [`snapshot`] | snapshot files: writing, loading, their end marker |
-//! | [`compact`] | compaction: the merge, its check, the commit, garbage collection |
+//! Three folders, each using only the one before it:
+//!
+//! | folder | file | what it holds |
+//! |---|---|---|
+//! | [`log`](mod@log): the log itself | [`record`] | the bytes: header and record encoding, decoding |
+//! | | [`reader`] | reading a file through a bounded window |
+//! | | [`scan`](mod@scan) | replay and the recovery rules |
+//! | | `log/mod.rs` | the open log ([`Wal`]): recovery at open, append, reserve, seal |
+//! | | `log/sync.rs` | fsyncs and SYNC markers |
+//! | | [`files`] | the file protocol: replacing a file by rename, side files, removals |
+//! | | [`rewrite`] | writing a whole new log: creation, upgrade from format 1 |
+//! | [`dir`]: the data directory | `dir/mod.rs` | opening it: replay and recovery across files, the upgrades, sealing a segment |
+//! | | [`layout`] | its file names: segments, snapshots, the marker |
+//! | | [`lock`] | its lock (`LOCK`), and whether a process holds it |
+//! | | [`snapshot`] | snapshot files: writing, loading, their end marker |
+//! | | [`compact`] | compaction: the merge, its check, the commit, garbage collection |
+//! | | [`view`] | reading it without opening it: `walkv export` and `walkv dump` |
+//! | | [`history`] | the segments' changes in order, for the change feed |
+//! | [`repair`]: offline tools | `repair/mod.rs` | `walkv repair`: the plan, `--skip-damaged`, `--cut` |
+//! | | [`salvage`] | `walkv repair` of a damaged snapshot or a missing segment |
+//!
+//! Each module is also reachable as `wal::NAME` (`wal::record`, `wal::compact`, ...).
 //!
 //! # File layout (format 4)
 //!
@@ -255,21 +260,13 @@
 //! - Durability depends on fsync, which this module exposes as [`Wal::sync`]; *when* it runs is
 //!   the server's policy (see the README's durability table).
 
-pub mod compact;
 pub mod dir;
-pub mod files;
-pub mod history;
-pub mod layout;
-pub mod lock;
 pub mod log;
-pub mod reader;
-pub mod record;
 pub mod repair;
-pub mod rewrite;
-pub mod salvage;
-pub mod scan;
-pub mod snapshot;
-pub mod view;
+
+pub use dir::{compact, history, layout, lock, snapshot, view};
+pub use log::{files, reader, record, rewrite, scan};
+pub use repair::salvage;
 
 pub use files::{FILE_NAME, sync_dir};
 pub use log::{Options, Recovery, Trim, Wal, boot_id, check_lengths};

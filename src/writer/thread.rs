@@ -206,7 +206,7 @@ impl Writer {
         } else if wal.holds_no_writes() {
             Ok(None)
         } else {
-            wal.rotate().map(Some)
+            crate::wal::dir::seal(&mut wal).map(Some)
         };
         self.shared.status.update(&wal);
         let synced = wal.synced_seq();

@@ -9,16 +9,15 @@
 //! ([`Wal::synced`]), so that the writer goes on appending meanwhile. That part, and every
 //! fsync and SYNC marker after open, is in `sync.rs`.
 
-use super::files::{self, save_side_file, unix_seconds};
-use super::record::{
-    self, BootId, MARK_LEN, MAX_KEY_LEN, MAX_VALUE_LEN, Mark, MarkKind, Op, RECORD_HEADER_LEN,
-    Record, Seed, SyncMode, VERSION_1,
-};
-use super::rewrite;
-use super::scan::{self, Judge, Scan, Tail};
 use crate::error::Error;
 use crate::failpoint;
 use crate::metrics::DiskCall;
+use files::{save_side_file, unix_seconds};
+use record::{
+    BootId, MARK_LEN, MAX_KEY_LEN, MAX_VALUE_LEN, Mark, MarkKind, Op, RECORD_HEADER_LEN, Record,
+    Seed, SyncMode, VERSION_1,
+};
+use scan::{Judge, Scan, Tail};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -26,10 +25,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// A sealed log file (a segment of a data directory): complete, fsynced, never written again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub path: PathBuf,
+    /// Sequence numbers `first ..= last` (`last = first - 1` if it holds none).
+    pub first: u64,
+    pub last: u64,
+    pub bytes: u64,
+}
+
 /// A write or fsync of the log that takes longer than this is logged when it ends (the server's
 /// main thread logs it once while it runs, see `crate::server`).
 pub const SLOW_DISK_CALL: Duration = Duration::from_secs(1);
 
+pub mod files;
+pub mod reader;
+pub mod record;
+pub mod rewrite;
+pub mod scan;
 mod sync;
 
 pub use sync::{SyncPoint, fsync_file};
@@ -153,7 +167,7 @@ impl Wal {
     }
 
     /// [`Wal::open`] for a log whose first record follows sequence number `after` (the newest
-    /// segment of a data directory, see [`super::layout`]).
+    /// segment of a data directory, see [`crate::wal::layout`]).
     pub fn open_after(
         path: &Path,
         after: u64,
@@ -273,7 +287,7 @@ impl Wal {
 
     /// The format version of the file: one older than [`record::VERSION`] may not hold the
     /// newer record types, and must be sealed before one is appended (see
-    /// [`super::dir::open`]).
+    /// [`crate::wal::dir::open`]).
     pub fn version(&self) -> u32 {
         self.version
     }
@@ -303,8 +317,8 @@ impl Wal {
         self.next_seq == self.first_seq
     }
 
-    /// Seals this segment and continues in a new one, `segment-<next seq>.wal` in the same
-    /// directory (see [`super::layout`]). Returns the sealed segment.
+    /// Seals this segment and continues in a new one at `next`, which the data directory names
+    /// (`segment-<next seq>.wal`: see [`crate::wal::dir::seal`]). Returns the sealed segment.
     ///
     /// Sealing releases the reserved space and fsyncs, in every sync mode, so that a sealed
     /// segment never ends in a torn record: only the newest may. The new segment is written as
@@ -312,14 +326,13 @@ impl Wal {
     /// goes into it. A failure before the rename leaves the log in the old segment, which goes on
     /// taking writes; a failed fsync of the old segment, or a failure after the rename (whether
     /// the new name is durable is then unknown), stops the log as a failed fsync does.
-    pub fn rotate(&mut self) -> Result<super::layout::Sealed, Error> {
+    pub fn rotate(&mut self, next: PathBuf) -> Result<Sealed, Error> {
         if let Some(reason) = &self.failed {
             return Err(Error::Failed { reason: reason.clone() });
         }
         self.release_reserved();
         self.fsync(true)?;
         let next_first = self.next_seq;
-        let next = self.path.with_file_name(super::layout::segment_name(next_first));
         let id = rewrite::new_log_id();
         let new = files::new_path(&next);
         let created = failpoint::check("segment_create")
@@ -358,7 +371,7 @@ impl Wal {
             }
         };
         let _ = file.flush();
-        let sealed = super::layout::Sealed {
+        let sealed = Sealed {
             path: std::mem::replace(&mut self.path, next),
             first: self.first_seq,
             last: self.last_seq(),

@@ -2,11 +2,11 @@
 //! `always` mode, a seal, a clean stop), the one the sync thread does without it (note what to
 //! sync, fsync a second handle, record what is durable), and the SYNC markers that follow.
 
-use super::super::record::MarkKind;
 use super::{SLOW_DISK_CALL, Wal};
 use crate::error::Error;
 use crate::failpoint;
 use crate::metrics::DiskCall;
+use crate::wal::record::MarkKind;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;

@@ -27,12 +27,12 @@
 //!    (to be retried with another random key) instead of losing the key. The chance is about
 //!    n²/2⁶⁵ for n keys written since the last compaction: 3·10⁻⁸ for a million.
 //! 5. **Commit.** The end marker, fsync, rename to `snapshot-<upto>.snap`, directory fsync (see
-//!    [`super::snapshot`]). From the rename on, the new snapshot is in charge.
+//!    [`crate::wal::snapshot`]). From the rename on, the new snapshot is in charge.
 //! 6. **Collect garbage.** Only after the directory fsync returned: remove every older snapshot
 //!    and every segment the new snapshot covers, by listing the directory (so a leftover of an
 //!    earlier interrupted compaction goes too), then fsync the directory. With
 //!    `--changes-retain`, the covered segments are renamed `history-<first>.wal` instead (the
-//!    change feed's history, [`super::history`]) and the oldest history files past the bound
+//!    change feed's history, [`crate::wal::history`]) and the oldest history files past the bound
 //!    are removed. A failure here loses
 //!    nothing: the next start removes what is left.
 //!
@@ -40,20 +40,20 @@
 //! old files in charge; the error goes back to the main thread, which reports it and retries
 //! later. Every step has a failpoint (see [`crate::failpoint`]).
 
-use super::files::{remove_file, sync_dir};
-use super::layout::{self, Sealed, Snapshot};
-use super::record::{Body, BootId, Record};
-use super::scan::{self, Judge, Tail};
-use super::snapshot::{self, Contents, Writer};
 use crate::error::Error;
 use crate::failpoint;
 use crate::prehashed::PrehashedMap;
+use crate::wal::files::{remove_file, sync_dir};
+use crate::wal::layout::{self, Sealed, Snapshot};
+use crate::wal::record::{Body, BootId, Record};
+use crate::wal::scan::{self, Judge, Tail};
+use crate::wal::snapshot::{self, Contents, Writer};
 use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[cfg(doc)]
-use super::log::Wal;
+use crate::wal::log::Wal;
 
 /// Everything a compaction needs, fixed when it starts.
 #[derive(Debug, Clone)]
@@ -350,7 +350,8 @@ pub fn collect_garbage(
                 let error = Error::io(format!("rename {from}"), e);
                 return Err((Vec::new(), error));
             }
-            super::files::rename(&dir.join(from), &dir.join(to)).map_err(|e| (Vec::new(), e))?;
+            crate::wal::files::rename(&dir.join(from), &dir.join(to))
+                .map_err(|e| (Vec::new(), e))?;
         }
         doomed.extend(history_past(dir, retain).map_err(|e| (Vec::new(), e))?);
     } else {

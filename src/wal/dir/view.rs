@@ -8,18 +8,18 @@
 //! compaction may remove files while they are read; the read then starts again, from a new
 //! moment, at most [`ATTEMPTS`] times.
 //!
-//! What counts is what recovery would replay ([`super::dir`]): the snapshot in charge, then
+//! What counts is what recovery would replay ([`crate::wal::dir`]): the snapshot in charge, then
 //! every segment after it, each sealed one to its clean end, the newest to its valid end (a
 //! torn or unsynced tail is what the server trims). Damage that recovery would refuse (a
 //! corrupt tail, a missing segment, a sealed segment ending early, a damaged snapshot) is an
 //! error here too: an export of a damaged log would silently be half of it.
 
-use super::dir::{Part, parts};
-use super::layout;
-use super::record::{Body, Record};
-use super::scan::{Judge, Scan, Tail, scan_every};
-use super::snapshot;
 use crate::error::Error;
+use crate::wal::dir::{Part, parts};
+use crate::wal::layout;
+use crate::wal::record::{Body, Record};
+use crate::wal::scan::{Judge, Scan, Tail, scan_every};
+use crate::wal::snapshot;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -59,7 +59,7 @@ impl Piece {
 pub fn pieces(dir: &Path) -> Result<Vec<Piece>, Error> {
     let listing = layout::list(dir)?;
     if !listing.is_segmented() {
-        let path = dir.join(super::FILE_NAME);
+        let path = dir.join(crate::wal::FILE_NAME);
         if !path.exists() {
             return Err(Error::io(
                 format!("read the log in {}", dir.display()),
@@ -90,12 +90,12 @@ pub fn pieces(dir: &Path) -> Result<Vec<Piece>, Error> {
 }
 
 /// How to judge the newest file's tail: as a running server's if one holds the lock (seen
-/// without taking it: see [`super::lock::is_held`]).
+/// without taking it: see [`crate::wal::lock::is_held`]).
 pub fn judge(dir: &Path) -> Result<Judge, Error> {
-    Ok(if super::lock::is_held(dir)? {
+    Ok(if crate::wal::lock::is_held(dir)? {
         Judge::Live
     } else {
-        Judge::Stopped { boot: super::boot_id() }
+        Judge::Stopped { boot: crate::wal::boot_id() }
     })
 }
 
@@ -220,10 +220,10 @@ impl Data {
 
 /// The bytes `record` takes in its file.
 pub fn record_len(record: &Record) -> u64 {
-    use super::record::{GAP_BODY_LEN, MARK_BODY_LEN, RECORD_HEADER_LEN};
+    use crate::wal::record::{GAP_BODY_LEN, MARK_BODY_LEN, RECORD_HEADER_LEN};
     let body = match record.body {
         Body::Set { key, value, expires } => {
-            key.len() + value.len() + expires.map_or(0, |_| super::record::EXPIRY_LEN)
+            key.len() + value.len() + expires.map_or(0, |_| crate::wal::record::EXPIRY_LEN)
         }
         Body::Delete { key } | Body::Expire { key } => key.len(),
         Body::Txn(txn) => txn.bytes().len(),

@@ -16,18 +16,18 @@
 //! and the end marker names its own offset and `upto`, with nothing after it. A snapshot is
 //! written as `NAME.new`, fsynced (in 4 MiB steps as it grows, so that the final fsync is
 //! short), renamed to its name, and the directory fsynced: that rename is a compaction's
-//! commit point (see [`super::compact`]).
+//! commit point (see [`crate::wal::compact`]).
 
-use super::files::{dir_of, new_path, remove_file, rename, sync_dir, sync_file};
-use super::reader::Window;
-use super::record::{
+use crate::error::Error;
+use crate::failpoint;
+use crate::wal::files::{dir_of, new_path, remove_file, rename, sync_dir, sync_file};
+use crate::wal::reader::Window;
+use crate::wal::record::{
     self, Body, BootId, Decoded, MARK_LEN, MAX_RECORD_LEN, Mark, MarkKind, RECORD_HEADER_LEN,
     Record, Seed, encode_header,
 };
-use super::rewrite::new_log_id;
-use super::scan::read_header;
-use crate::error::Error;
-use crate::failpoint;
+use crate::wal::rewrite::new_log_id;
+use crate::wal::scan::read_header;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};

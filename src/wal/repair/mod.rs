@@ -19,18 +19,20 @@
 //! after it, for a record that checks out (the checksum is seeded with the log's id, so a
 //! value cannot pass for a record) with a sequence number above the last one kept.
 
-use super::files::{copy_range, create_side_file, save_side_file, sync_dir, unix_seconds};
-use super::reader::Window;
-use super::record::{
+use crate::error::Error;
+use crate::wal::files::{copy_range, create_side_file, save_side_file, sync_dir, unix_seconds};
+use crate::wal::reader::Window;
+use crate::wal::record::{
     self, Body, Decoded, HEADER_LEN, Header, MAX_RECORD_LEN, MarkKind, Record, Seed, VERSION_1,
     decode, decode_header, peek,
 };
-use super::rewrite::{self, Rewrite};
-use crate::error::Error;
+use crate::wal::rewrite::{self, Rewrite};
 use std::fs::{File, OpenOptions};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+
+pub mod salvage;
 
 /// How many damaged regions and missing ranges a plan lists one by one.
 const LISTED: usize = 20;
@@ -169,7 +171,7 @@ pub(super) fn header_of(path: &Path) -> Result<(Header, Option<usize>), Error> {
         Err(record::HeaderFault::Damaged(reason)) => {
             fix_header(&bytes).ok_or(Error::Corrupt { path: path.to_path_buf(), offset: 0, reason })
         }
-        Err(_) => super::scan::read_header(path)
+        Err(_) => crate::wal::scan::read_header(path)
             .and_then(|h| h.ok_or_else(|| Error::Invalid("the log is empty".into())))
             .map(|h| (h, None)),
     }
@@ -218,7 +220,7 @@ fn fits(record: &Record, at: u64, last: u64) -> Option<bool> {
 }
 
 /// What a walk keeps: the rules of the file being walked (a log here, a snapshot in
-/// [`super::salvage`]).
+/// [`crate::wal::salvage`]).
 pub(super) trait Rules {
     /// Whether `record`, at `at`, may be kept here: `Some(chained)` (see [`Event::Keep`]), or
     /// `None`: it is damage.
@@ -579,7 +581,7 @@ impl<'a> Dropped<'a> {
         match self.side {
             Some((file, p)) => {
                 file.sync_all().map_err(|e| Error::io(format!("fsync {}", p.display()), e))?;
-                sync_dir(super::files::dir_of(self.path))?;
+                sync_dir(crate::wal::files::dir_of(self.path))?;
                 Ok(Some(p))
             }
             None if choice == Choice::Cut && cut_at < data_end => {

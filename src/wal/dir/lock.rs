@@ -61,9 +61,9 @@ pub(crate) fn names_inode(line: &str, dev: u64, ino: u64) -> bool {
 }
 
 /// Creates `dir` if needed (durably: every new level's parent is fsynced, see
-/// [`super::files::create_dir_durably`]) and takes an exclusive lock on its `LOCK` file.
+/// [`crate::wal::files::create_dir_durably`]) and takes an exclusive lock on its `LOCK` file.
 pub fn lock_data_dir(dir: &Path) -> Result<File, Error> {
-    super::files::create_dir_durably(dir)?;
+    crate::wal::files::create_dir_durably(dir)?;
     let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .write(true)

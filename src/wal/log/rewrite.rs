@@ -3,16 +3,16 @@
 //!
 //! A [`Rewrite`] writes `walkv.wal.new` from the header on and only becomes the log when it is
 //! committed: fsynced, optionally given a final SYNC marker (fsynced too), renamed over
-//! `walkv.wal`, and the directory fsynced (see [`super::files`]). Dropped without a commit, it
+//! `walkv.wal`, and the directory fsynced (see [`crate::wal::files`]). Dropped without a commit, it
 //! removes its file, and the old log stays in charge.
 
-use super::files::{self, commit_replacement, create_replacement, new_path};
-use super::reader::Window;
-use super::record::{
+use crate::error::Error;
+use crate::wal::files::{self, commit_replacement, create_replacement, new_path};
+use crate::wal::reader::Window;
+use crate::wal::record::{
     self, BootId, Decoded, MARK_LEN, MAX_RECORD_LEN, Mark, MarkKind, Seed, SyncMode, encode_header,
 };
-use super::scan::Scan;
-use crate::error::Error;
+use crate::wal::scan::Scan;
 use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
 use std::io::{self, BufWriter, Write};

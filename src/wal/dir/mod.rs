@@ -4,12 +4,12 @@
 //! The rules (the module doc of [`crate::wal`] has them with the rest of the format):
 //!
 //! - The snapshot with the highest number S is in charge. It must load completely
-//!   ([`super::snapshot::load`]); a damaged one refuses startup. Older snapshots are leftovers of
+//!   ([`crate::wal::snapshot::load`]); a damaged one refuses startup. Older snapshots are leftovers of
 //!   a compaction that was interrupted after its commit, and are removed.
 //! - A segment is covered by the snapshot if the segment after it starts at or before S + 1:
 //!   every record it holds is in the snapshot. Covered segments are leftovers, removed (and
 //!   with them every history file, `history-<first>.wal`, whose chain they would have
-//!   continued: see [`super::history`]).
+//!   continued: see [`crate::wal::history`]).
 //! - The other segments must form a chain: the first starts at S + 1, each next one right after
 //!   the last sequence number of the one before. A missing file or a gap refuses startup.
 //! - Every segment but the newest is sealed: it was fsynced before the next one was created, so
@@ -20,15 +20,21 @@
 //! Leftovers are removed only once everything else has been read and found good, so that a
 //! refused start changes nothing.
 
-use super::files::{self, FILE_NAME, sync_dir};
-use super::layout::{self, Layout, Sealed, Snapshot};
-use super::log::{Options, Recovery, Wal};
-use super::record::{self, LAYOUT_VERSION, Record, encode_header_version, is_marker_version};
-use super::rewrite::{Rewrite, new_log_id};
-use super::scan::{self, Judge, Tail, read_header};
-use super::snapshot;
 use crate::error::Error;
+use crate::wal::files::{self, FILE_NAME, sync_dir};
+use crate::wal::log::{Options, Recovery, Wal};
+use crate::wal::record::{self, LAYOUT_VERSION, Record, encode_header_version, is_marker_version};
+use crate::wal::rewrite::{Rewrite, new_log_id};
+use crate::wal::scan::{self, Judge, Tail, read_header};
+use layout::{Layout, Sealed, Snapshot};
 use std::path::{Path, PathBuf};
+
+pub mod compact;
+pub mod history;
+pub mod layout;
+pub mod lock;
+pub mod snapshot;
+pub mod view;
 
 /// What opening a data directory found and did, beyond what the newest segment's open did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +122,13 @@ pub fn open(
     Ok((wal, layout, recovery, opened))
 }
 
+/// Seals the segment `wal` is appending to, and goes on in a new one named for the next seq
+/// (see [`layout`]): a compaction's first step, and the upgrade of a segment of format 2.
+pub fn seal(wal: &mut Wal) -> Result<Sealed, Error> {
+    let next = wal.path().with_file_name(layout::segment_name(wal.next_seq()));
+    wal.rotate(next)
+}
+
 /// A newest segment of an older format (2) cannot take the newer record types: seal it (it
 /// becomes one of the layout's sealed segments) and go on in a new segment of this format. One
 /// that holds no write is replaced instead, since the new segment takes its name.
@@ -124,7 +137,7 @@ fn seal_older_format(wal: &mut Wal, layout: &mut Layout) -> Result<(), Error> {
         return Ok(());
     }
     let empty = wal.holds_no_writes();
-    let sealed = wal.rotate()?;
+    let sealed = seal(wal)?;
     if !empty {
         layout.sealed.push(sealed);
     }

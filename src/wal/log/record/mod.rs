@@ -24,7 +24,7 @@ pub const VERSION_2: u32 = 2;
 /// The first format, still read (and upgraded at open).
 pub const VERSION_1: u32 = 1;
 /// The version in the header of `walkv.wal` once a data directory holds segments and snapshots
-/// (see [`super::layout`]): the file is then only that header, so that an older walkv refuses
+/// (see [`crate::wal::layout`]): the file is then only that header, so that an older walkv refuses
 /// the directory ("written by a newer walkv") instead of starting empty or misreading it.
 pub const LAYOUT_VERSION: u32 = 5;
 /// The layout marker of a directory whose files are all of [`VERSION_2`]; still read, and

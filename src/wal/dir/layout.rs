@@ -15,8 +15,8 @@
 //! number it covers. The state of the store is the snapshot in charge (the one with the highest
 //! number), then every segment after it, in order, each starting right after the previous ends.
 
-use super::files::{FILE_NAME, file_name};
 use crate::error::Error;
+use crate::wal::files::{FILE_NAME, file_name};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -159,14 +159,7 @@ pub fn log_bytes(dir: &Path) -> u64 {
 }
 
 /// A sealed segment: complete, fsynced, never written again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sealed {
-    pub path: PathBuf,
-    /// Sequence numbers `first ..= last` (`last = first - 1` if it holds none).
-    pub first: u64,
-    pub last: u64,
-    pub bytes: u64,
-}
+pub use crate::wal::log::Sealed;
 
 /// The snapshot in charge.
 #[derive(Debug, Clone, PartialEq, Eq)]

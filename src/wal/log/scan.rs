@@ -14,12 +14,12 @@
 //! headers at many offsets, each such offset costs a checksum over up to 1 MiB (a bound worked
 //! out, not measured: minutes for one such 1 MiB value, once, at the first start after damage).
 
-use super::reader::Window;
-use super::record::{
+use crate::error::Error;
+use crate::wal::reader::Window;
+use crate::wal::record::{
     Body, BootId, Decoded, HEADER_LEN, Header, HeaderFault, MAX_RECORD_LEN, Mark,
     RECORD_HEADER_LEN, Record, SyncMode, decode, decode_header, peek,
 };
-use crate::error::Error;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
@@ -129,7 +129,7 @@ fn header_error(path: &Path, fault: HeaderFault) -> Error {
             Error::NotALog { path, reason: "it does not start with `walkvWAL`".into() }
         }
         HeaderFault::Newer(version) => {
-            Error::NewerFormat { path, version, newest: super::record::LAYOUT_VERSION }
+            Error::NewerFormat { path, version, newest: crate::wal::record::LAYOUT_VERSION }
         }
         HeaderFault::Damaged(reason) => Error::Corrupt { path, offset: 0, reason },
     }
@@ -149,7 +149,7 @@ pub fn scan(path: &Path, judge: Judge, visit: impl FnMut(&Record)) -> Result<Sca
 }
 
 /// [`scan`] for a log whose first record follows sequence number `after` (a segment: see
-/// [`super::layout`]); `Scan::last_seq` is `after` if it holds no record.
+/// [`crate::wal::layout`]); `Scan::last_seq` is `after` if it holds no record.
 pub fn scan_after(
     path: &Path,
     judge: Judge,
@@ -173,7 +173,7 @@ pub fn scan_every(
 ) -> Result<Scan, Error> {
     let read_err = |e| Error::io(format!("read {}", path.display()), e);
     let header = match read_header(path)? {
-        Some(header) if super::record::is_marker_version(header.version) => {
+        Some(header) if crate::wal::record::is_marker_version(header.version) => {
             let reason = "it is the layout marker of a data directory that holds segments, \
                           not a log (see the README, \"Files in the data directory\")"
                 .to_string();
@@ -300,7 +300,7 @@ fn examine(
     // damaged record's length may be what is damaged. Format 1 has no seed, so it counts only
     // from the end of the damaged record's declared extent: inside it may be a value.
     let extent_end = match header.version {
-        super::record::VERSION_1 => extent_end.unwrap_or(damage + 1),
+        crate::wal::record::VERSION_1 => extent_end.unwrap_or(damage + 1),
         _ => damage + 1,
     };
     let mut chain_next = extent_end;
@@ -320,7 +320,7 @@ fn examine(
             // record whose number is not new. This also bounds the work a hostile value can
             // cause: only a damaged record's own bytes are searched through.
             let Some((kind, seq)) = peek(&buf[i..]) else { continue };
-            let v2 = header.version != super::record::VERSION_1;
+            let v2 = header.version != crate::wal::record::VERSION_1;
             let moot = q == damage
                 || (v2 && kind != 3 && (q < chain_next || seq <= newest || seq == u64::MAX));
             if moot {
@@ -377,7 +377,7 @@ fn judge_damage(
     if found.data_end <= damage {
         return Tail::Reserved;
     }
-    if header.version == super::record::VERSION_1 {
+    if header.version == crate::wal::record::VERSION_1 {
         return match rest.later {
             Some((at, seq)) => {
                 Tail::Corrupt { fault, proof: Proof::LaterRecord { at, seq }, found }
@@ -427,7 +427,7 @@ impl Scan {
                  acknowledged"
             ),
             Tail::Unsynced { fault, found } => {
-                let why = if self.header.version == super::record::VERSION_1 {
+                let why = if self.header.version == crate::wal::record::VERSION_1 {
                     "this format 1 log has no sync markers, and no valid record follows the \
                      damage"
                         .to_string()

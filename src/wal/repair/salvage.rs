@@ -10,7 +10,7 @@
 //!   up to the snapshot's; after damage it looks at every byte for the next such record (the
 //!   checksum is seeded with the snapshot's own random id, so no value can pass for one).
 //!   `--skip-damaged` writes a new snapshot of every record kept, `--cut` of those before the
-//!   first damage; either commits it by the protocol of [`super::snapshot`] (a `.new` file,
+//!   first damage; either commits it by the protocol of [`crate::wal::snapshot`] (a `.new` file,
 //!   fsynced, renamed, the directory fsynced), after the dropped bytes are durable in a side
 //!   file. A key whose record was in the damaged bytes is lost, unless a segment writes it
 //!   again: the merged segments were removed when the snapshot was committed. The plan cannot
@@ -21,12 +21,12 @@
 //!   the numbers it used are unknown: the new, empty newest segment starts right after the
 //!   snapshot, and the plan says so.
 
-use super::layout;
-use super::record::{self, Body, BootId, Header, MarkKind, Record};
-use super::repair::{Choice, Damage, Done, Dropped, Event, Rules, header_of, walk_by};
-use super::rewrite::{Rewrite, new_log_id};
-use super::snapshot;
 use crate::error::Error;
+use crate::wal::layout;
+use crate::wal::record::{self, Body, BootId, Header, MarkKind, Record};
+use crate::wal::repair::{Choice, Damage, Done, Dropped, Event, Rules, header_of, walk_by};
+use crate::wal::rewrite::{Rewrite, new_log_id};
+use crate::wal::snapshot;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -330,8 +330,8 @@ mod tests {
         let done = fill_missing(&dir, 11, Some(21)).unwrap();
         assert_eq!(done.last_seq, 20);
         let path = dir.join(layout::segment_name(11));
-        let judge = super::super::scan::Judge::Live;
-        let scan = super::super::scan::scan_after(&path, judge, 10, |_| {}).unwrap();
+        let judge = crate::wal::scan::Judge::Live;
+        let scan = crate::wal::scan::scan_after(&path, judge, 10, |_| {}).unwrap();
         assert_eq!((scan.last_seq, scan.records), (20, 0));
     }
 }

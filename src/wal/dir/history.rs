@@ -13,18 +13,18 @@
 //! files before it end. A hole (a file a compaction renamed or removed between the listing and
 //! the read) is [`History::Hole`], read again from a fresh listing.
 //!
-//! Like [`super::view`], this works beside the running server and changes nothing. The caller
+//! Like [`crate::wal::view`], this works beside the running server and changes nothing. The caller
 //! fixes `upto` before the files are listed, and every record through `upto` was written before
 //! that: so every change asked for is in the files listed, or in a snapshot a compaction made
 //! since (then the answer is `Compacted`). Records past `upto` (the server goes on writing) and
 //! the newest segment's unfinished tail are never read as changes. A compaction that removes a
 //! file while it is read makes the read start again from the last change shown.
 
-use super::layout;
-use super::record::Body;
-use super::scan::{Judge, scan_every};
-use super::view::{self, ATTEMPTS, Piece, vanished};
 use crate::error::Error;
+use crate::wal::layout;
+use crate::wal::record::Body;
+use crate::wal::scan::{Judge, scan_every};
+use crate::wal::view::{self, ATTEMPTS, Piece, vanished};
 use std::path::{Path, PathBuf};
 
 /// Why history could not be read.
