@@ -9,7 +9,7 @@
 //!
 //! The goal: a write's latency with the followers at most 2x without them. Measured
 //! 2026-12-04 (2 shared cores, 500 PUT/s, three rounds): p50 1.19x, mean 1.28x, p99 1.81x
-//! (0.61 ms against 0.34 ms). See `src/intake/fanout.rs` and the README's Performance section.
+//! (0.61 ms against 0.34 ms). See `src/intake/fanout.rs` and docs/performance.md.
 //!
 //! One client writes `PUT` requests with 100-byte values over one keep-alive connection, paced
 //! at the rate (a write waits for its answer, then for its time slot), and times each answer.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What one slow thing costs everyone else: a frozen disk, a big listing (the README's
+"""What one slow thing costs everyone else: a frozen disk, a big listing (docs/performance.md:
 "Nothing stalls the server").
 
     python3 benches/stall.py BIN [BIN ...]     (knobs: KEYS=1000000, FREEZE=3, ROUNDS=2)

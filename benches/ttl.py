@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What TTLs, transactions and counters cost (the README's Performance section), each against a
+"""What TTLs, transactions and counters cost (docs/performance.md), each against a
 peer measured in the same run.
 
     python3 benches/ttl.py [BIN]     (knobs: KEYS=1000000, TXNS=200, ROUNDS=2,

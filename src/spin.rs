@@ -5,7 +5,7 @@
 //! A sleeping thread is woken by a futex call, and on a virtual machine with an idle core that
 //! wake-up alone took about 60 µs here (a client that sends its next request as soon as it has
 //! its answer got 2.4 times as many answers a second once the main thread polled for 60 µs
-//! instead; see the README's Performance section). A write passes two threads, the main thread
+//! instead; see docs/performance.md). A write passes two threads, the main thread
 //! and the writer, so at one client it paid two such wake-ups until both polled. Polling costs
 //! a core while it lasts, so it is bounded twice:
 //!

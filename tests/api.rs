@@ -486,7 +486,7 @@ fn http_edges() {
     let raw = support::send_raw(a, b"POST /sync HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert!(raw.starts_with(b"HTTP/1.1 200"), "POST /sync needs no body");
 
-    // HEAD ?raw answers "exists? how long?" for any value (the README's example).
+    // HEAD ?raw answers "exists? how long?" for any value (docs/api.md's example).
     assert_eq!(request(a, "PUT", "/v1/photo", &[0xff; 1234]).unwrap().status, 201);
     let head = support::send_raw(
         a,

@@ -326,12 +326,12 @@ fn the_client_reads_port_as_the_server_does() {
     assert_eq!((code, out.as_slice()), (0, &b"v"[..]));
 }
 
-/// The README's pipeline over every key, run as the README writes it, on keys that look like
-/// options (`-x`, `--help`, `--`) and hold spaces and newlines.
+/// The pipeline of `docs/cli.md` over every key, run as it is written there, on keys that look
+/// like options (`-x`, `--help`, `--`) and hold spaces and newlines.
 #[test]
 fn the_readme_pipeline_works_for_any_key() {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md")).unwrap();
     let line = readme.lines().find(|l| l.contains("| xargs -0")).expect("the pipeline line");
     let pipeline = line.split('#').next().unwrap().trim();
     let dir = TempDir::new("cli-pipe");

@@ -71,7 +71,7 @@ fn post_compact_shrinks_the_log_and_keeps_every_value() {
         report["disk_bytes_before"].as_u64().unwrap(),
         report["disk_bytes_after"].as_u64().unwrap(),
     );
-    // The newest segment reserves 1 MiB of zeros ahead of its records (see the README), so with
+    // The newest segment reserves 1 MiB of zeros ahead of its records (see docs/data-directory.md), so with
     // 500 KiB of history the directory's size hardly moves: what changed is below.
     assert!(b >= 500_000, "{report}");
     assert!(report["seconds"].as_f64().unwrap() >= 0.0);

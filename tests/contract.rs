@@ -76,7 +76,7 @@ fn schemathesis_finds_nothing_the_contract_does_not_say() {
 }
 
 /// REDbot on the requests a curl user makes: no error and no warning. (Its "info" notes, such
-/// as "this response can't be stored by caches", describe choices the README explains.)
+/// as "this response can't be stored by caches", describe choices docs/api.md explains.)
 #[test]
 fn redbot_has_no_errors_or_warnings() {
     let Some(venv) = venv() else { return };

@@ -52,6 +52,11 @@ fn prose(text: &str) -> String {
     out
 }
 
+/// The anchors of the headings of `prose`.
+fn headings(prose: &str) -> Vec<String> {
+    prose.lines().filter(|l| l.starts_with('#')).map(|l| slug(l.trim_start_matches('#'))).collect()
+}
+
 /// Every `](target)` of `text`.
 fn links(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -88,14 +93,10 @@ fn links_anchors_and_paths_in_the_docs_exist() {
     let mut wrong = Vec::new();
     for doc in documents() {
         let text = std::fs::read_to_string(&doc).unwrap();
-        let prose = prose(&text);
+        let body = prose(&text);
         let name = doc.strip_prefix(ROOT).unwrap_or(&doc).display().to_string();
-        let anchors: Vec<String> = prose
-            .lines()
-            .filter(|l| l.starts_with('#'))
-            .map(|l| slug(l.trim_start_matches('#')))
-            .collect();
-        for link in links(&prose) {
+        let anchors = headings(&body);
+        for link in links(&body) {
             if link.starts_with("http://") || link.starts_with("https://") {
                 continue;
             }
@@ -109,9 +110,14 @@ fn links_anchors_and_paths_in_the_docs_exist() {
             let target = doc.parent().unwrap().join(file);
             if !target.exists() {
                 wrong.push(format!("{name}: the link {link} names no file"));
+            } else if !anchor.is_empty() && file.ends_with(".md") {
+                let text = std::fs::read_to_string(&target).unwrap_or_default();
+                if !headings(&prose(&text)).contains(&anchor.to_string()) {
+                    wrong.push(format!("{name}: {file} has no heading for the link #{anchor}"));
+                }
             }
         }
-        for path in paths(&prose) {
+        for path in paths(&body) {
             if !Path::new(ROOT).join(&path).exists() {
                 wrong.push(format!("{name}: `{path}` does not exist"));
             }

@@ -348,7 +348,7 @@ fn threads(pid: u32) -> usize {
 
 /// Running out of file descriptors (a real EMFILE under `ulimit -n`): the server waits, keeps
 /// what it has, and accepts again as soon as descriptors are free. (tiny_http's accept thread
-/// panicked here and the server went deaf; see the README.)
+/// panicked here and the server went deaf; see docs/operations.md.)
 #[test]
 fn running_out_of_descriptors_is_survived() {
     let _one = serial();

@@ -4,7 +4,7 @@
 //!
 //! And on to a Redis Cluster: `redis-cli --cluster import` from that Redis into a cluster of
 //! three, which copies every key except those holding a NUL byte (redis-cli 7.0.15 passes key
-//! names as C strings and skips them silently: the README says so, and this test notices the day
+//! names as C strings and skips them silently: docs/data-in-and-out.md says so, and this test notices the day
 //! that changes).
 //!
 //! Needs `redis-server` and `redis-cli` (Debian: `apt-get install redis-server redis-tools`).
@@ -170,7 +170,7 @@ fn pipe_export(dir: &std::path::Path, redis: &Redis, keys: usize) -> u64 {
     stderr.rsplit("as of seq ").next().and_then(|s| s.trim().parse().ok()).expect("the seq")
 }
 
-/// The README's command: `redis-cli --cluster import` from the Redis at `from` into the cluster.
+/// The command of docs/data-in-and-out.md: `redis-cli --cluster import` from the Redis at `from` into the cluster.
 fn cluster_import(cluster: &str, from: u16) -> std::process::Output {
     Command::new("redis-cli")
         .args(["--cluster", "import", cluster, "--cluster-from"])
@@ -204,7 +204,7 @@ fn export_resp_loads_into_redis_exactly() {
     }
 }
 
-/// The second step of the README's road: from one Redis into a Redis Cluster of three with
+/// The second step of the road in docs/data-in-and-out.md: from one Redis into a Redis Cluster of three with
 /// `redis-cli --cluster import --cluster-copy --cluster-replace`. Every key arrives byte for byte,
 /// except the keys that hold a NUL byte, which redis-cli skips without a word.
 #[test]
@@ -216,7 +216,7 @@ fn cluster_import_copies_every_key_without_a_nul() {
     let server = Server::start(&dir);
     let mut pairs = support::hostile_pairs();
     // redis-cli sends `k\0k` as `k`; were `k` a key too, the import would stop with "MOVED"
-    // (the README's caveat). Without it, the keys with a NUL are skipped silently.
+    // (the caveat in docs/data-in-and-out.md). Without it, the keys with a NUL are skipped silently.
     pairs.remove(b"k".as_slice());
     support::fill(&server.addr, &pairs);
     let scratch_dir = TempDir::new("redis-scratch");
@@ -271,7 +271,10 @@ fn cluster_import_copies_every_key_without_a_nul() {
             assert!(line.starts_with("-MOVED"), "{line}");
         }
         if key.contains(&0) {
-            assert_eq!(found, None, "redis-cli skipped {key:?}: the README's caveat still holds");
+            assert_eq!(
+                found, None,
+                "redis-cli skipped {key:?}: the caveat in docs/data-in-and-out.md still holds"
+            );
         } else {
             assert!(found.as_ref() == Some(value), "key {key:?} differs in the cluster");
         }

@@ -12,7 +12,7 @@
 //! **What a page costs.** The map is ordered by key ([`crate::store`]), so a page is a walk
 //! from the first key that may match, `limit + 1` keys long at most: about a fifth of a
 //! millisecond for 1,000 keys at 1M keys, which is all the main thread gives it; other
-//! clients barely notice a `walkv ls` of the whole store (the README's numbers).
+//! clients barely notice a `walkv ls` of the whole store (docs/performance.md).
 //!
 //! **A listing is not a snapshot.** Each page is read at one moment, between two writes; pages
 //! are not. A key created or deleted between two pages appears or not depending on whether it

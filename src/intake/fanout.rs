@@ -6,7 +6,7 @@
 //! 0.69 ms and 10.2 ms at the 99th percentile, against 0.16 ms and 0.34 ms without followers
 //! (`benches/followers.rs`, 500 writes/s, 2026-12-04). With this thread writing each round
 //! in one burst: 0.40 ms and 4.2 ms; spread out as below: 0.23 ms and 0.61 ms, within the goal
-//! of 2x (the README's Performance section has the table).
+//! of 2x (docs/performance.md has the table).
 //! A round costs one non-blocking write per follower that has news, on this thread (about
 //! 12 µs each on loopback, where the write also does the reader's side of TCP), and the main
 //! thread's only part is to ring the feed's bell. Followers that ask the same (no limit, same

@@ -34,7 +34,7 @@
 //! - `budget.rs`: the shared body budget.
 //! - This file: the limits and the types the main thread sees ([`Intake`], [`Event`], [`Job`]).
 //!
-//! # Limits (all in [`Limits`], all in the README's "Security and limits")
+//! # Limits (all in [`Limits`], all in docs/operations.md, "Security and limits")
 //! - At most `max_connections` open connections; one over the cap gets a 503 and is closed.
 //! - A request's header (request line and header fields) must arrive within `header_timeout` of
 //!   its first byte and be at most [`MAX_HEAD_BYTES`] with at most [`MAX_HEADERS`] fields

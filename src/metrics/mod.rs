@@ -6,7 +6,7 @@
 //! (its writer and sync threads, [`crate::writer`]) and shows a write or fsync while it runs
 //! ([`DiskCall`]), the accept thread counts connections, the main thread counts compactions. Recording is a relaxed atomic add (a
 //! histogram: a search of a short table and two adds), with no lock and no allocation, so that
-//! metrics cost the request path almost nothing (the README's "Operating walkv" gives the
+//! metrics cost the request path almost nothing (docs/operations.md gives the
 //! measured cost). What the store knows (keys, bytes, sequence numbers) is not copied here but
 //! read when a scrape asks ([`Gauges`]).
 //!

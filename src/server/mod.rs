@@ -108,7 +108,7 @@ const SWEEP_WAITING: Duration = Duration::from_millis(1);
 /// The log's writer polls for its next batch for this many times `--spin-us` (120 µs by
 /// default) before it sleeps: at one client the next batch comes one round trip after the last,
 /// about 60 µs on loopback, and waking the writer from sleep cost a third of a write's time
-/// (the README's Performance section).
+/// (docs/performance.md).
 const WRITER_SPIN_TIMES: u32 = 2;
 
 /// How long a stopping server goes on answering requests that were already queued.

@@ -29,7 +29,7 @@ pub(super) fn report_recovery(
     if opened.converted {
         crate::log!(
             "{} is now the first segment of the log, {}: this directory holds segments and \
-             snapshots from now on (see the README, \"Files in the data directory\")",
+             snapshots from now on (see docs/data-directory.md)",
             path.display(),
             crate::wal::layout::segment_name(1)
         );

@@ -258,7 +258,7 @@
 //!   one write).
 //! - The checksum detects damage; nothing can correct it.
 //! - Durability depends on fsync, which this module exposes as [`Wal::sync`]; *when* it runs is
-//!   the server's policy (see the README's durability table).
+//!   the server's policy (see docs/durability.md).
 
 pub mod dir;
 pub mod log;

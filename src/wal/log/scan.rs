@@ -175,7 +175,7 @@ pub fn scan_every(
     let header = match read_header(path)? {
         Some(header) if crate::wal::record::is_marker_version(header.version) => {
             let reason = "it is the layout marker of a data directory that holds segments, \
-                          not a log (see the README, \"Files in the data directory\")"
+                          not a log (see docs/data-directory.md)"
                 .to_string();
             return Err(Error::NotALog { path: path.to_path_buf(), reason });
         }
