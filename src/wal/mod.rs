@@ -33,86 +33,17 @@
 //!
 //! Each module is also reachable as `wal::NAME` (`wal::record`, `wal::compact`, ...).
 //!
-//! # File layout (format 4)
+//! # The format
 //!
-//! ```text
-//! file   := header record* zero*
-//! header := magic[8] version[4] log_id[8] crc[4]          24 bytes
-//!           magic   = "walkvWAL" (77 61 6c 6b 76 57 41 4c)
-//!           version = u32 LE, 4 (2 in files written before TTLs and transactions)
-//!           log_id  = u64 LE, random, chosen when the log is created
-//!           crc     = u32 LE, CRC-32C of the 20 bytes before it
-//! record := crc[4] seq[8] type[1] klen[4] vlen[4] key[klen] value[vlen]
-//!                                                         21 bytes + klen + vlen
-//!           crc     = CRC-32C of log_id (8 bytes LE), then every byte of the record after crc
-//! ```
-//!
-//! | type | name | `klen` | `vlen` | `seq` | body (`key`, `value`) |
-//! |---|---|---|---|---|---|
-//! | 1 | SET | 1 ..= [`MAX_KEY_LEN`] | 0 ..= [`MAX_VALUE_LEN`] | previous + 1 | the key, the value |
-//! | 2 | DELETE | 1 ..= [`MAX_KEY_LEN`] | 0 | previous + 1 | the key |
-//! | 3 | SYNC | 0 | 26 | previous (unchanged) | `offset[8] boot_id[16] kind[1] mode[1]` |
-//! | 4 | GAP | 0 | 8 | last skipped | `first[8]`: seqs `first ..= seq` are skipped on purpose |
-//! | 5 | SET, expiring | 1 ..= [`MAX_KEY_LEN`] | 8 ..= 8 + [`MAX_VALUE_LEN`] | previous + 1 | the key; `expires[8]` then the value |
-//! | 6 | EXPIRE | 1 ..= [`MAX_KEY_LEN`] | 0 | previous + 1 | the key: the server's sweep removed it, its time had come |
-//! | 7 | TXN | 0 | 1 ..= [`record::MAX_TXN_LEN`] | previous + 1 | `op+`: a transaction's SETs and DELETEs |
-//!
-//! `expires` is a u64 LE, milliseconds since the Unix epoch: from then on the key is not
-//! served (see [`crate::expiry`]), and replay keeps the expiry, so a key that expired while the
-//! server was down is gone after the restart. An EXPIRE is applied as a DELETE; it exists so
-//! that `walkv dump`, the change feed and a mirror can tell an expiry from a client's DELETE. A
-//! TXN's value is its operations, each `type[1] klen[4] vlen[4] key value` with the type and
-//! body of a record of type 1, 2 or 5 ([`record::Txn`]); they all take the record's one seq,
-//! and since the record's checksum covers them all, recovery, a repair and a compaction keep
-//! all of a transaction or none of it.
-//!
-//! **Versions.** A header's version says which record types the file may hold: 1 (the first
-//! format, below), 2 (types 1-4), 4 (types 1-7), and, in `walkv.wal` alone, 3 and 5 (the layout
-//! marker of a directory whose files are of version 2, or may be of version 4: see *Data
-//! directory*). Every file this walkv creates has version 4 (the marker 5); it still reads
-//! files of version 2 as they are. A walkv that knew only version 2 refuses a file of version 4
-//! or 5 as "written by a newer walkv" instead of taking a record type it does not know for
-//! damage. So that no record of types 5-7 ever lands in a file of version 2, the first open of
-//! a directory whose newest segment has version 2 seals that segment and starts a new one
-//! ([`dir::open`]).
-//!
-//! All integers are little-endian. `seq` counts the client's writes: the first SET or DELETE is
-//! 1, each next one is one more, except after a GAP, which says which numbers were skipped (by
-//! a trim or a repair) so that a number is never given to two different writes. A SYNC marker's
-//! `offset` is where the marker itself starts; `boot_id` is the writer's kernel boot
-//! (`/proc/sys/kernel/random/boot_id`, all zeros if unknown); `kind` is 1 open, 2 sync, 3 close,
-//! 4 repair; `mode` is the writer's `--sync`: 1 always, 2 interval, 3 never, 0 none.
-//!
-//! Records are length-prefixed, never delimited, so keys and values may hold any byte. There is
-//! no padding and no block structure: a record starts where the previous one ends. The
-//! checksum is *seeded* with the log's id: a record only checks out in the log it was written
-//! for, so no value a client stores (not even a copy of another walkv log, or bytes crafted to
-//! look like records) can ever pass for a record; clients never see the id. A marker is only
-//! believed where it says it is, so a copy of this very log stored as a value cannot pass for
-//! one either.
-//!
-//! ## A worked example
-//!
-//! A log with id `0x0123456789abcdef` starts with this header, then `SET cat = meow` as its first
-//! record (seq 1) is these 28 bytes:
-//!
-//! ```text
-//! 77 61 6c 6b 76 57 41 4c     magic "walkvWAL"
-//! 04 00 00 00                 version 4
-//! ef cd ab 89 67 45 23 01     log id
-//! f3 58 e1 b3                 crc = 0xb3e158f3, CRC-32C of the 20 bytes above
-//!
-//! d8 a2 03 24                 crc   = 0x2403a2d8, CRC-32C of the log id's 8 bytes, then the 24
-//!                             bytes below
-//! 01 00 00 00 00 00 00 00     seq   = 1
-//! 01                          type  = SET
-//! 03 00 00 00                 klen  = 3
-//! 04 00 00 00                 vlen  = 4
-//! 63 61 74                    "cat"
-//! 6d 65 6f 77                 "meow"
-//! ```
-//!
-//! (`wal::record::tests::worked_example_matches_the_spec` checks these bytes.)
+//! The bytes of a log file (the header, the seven record types, the versions, a worked example
+//! that a test checks) are specified in `docs/log-format.md`. In short: a 24-byte header
+//! (`walkvWAL`, the version, a random log id, a CRC), then records of `crc seq type klen vlen
+//! key value`, little-endian and length-prefixed, whose CRC-32C is seeded with the log id. The
+//! data records are SET ([`record::Body::Set`], with an expiry for a key with a TTL), DELETE,
+//! EXPIRE and TXN (a transaction's operations under one seq); SYNC markers say "everything
+//! before me was on disk", and GAP records say which seqs were skipped on purpose. Each
+//! directory's newest segment of format 2 is sealed at the first open ([`dir::open`]), so that
+//! no record of a newer type ever lands in a file an older walkv would misread.
 //!
 //! ## Format 1
 //!
