@@ -1,7 +1,11 @@
 //! The docs stay true to the tree: every relative link in `README.md` and `docs/*.md` names a
-//! file that exists, every `#anchor` link names a heading of its document, and every path in
-//! backquotes that starts with `src/`, `tests/`, `benches/` or `docs/` exists (a
-//! `path::function` or `path:line` after it is left out of the check, not the path).
+//! file that exists, every `#anchor` link names a heading of its document, every path in
+//! backquotes that starts with `src/`, `tests/`, `benches/` or `docs/` exists, and a function
+//! named with its file (`` `src/a.rs::name` ``, or a tour's `` `src/a.rs`, `name` ``) is defined
+//! there. And the README's one-minute tour runs, as written, against the real server. (Its two
+//! commands are what CI runs: `.ci/run` is `cargo test`, and it installs the release build.)
+
+mod support;
 
 use std::path::{Path, PathBuf};
 
@@ -70,6 +74,30 @@ fn links(text: &str) -> Vec<String> {
     out
 }
 
+/// The functions the docs name in a file: `` `src/a.rs::name` ``, or a path followed by
+/// `` , `name` `` (a tour's step: `` `src/http/mod.rs`, `handle` ``). `Type::method` names the
+/// method.
+fn functions(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let spans: Vec<&str> = text.split('`').collect();
+    for i in (1..spans.len()).step_by(2) {
+        let span = spans[i];
+        if !["src/", "tests/", "benches/"].iter().any(|p| span.starts_with(p)) {
+            continue;
+        }
+        if let Some((path, name)) = span.split_once("::") {
+            out.push((path.to_string(), name.rsplit("::").next().unwrap_or(name).to_string()));
+        } else if spans.get(i + 1) == Some(&", ") && i + 2 < spans.len() {
+            let name = spans[i + 2];
+            let plain = name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == ':');
+            if plain && span.ends_with(".rs") {
+                out.push((span.to_string(), name.rsplit("::").next().unwrap_or(name).to_string()));
+            }
+        }
+    }
+    out
+}
+
 /// Every backquoted span of `text` that starts with one of the tree's folders, cut to its path.
 fn paths(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -122,6 +150,14 @@ fn links_anchors_and_paths_in_the_docs_exist() {
                 wrong.push(format!("{name}: `{path}` does not exist"));
             }
         }
+        for (path, function) in functions(&body) {
+            let code = std::fs::read_to_string(Path::new(ROOT).join(&path)).unwrap_or_default();
+            if !code.contains(&format!("fn {function}("))
+                && !code.contains(&format!("fn {function}<"))
+            {
+                wrong.push(format!("{name}: `{path}` has no function `{function}`"));
+            }
+        }
     }
     assert!(wrong.is_empty(), "the docs name what is not there:\n{}", wrong.join("\n"));
 }
@@ -139,4 +175,35 @@ fn the_checker_finds_links_anchors_and_paths() {
         ["src/wal/mod.rs", "tests/ttl.rs", "src/a.rs"]
     );
     assert_eq!(prose("a\n```\n[x](nowhere)\n```\nb\n"), "a\nb\n");
+    let named =
+        functions("1. `src/a.rs`, `handle`: and `src/b.rs::Store::set` but not `src/c.rs`, `x y`");
+    assert_eq!(named, [("src/a.rs".into(), "handle".into()), ("src/b.rs".into(), "set".into())]);
+}
+
+/// The README's one-minute tour, run as one script against the real server: every `curl` must
+/// get a 2xx (each is made to fail on anything else).
+#[test]
+fn the_readme_tour_runs() {
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    let tour = readme.split("## A one-minute tour").nth(1).expect("the tour's section");
+    let block = tour.split("```sh").nth(1).and_then(|b| b.split("```").next()).unwrap();
+    let dir = walkv::testutil::TempDir::new("docs-tour");
+    let server = support::Server::start(&dir.join("data"));
+    std::fs::write(dir.join("photo.jpg"), [0xff, 0xd8, 0xff, 0x00, 0x01, 0x02]).unwrap();
+    let script = format!(
+        "set -e\ncurl() {{ command curl --fail-with-body \"$@\"; }}\n{}",
+        block.replace("localhost:8080", &server.addr)
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(&*dir)
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "the tour failed:\n{script}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(dir.join("copy.jpg")).unwrap().starts_with(&[0xff, 0xd8]));
 }
