@@ -69,18 +69,20 @@
 //!   process exits. On a frozen disk that final fsync waits for the disk; a second signal
 //!   exits at once (130).
 
+mod compaction;
 mod startup;
 mod waiting;
 mod watches;
 
 use crate::auth::{Auth, TokenSource};
-use crate::compactor::{Compactor, Policy, Started};
+use crate::compactor::{Compactor, Policy};
 use crate::error::Error;
 use crate::feed::Feed;
 use crate::http::{self, Response};
 use crate::intake::{Event, Intake, Job, Limits};
 use crate::metrics::{DiskCall, METRICS};
 use crate::store::{Polled, Store, Swept};
+use compaction::Compaction;
 use startup::{memory_limit, report_memory, report_recovery};
 use std::io;
 use std::net::TcpListener;
@@ -601,8 +603,7 @@ impl Server<'_> {
     }
 }
 
-/// True for the requests that write: `PUT` and `DELETE` of a key, `POST /v1/write` and
-/// `POST /v1/bulk`.
+/// True for the requests that write (see [`http::writes`]).
 fn is_write(job: &Job) -> bool {
     let (path, _) = job.path_and_query();
     http::writes(job.method(), path)
@@ -659,63 +660,4 @@ fn handle(store: &mut Store, auth: &Auth, job: &Job, serving: http::Serving) -> 
         prepared: job.prepared.as_deref(),
     };
     http::handle(store, &request, auth, serving)
-}
-
-/// The compactor, and the `POST /compact` requests waiting for the compaction they joined.
-struct Compaction {
-    compactor: Compactor,
-    waiting: Vec<Job>,
-}
-
-impl Compaction {
-    /// `POST /compact`: starts a compaction or joins the running one; answered when it ends
-    /// (at once if there is nothing to merge, or it cannot start).
-    fn request(&mut self, store: &mut Store, job: Job) {
-        match self.compactor.start(store) {
-            Ok(Started::Running) => self.waiting.push(job),
-            Err(e) => job.respond(http::compacted(&Err(e))),
-        }
-    }
-
-    /// The segment was sealed (or could not be): the compaction goes on, or ends here.
-    fn rotated(
-        &mut self,
-        store: &mut Store,
-        rotated: Result<Option<crate::wal::compact::Job>, Error>,
-    ) {
-        if let Some(outcome) = self.compactor.sealed(store, rotated) {
-            self.answer(&outcome);
-        }
-    }
-
-    /// Between batches: collects a finished compaction (answering whoever waits for it), and
-    /// starts one if the policy says it is due.
-    fn tend(&mut self, store: &mut Store) {
-        if let Some(outcome) = self.compactor.poll(store) {
-            self.answer(&outcome);
-        }
-        if self.compactor.due(store) {
-            let _ = self.compactor.start(store); // a failure is logged and shown in /status
-        }
-    }
-
-    fn answer(&mut self, outcome: &Result<crate::compactor::Report, Error>) {
-        let response = http::compacted(outcome);
-        for job in self.waiting.drain(..) {
-            job.respond(response.clone());
-        }
-    }
-
-    /// On the way out: a running compaction is left to die with the process (its unfinished
-    /// file is removed at the next start, and the files it would replace still hold
-    /// everything); whoever waits for it is told.
-    fn abandon(&mut self) {
-        if self.compactor.stats().compacting {
-            crate::log!("stopping during a compaction: it is abandoned, nothing is lost");
-        }
-        let response = Response::error(503, "the server is stopping; the compaction was abandoned");
-        for job in self.waiting.drain(..) {
-            job.respond(response.clone());
-        }
-    }
 }

@@ -36,6 +36,17 @@ pub fn entry_cost(key_len: usize, value_len: usize) -> u64 {
     (asked + 8).div_ceil(16).saturating_mul(16).max(32) + TREE_BYTES_PER_KEY
 }
 
+/// What a SET of a key with a value of `value_len` bytes costs while it is on its way to the
+/// log and then in the map: its entry (with the 8 bytes of an expiry, if it `expires`), its
+/// place in the index of expiring keys, and its record. What `--max-memory` checks a SET against.
+pub fn set_cost(key_len: usize, value_len: usize, expires: bool) -> u64 {
+    let expiry = if expires { 8 } else { 0 };
+    let index = if expires { expiry_cost(key_len) } else { 0 };
+    entry_cost(key_len, value_len + expiry)
+        .saturating_add(record_cost(key_len, value_len + expiry))
+        .saturating_add(index)
+}
+
 /// What a key's expiry costs beyond its entry's 8 bytes: its place in the index of expiring
 /// keys (a copy of the key, and a tree node's share).
 pub fn expiry_cost(key_len: usize) -> u64 {

@@ -458,14 +458,11 @@ impl Store {
         }
     }
 
-    /// Refuses a SET that would take the data past `--max-memory`: one that needs more memory
-    /// than the value it replaces (`old`, its memory) frees, once the limit is reached.
-    fn check_memory(&self, key: &[u8], value: &[u8], expires: bool, old: u64) -> Result<(), Error> {
+    /// Refuses writes that would take the data past `--max-memory`: ones that need more memory
+    /// (`new`, from [`memory::set_cost`]) than the values they replace free (`old`), once the
+    /// limit is reached.
+    fn check_memory(&self, new: u64, old: u64) -> Result<(), Error> {
         let Some(limit) = self.max_memory else { return Ok(()) };
-        let expiry = if expires { memory::expiry_cost(key.len()) + 8 } else { 0 };
-        let new = memory::entry_cost(key.len(), value.len())
-            .saturating_add(memory::record_cost(key.len(), value.len()))
-            .saturating_add(expiry);
         let (used, _) = self.memory();
         if new > old && used.saturating_add(new - old) > limit {
             return Err(Error::MemoryFull { used, limit });
@@ -492,7 +489,8 @@ impl Store {
         let hash = self.pending.hash(key);
         let (latest, old_memory, old) = self.newest_entry(key, hash);
         let expires = ttl.expiry(old);
-        self.check_memory(key, value, expires.is_some(), old_memory)?;
+        let new = memory::set_cost(key.len(), value.len(), expires.is_some());
+        self.check_memory(new, old_memory)?;
         let seq = self.next_seq;
         self.issue_change(Change::Set(Entry::new(seq, key, value, expires)), hash);
         Ok((seq, latest.etag.is_none()))

@@ -81,9 +81,7 @@ impl Store {
                 Operation::Set { value, ttl, .. } => {
                     wal::check_lengths(key, value)?;
                     let expires = ttl.expiry(old);
-                    more += memory::entry_cost(key.len(), value.len())
-                        + memory::record_cost(key.len(), value.len())
-                        + expires.map_or(0, |_| memory::expiry_cost(key.len()) + 8);
+                    more += memory::set_cost(key.len(), value.len(), expires.is_some());
                     Change::Set(Entry::new(seq, key, value, expires))
                 }
                 Operation::Delete { .. } => {
@@ -94,12 +92,7 @@ impl Store {
             freed += old_memory;
             changes.push((change, hash));
         }
-        if let Some(limit) = self.max_memory {
-            let (used, _) = self.memory();
-            if more > freed && used.saturating_add(more - freed) > limit {
-                return Err(Error::MemoryFull { used, limit });
-            }
-        }
+        self.check_memory(more, freed)?;
         Ok(Outcome::Done(self.issue_change(Change::Txn(changes.into()), 0)))
     }
 }
