@@ -442,10 +442,11 @@ fn get(store: &Store, key: &[u8], raw: bool, conditions: &Conditions) -> Respons
 fn read_key(store: &Store, key: &[u8], raw: bool, conditions: &Conditions) -> Response {
     let found = store.get_expiring(key);
     let mut response = answer_read(found.map(|(value, seq, _)| (value, seq)), raw, conditions);
-    if let Some((_, _, expires)) = found
+    if let Some((_, _, Some(expires))) = found
         && response.status == 200
     {
-        ttl::add_headers(&mut response, expires, crate::expiry::now_ms());
+        // (The clock is read only for a key that has a TTL.)
+        ttl::add_headers(&mut response, Some(expires), crate::expiry::now_ms());
     }
     response
 }
