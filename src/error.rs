@@ -14,7 +14,7 @@ pub enum Error {
     /// An operating-system call failed. `action` says what walkv was doing, including the path.
     Io { action: String, source: io::Error },
     /// The log holds damage that startup must not skip (see the recovery rules in
-    /// [`crate::wal`]); `reason` says what and why. The operator decides, with `walkv repair`.
+    /// `docs/recovery.md`); `reason` says what and why. The operator decides, with `walkv repair`.
     Corrupt { path: PathBuf, offset: u64, reason: String },
     /// A file the log needs is missing, or a snapshot is damaged: writes are lost unless a
     /// backup has the file. Without one, `walkv repair` keeps what checks out (see

@@ -1,7 +1,7 @@
 //! Time to live: the wall clock in milliseconds, and TTLs as clients write them.
 //!
 //! A key's expiry is an absolute wall-clock time, milliseconds since the Unix epoch, stored in
-//! its record (see [`crate::wal`]): a key that expired while the server was down is gone after
+//! its record (see `docs/log-format.md`): a key that expired while the server was down is gone after
 //! the restart, and an export or a change feed can say when a key expires. The price is the
 //! wall clock's: if it jumps forward, keys expire early; if it jumps back, late (as in Redis,
 //! whose expiries are absolute too). A TTL is written in seconds, with up to nine decimals,

@@ -2,7 +2,7 @@
 //! `If-None-Match`, which make compare-and-set.
 //!
 //! A key's ETag is `"SEQ"`: the sequence number of the log record that set its current value.
-//! Sequence numbers are never given to two writes (see [`crate::wal`]), so two different values
+//! Sequence numbers are never given to two writes (see `docs/log-format.md`), so two different values
 //! of a key never share an ETag, across restarts and compactions too (a snapshot keeps each
 //! key's seq). Every ETag is strong.
 //!

@@ -29,9 +29,9 @@
 //! in memory ([`crate::writer::Status`], the [`Layout`]).
 //!
 //! # The data directory
-//! It holds the log's files (a snapshot and segments, see [`crate::wal`] and its *Data
-//! directory* section; side files of a recovery or a repair are described in
-//! [`crate::wal::files`]) and `LOCK` ([`crate::wal::lock`]). The store keeps the sum of what its live keys
+//! It holds the log's files (a snapshot and segments, see `docs/data-directory.md`; side files
+//! of a recovery or a repair are described in [`crate::wal::files`]) and `LOCK`
+//! ([`crate::wal::lock`]). The store keeps the sum of what its live keys
 //! take in a snapshot (`live_bytes`) and the files before the segment being written
 //! ([`Layout`]), which is what a compaction merges.
 //!
@@ -232,7 +232,7 @@ pub struct Polled {
 impl Store {
     /// Opens the store in `dir` (created if missing): takes the lock, replays the log into the
     /// map (the snapshot, then every segment), brings the log to a clean end (see the recovery
-    /// rules in [`crate::wal`]) and starts the log's threads. Refuses a corrupt log or a
+    /// rules in `docs/recovery.md`) and starts the log's threads. Refuses a corrupt log or a
     /// directory another process holds.
     pub fn open(dir: &Path, options: Options) -> Result<(Store, Recovery), Error> {
         Store::open_dir(dir, options).map(|(store, recovery, _)| (store, recovery))

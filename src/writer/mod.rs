@@ -111,7 +111,7 @@ impl Status {
         self.segment_file_bytes.load(Ordering::Relaxed)
     }
 
-    /// Zeros reserved after the segment's records (see [`crate::wal`], *Reserved space*):
+    /// Zeros reserved after the segment's records (see `docs/log-format.md`, *Zeros*):
     /// counted in the file's length, holding no data.
     pub fn segment_reserved_bytes(&self) -> u64 {
         self.segment_file_bytes().saturating_sub(self.segment_bytes())

@@ -1,24 +1,12 @@
 //! Opening a data directory: replay across the snapshot and the segments, the recovery rules
 //! between files, the upgrade from the one-file layout, and the removal of leftovers.
 //!
-//! The rules (the module doc of [`crate::wal`] has them with the rest of the format):
-//!
-//! - The snapshot with the highest number S is in charge. It must load completely
-//!   ([`crate::wal::snapshot::load`]); a damaged one refuses startup. Older snapshots are leftovers of
-//!   a compaction that was interrupted after its commit, and are removed.
-//! - A segment is covered by the snapshot if the segment after it starts at or before S + 1:
-//!   every record it holds is in the snapshot. Covered segments are leftovers, removed (and
-//!   with them every history file, `history-<first>.wal`, whose chain they would have
-//!   continued: see [`crate::wal::history`]).
-//! - The other segments must form a chain: the first starts at S + 1, each next one right after
-//!   the last sequence number of the one before. A missing file or a gap refuses startup.
-//! - Every segment but the newest is sealed: it was fsynced before the next one was created, so
-//!   it must read to a clean end. Damage there is damage to data that was on disk: refused.
-//!   Only the newest segment is judged by the single-log rules (a torn end trimmed, and so on).
-//! - `NAME.new` files are interrupted writes (of a snapshot or a segment) and are removed.
-//!
-//! Leftovers are removed only once everything else has been read and found good, so that a
-//! refused start changes nothing.
+//! The rules it applies are specified in `docs/data-directory.md` (*Backups, versions and what
+//! startup checks*): the snapshot with the highest number is in charge and must load completely;
+//! the segments after it must form a chain; every segment but the newest is sealed and must read
+//! to a clean end; only the newest is judged by the single-log rules of `docs/recovery.md`.
+//! Leftovers (older snapshots, covered segments, `NAME.new` files) are removed only once
+//! everything else has been read and found good, so that a refused start changes nothing.
 
 use crate::error::Error;
 use crate::wal::files::{self, FILE_NAME, sync_dir};

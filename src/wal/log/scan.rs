@@ -1,5 +1,5 @@
 //! Replay and the recovery rules: reading a log from the start, and judging whatever follows its
-//! last valid record (the rules themselves are specified in [`crate::wal`], *Recovery rules*).
+//! last valid record (the rules themselves are specified in `docs/recovery.md`, *The rules*).
 //!
 //! [`scan`] streams the file through a [`Window`]: records are checked and replayed in order
 //! until the first one that does not check out or does not fit (the *damage point*). The rest of
@@ -362,7 +362,7 @@ fn examine(
     }
 }
 
-/// The recovery rules, in order (see the module doc of [`crate::wal`]).
+/// The recovery rules, in order (specified in `docs/recovery.md`, *The rules*).
 fn judge_damage(
     fault: String,
     damage: u64,

@@ -1,5 +1,5 @@
 //! Bytes of the log: the file header and the records, encoded and decoded (the layout is
-//! specified in [`crate::wal`]).
+//! specified in `docs/log-format.md`).
 //!
 //! The encoder and the decoder mirror each other field by field. The decoder never trusts a
 //! length before checking it against its limit, never allocates, and reports what is wrong as a

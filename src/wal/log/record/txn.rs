@@ -1,5 +1,5 @@
 //! The body of a transaction record (type 7): the SETs and DELETEs that happen together, under
-//! the record's one seq (the layout is specified in [`crate::wal`]).
+//! the record's one seq (the layout is specified in `docs/log-format.md`).
 //!
 //! ```text
 //! body := op+
