@@ -1,9 +1,10 @@
 //! walkv: a small, durable key-value server.
 //!
 //! Memory holds the data; a write-ahead log on disk makes every acknowledged write survive a
-//! crash. Start reading at [`wal`] (the log format and recovery), then [`store`] (the map and the
-//! order of operations on a write), then [`http`] (the API), [`server`] (the serving loop) and [`intake`] (sockets and HTTP
-//! framing, kept away from the loop).
+//! crash. Start reading at `docs/architecture.md`, which follows a SET from the socket to the
+//! disk through the code; then [`wal`] (the log), [`store`] (the map and the order of operations
+//! on a write), [`http`] (the API), [`server`] (the serving loop) and [`intake`] (sockets and
+//! HTTP framing, kept away from the loop).
 #![forbid(unsafe_code)]
 
 /// Writes one line to standard error, prefixed with `walkv: ` (and, in the server, with the

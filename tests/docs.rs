@@ -162,6 +162,37 @@ fn links_anchors_and_paths_in_the_docs_exist() {
     assert!(wrong.is_empty(), "the docs name what is not there:\n{}", wrong.join("\n"));
 }
 
+/// Every `docs/...` path the code's own documentation names exists: the code points at the
+/// documents that hold the format, the recovery rules and the data directory's protocol.
+#[test]
+fn documents_named_in_the_code_exist() {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&Path::new(ROOT).join("src"), &mut files);
+    let mut wrong = Vec::new();
+    let mut named = 0;
+    for file in files {
+        let code = std::fs::read_to_string(&file).unwrap();
+        for path in paths(&code).into_iter().filter(|p| p.starts_with("docs/")) {
+            named += 1;
+            if !Path::new(ROOT).join(&path).exists() {
+                wrong.push(format!("{}: `{path}` does not exist", file.display()));
+            }
+        }
+    }
+    assert!(named >= 3, "the code names {named} documents; the checker has lost them");
+    assert!(wrong.is_empty(), "the code names documents that are not there:\n{}", wrong.join("\n"));
+}
+
 /// The checker itself: it finds what it must.
 #[test]
 fn the_checker_finds_links_anchors_and_paths() {
@@ -178,6 +209,121 @@ fn the_checker_finds_links_anchors_and_paths() {
     let named =
         functions("1. `src/a.rs`, `handle`: and `src/b.rs::Store::set` but not `src/c.rs`, `x y`");
     assert_eq!(named, [("src/a.rs".into(), "handle".into()), ("src/b.rs".into(), "set".into())]);
+}
+
+/// The lines a reader reads for `function` in `code`: its doc comment and attributes, its
+/// signature and its body, up to the closing brace (braces in strings, characters and comments
+/// are left out of the count). `None` unless the file defines it exactly once.
+fn function_lines(code: &str, function: &str) -> Option<usize> {
+    let lines: Vec<&str> = code.lines().collect();
+    let defines = |line: &str| {
+        let line = line.trim_start();
+        let line = ["pub(crate) ", "pub(super) ", "pub "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p))
+            .unwrap_or(line);
+        let line = line.strip_prefix("const ").unwrap_or(line);
+        [format!("fn {function}("), format!("fn {function}<")].iter().any(|s| line.starts_with(s))
+    };
+    let starts: Vec<usize> = (0..lines.len()).filter(|&i| defines(lines[i])).collect();
+    let [start] = starts[..] else { return None };
+    let mut first = start;
+    while first > 0 && ["///", "#["].iter().any(|p| lines[first - 1].trim_start().starts_with(p)) {
+        first -= 1;
+    }
+    let (mut depth, mut opened) = (0i64, false);
+    for (i, line) in lines.iter().enumerate().skip(start) {
+        let code = without_literals(line);
+        opened |= code.contains('{');
+        depth += code.matches('{').count() as i64 - code.matches('}').count() as i64;
+        if opened && depth == 0 {
+            return Some(i - first + 1);
+        }
+    }
+    None
+}
+
+/// `line` without its string and character literals and its `//` comment.
+fn without_literals(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => drop(chars.next()),
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '\'' if chars.clone().nth(1) == Some('\'') => drop((chars.next(), chars.next())),
+            '\'' if chars.peek() == Some(&'\\') => {
+                chars.by_ref().take_while(|&c| c != '\'').for_each(drop);
+            }
+            '/' if chars.peek() == Some(&'/') => break,
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The learner's path in `docs/architecture.md`: the table of the section that follows a SET
+/// from the socket to the disk, as (file, functions) in order.
+fn learners_path(text: &str) -> Vec<(String, Vec<String>)> {
+    let section = text.split("## A SET from the socket to the disk").nth(1).unwrap_or("");
+    let section = section.split("\n## ").next().unwrap_or("");
+    let mut path = Vec::new();
+    for row in section.lines().filter(|l| l.starts_with("| ") && l.contains("](")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let Some(file) = cells.get(2).and_then(|c| c.split('`').nth(1)) else { continue };
+        let functions = cells
+            .get(3)
+            .map_or(vec![], |c| c.split('`').skip(1).step_by(2).map(str::to_string).collect());
+        path.push((file.to_string(), functions));
+    }
+    path
+}
+
+/// The learner's path stays short: at most 8 files and 800 lines of the functions it names,
+/// every one of them defined once in its file, and the steps below the table reach the files
+/// in the table's order.
+#[test]
+fn the_learners_path_stays_short() {
+    let doc = Path::new(ROOT).join("docs/architecture.md");
+    let text = std::fs::read_to_string(doc).unwrap();
+    let path = learners_path(&text);
+    assert!((2..=8).contains(&path.len()), "the path has {} files, not 2 to 8", path.len());
+    let mut total = 0;
+    for (file, functions) in &path {
+        let code = std::fs::read_to_string(Path::new(ROOT).join(file)).unwrap();
+        assert!(!functions.is_empty(), "{file}: the path names no function of it");
+        for function in functions {
+            let lines = function_lines(&code, function);
+            total += lines.unwrap_or_else(|| panic!("{file} does not define `{function}` once"));
+        }
+    }
+    assert!(total <= 800, "the learner's path is {total} lines, more than 800");
+    let steps = text.split("## A SET from the socket to the disk").nth(1).unwrap();
+    let steps = steps.split("\n1. ").nth(1).expect("the numbered steps");
+    let mut at = 0;
+    for (file, _) in &path {
+        let found = steps[at..].find(&format!("`{file}::"));
+        at += found.unwrap_or_else(|| panic!("the steps do not reach `{file}` in order"));
+    }
+}
+
+/// The path's counter: doc comments, attributes and bodies, with braces in literals ignored.
+#[test]
+fn the_path_counter_counts_whole_functions() {
+    let code = "/// Doc.\n#[inline]\npub fn a(x: u8) -> u8 {\n    let s = \"}}{\";\n    let c = '}';\n    x // }\n}\n\nfn b() {}\nfn a2() {}\n";
+    assert_eq!(function_lines(code, "a"), Some(7));
+    assert_eq!(function_lines(code, "b"), Some(1));
+    assert_eq!(function_lines(code, "c"), None);
+    assert_eq!(function_lines("fn d() {}\nfn d() {}\n", "d"), None);
+    let doc = "## A SET from the socket to the disk\n\n| step | file | read |\n|---|---|---|\n| 1 | [`src/a.rs`](../src/a.rs) | `x`, `y` |\n\n## Next\n| 2 | [`src/b.rs`](b) | `z` |\n";
+    assert_eq!(learners_path(doc), [("src/a.rs".to_string(), vec!["x".into(), "y".into()])]);
 }
 
 /// The README's one-minute tour, run as one script against the real server: every `curl` must
