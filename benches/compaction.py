@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compaction, measured against Redis in one run (issue 10).
+"""Compaction, measured against Redis in one run.
 
     python3 benches/compaction.py BIN     (a release build: cargo build --release)
 

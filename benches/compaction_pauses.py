@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Pauses during a compaction, one by one (issue 10): the under-load phase of
+"""Pauses during a compaction, one by one: the under-load phase of
 benches/compaction.py repeated TRIALS times (default 2), printing each run's GET p99 and
 maximum, the write rate, and every GET slower than 10 ms with when it came (seconds after the
 compaction began).

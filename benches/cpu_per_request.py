@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CPU per request on the server, as instructions counted by callgrind (issue 4).
+"""CPU per request on the server, as instructions counted by callgrind.
 
     python3 benches/cpu_per_request.py [BIN]     (knob: REQUESTS=5000)
 

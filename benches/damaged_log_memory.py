@@ -4,8 +4,8 @@
     cargo build --release && python3 benches/damaged_log_memory.py [BIN]
     knobs: LOG_MB=2048 (log size), VALUE_KB=64, DAMAGE_AT=1048576 (byte offset of the flip)
 
-Issue 9 measured 1.98 GB of RSS for `check` on a 2 GB log damaged near its start, before the
-tools streamed the log. This builds such a log through the real server (PUTs of VALUE_KB values
+Before the tools streamed the log, `check` took 1.98 GB of RSS on a 2 GB log damaged near its
+start. This builds such a log through the real server (PUTs of VALUE_KB values
 to 100 keys, --sync never, stopped with SIGTERM), flips one byte at DAMAGE_AT, and runs, each as
 its own process under GNU time (installed by `apt-get install time` if missing), timing it
 and reading its peak RSS:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Data in and out at 1M keys (issue 12): a listing page, export and import against
+"""Data in and out at 1M keys: a listing page, export and import against
 `redis-cli --pipe`, the size of an export, and RSS.
 
     python3 benches/data.py BIN [BASELINE_BIN]     (knobs KEYS=1000000, VALUE=100, ROUNDS=3)

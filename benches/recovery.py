@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Recovery time, memory and startup: walkv against Redis, in one run (issue 4).
+"""Recovery time, memory and startup: walkv against Redis, in one run.
 
     python3 benches/recovery.py BIN      (run by benches/peers.sh; knobs RECORDS=1000000, ROUNDS=3)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What --log-requests costs in throughput: walkv without it, with logfmt and with JSON lines,
-# side by side in one run (issue 11).
+# side by side in one run.
 #
 #   bash benches/request_log.sh            (knobs: ROUNDS=3, SECS=5)
 #

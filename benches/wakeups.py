@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Context switches and system calls per request on the server, beside throughput (issue 14).
+"""Context switches and system calls per request on the server, beside throughput.
 
     python3 benches/wakeups.py [BIN ...]     (knobs: SECS=3, ROUNDS=2, CONNS="1 50")
 

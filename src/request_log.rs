@@ -25,7 +25,7 @@
 //! most) hands its [`Record`] to a bounded queue of [`QUEUE_LINES`]; the writer thread formats
 //! the lines and drains them into stderr, so that the main thread pays a queue push, not a
 //! formatting (formatting there took logfmt from 0.85–0.89× to 0.65× the throughput without the
-//! log on PUT at 50 connections, issue 14). When stderr
+//! log on PUT at 50 connections). When stderr
 //! does not keep up and the queue is full, a line is dropped and counted
 //! (`walkv_request_log_dropped_total`), and the writer says how many it lost once it catches up.
 

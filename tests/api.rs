@@ -462,7 +462,7 @@ fn ipv6_loopback_needs_no_token() {
     }
 }
 
-/// HTTP edges of issue 13 over a real socket: a 33 KiB head is 431 however it arrives; PUT and
+/// HTTP edges over a real socket: a 33 KiB head is 431 however it arrives; PUT and
 /// the writing POSTs without framing are 411 and write nothing; an HTTP/1.0 keep-alive answer
 /// says `Connection: keep-alive`; HTTP/1.2 is served as 1.1.
 #[test]

@@ -1,10 +1,11 @@
 //! Clients that misbehave on purpose, against the real binary on loopback.
 //!
-//! The attacks of issue 5, each with a normal client measured while it runs: a GET on a new
-//! connection every few milliseconds, like `curl` would. Each test prints the normal client's
-//! p99 and the server's peak RSS (run with `--nocapture` to see them) and asserts what the issue
-//! requires: p99 under 100 ms, bounded memory, and every connection served. The tests take a
-//! lock so that their measurements do not compete with each other for the two cores.
+//! The attacks of hostile clients, each with a normal client measured while it runs: a GET on a
+//! new connection every few milliseconds, like `curl` would. Each test prints the normal
+//! client's p99 and the server's peak RSS (run with `--nocapture` to see them) and asserts what
+//! a server must promise: p99 under 100 ms, bounded memory, and every connection served. The
+//! tests take a lock so that their measurements do not compete with each other for the two
+//! cores.
 
 mod support;
 

@@ -221,7 +221,7 @@ fn data_commands() {
     assert_eq!(file, Some(PathBuf::from("x.jsonl")));
 }
 
-/// Issue 13's command lines: an unknown command names itself and the commands; every duration
+/// Command lines that must be refused or taken as written: an unknown command names itself and the commands; every duration
 /// has a floor; an empty data directory and a bad address are refused; negative numbers are
 /// values.
 #[test]

@@ -4,7 +4,7 @@
 //! operations and no lock: the lock and the condition variable are for connections that must
 //! wait for room, and giving back touches them only when one does. (A mutex for every take and
 //! a `notify_all`, a system call, for every give-back were measured at about one futex call per
-//! PUT on the main thread and more on the connections' threads, issue 14.)
+//! PUT on the main thread and more on the connections' threads.)
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};

@@ -5,7 +5,7 @@
 //! # Why the main thread writes
 //! When the connection's own thread wrote every answer, each request cost two wake-ups of that
 //! thread (one for the request's bytes, one for its answer) besides the main thread's, and on
-//! two cores shared with the clients, wake-ups were most of a request's cost (issue 14). Now the
+//! two cores shared with the clients, wake-ups were most of a request's cost. Now the
 //! main thread writes a finished answer straight to the socket, and the connection's thread
 //! goes back to reading as soon as it has handed a request over: one wake-up per request.
 //!
