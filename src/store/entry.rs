@@ -80,16 +80,6 @@ impl Entry {
         wal::Body::Set { key: self.key(), value: self.value(), expires: self.expires() }
     }
 
-    /// What this key takes in memory, as [`super::memory`] counts it.
-    pub(super) fn memory(&self) -> u64 {
-        let value_len = self.0.len() - Entry::HEAD - self.key_len();
-        let expiring = match self.expires() {
-            Some(_) => super::memory::expiry_cost(self.key_len()),
-            None => 0,
-        };
-        super::memory::entry_cost(self.key_len(), value_len) + expiring
-    }
-
     /// What this key takes in a snapshot.
     pub(super) fn bytes(&self) -> u64 {
         entry_bytes(self.key(), self.value(), self.expires())

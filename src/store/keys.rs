@@ -6,6 +6,7 @@
 use super::Map;
 use super::entry::Entry;
 use super::expiring::Expiring;
+use super::memory;
 use super::pending::Change;
 
 /// The map, and what the store keeps beside it.
@@ -28,12 +29,12 @@ pub(super) struct Tally {
 impl Tally {
     fn add(&mut self, entry: &Entry) {
         self.live_bytes += entry.bytes();
-        self.memory += entry.memory();
+        self.memory += memory::of_entry(entry);
     }
 
     fn remove(&mut self, entry: &Entry) {
         self.live_bytes -= entry.bytes();
-        self.memory -= entry.memory();
+        self.memory -= memory::of_entry(entry);
     }
 }
 

@@ -20,6 +20,7 @@
 //! memory as before: the data is safe and unreachable until memory is added. With the limit,
 //! writes get 507 first and everything else goes on.
 
+use super::entry::Entry;
 use crate::wal::RECORD_HEADER_LEN;
 
 /// The tree's nodes per key: eleven 16-byte pointers a node, about two thirds full, and the
@@ -32,8 +33,17 @@ const DEFAULT_SHARE: (u64, u64) = (3, 4);
 /// The bytes one key with a value of `value_len` bytes takes: its entry and its share of the
 /// tree (see the module's doc).
 pub fn entry_cost(key_len: usize, value_len: usize) -> u64 {
-    let asked = (super::entry::Entry::HEAD + key_len + value_len) as u64;
+    let asked = (Entry::HEAD + key_len + value_len) as u64;
     (asked + 8).div_ceil(16).saturating_mul(16).max(32) + TREE_BYTES_PER_KEY
+}
+
+/// What `entry` takes in memory: its entry and share of the tree, and its place in the index of
+/// expiring keys if it has an expiry (whose 8 bytes its entry holds).
+pub(super) fn of_entry(entry: &Entry) -> u64 {
+    let key_len = entry.key().len();
+    let expiry = entry.expires().map_or(0, |_| 8);
+    let index = entry.expires().map_or(0, |_| expiry_cost(key_len));
+    entry_cost(key_len, entry.value().len() + expiry) + index
 }
 
 /// What a SET of a key with a value of `value_len` bytes costs while it is on its way to the
@@ -104,6 +114,18 @@ fn mem_total() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An entry in the map costs what its SET was counted at, less the record it no longer needs.
+    #[test]
+    fn an_entry_costs_what_its_set_costs_less_its_record() {
+        for expires in [None, Some(1_700_000_000_000)] {
+            let entry = Entry::new(7, b"key", b"value", expires);
+            let record = record_cost(3, 5 + if expires.is_some() { 8 } else { 0 });
+            assert_eq!(of_entry(&entry) + record, set_cost(3, 5, expires.is_some()));
+        }
+        let plain = of_entry(&Entry::new(7, b"key", b"value", None));
+        assert_eq!(plain, entry_cost(3, 5));
+    }
 
     /// The counted size follows malloc's rounding, plus the tree's share.
     #[test]

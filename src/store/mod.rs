@@ -450,9 +450,11 @@ impl Store {
             Some(Newest::Deleted(seq)) => (Latest { etag: None, pending: Some(seq) }, 0, None),
             None => match self.map.get(key) {
                 Some(e) if e.expires().is_some() && e.expired(now()) => {
-                    (Latest { etag: None, pending: None }, e.memory(), None)
+                    (Latest { etag: None, pending: None }, memory::of_entry(e), None)
                 }
-                Some(e) => (Latest { etag: Some(e.seq()), pending: None }, e.memory(), Some(e)),
+                Some(e) => {
+                    (Latest { etag: Some(e.seq()), pending: None }, memory::of_entry(e), Some(e))
+                }
                 None => (Latest { etag: None, pending: None }, 0, None),
             },
         }

@@ -14,6 +14,7 @@
 //! pair) looks through the pending changes from the newest instead. Correct either way.
 
 use super::entry::Entry;
+use super::memory;
 use crate::prehashed::PrehashedMap;
 use crate::wal::record::TxnBuilder;
 use crate::wal::{Body, RECORD_HEADER_LEN};
@@ -84,7 +85,7 @@ impl Change {
 
     fn entries_memory(&self) -> u64 {
         match self {
-            Change::Set(entry) => entry.memory(),
+            Change::Set(entry) => memory::of_entry(entry),
             Change::Delete(_) | Change::Expire(_) => 0,
             Change::Txn(changes) => changes.iter().map(|(c, _)| c.entries_memory()).sum(),
         }
