@@ -1,7 +1,7 @@
 //! The client commands of counters, TTLs and transactions: `walkv incr KEY [N]` and
 //! `walkv txn FILE|-` (`walkv set --ttl` is `set`'s, in `remote.rs`).
 
-use super::remote::{auth_header, finish};
+use super::answer::{auth_header, finish};
 use crate::auth::TokenSource;
 use crate::cli::exit;
 use crate::client;

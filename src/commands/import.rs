@@ -7,7 +7,7 @@
 //! connection with two requests in flight (the next batch travels while the server writes the
 //! last). At the end, `POST /sync` makes it all durable, and the count is printed.
 
-use super::remote::{auth_header, finish};
+use super::answer::{auth_header, finish};
 use crate::auth::TokenSource;
 use crate::cli::exit;
 use crate::client::{Call, Connection, Reply};

@@ -20,6 +20,7 @@ macro_rules! say {
     }};
 }
 
+mod answer;
 mod counter;
 mod dump;
 pub mod export;

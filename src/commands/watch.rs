@@ -13,7 +13,7 @@
 //! a Redis a live copy of the store (started from `walkv export --format resp` and the seq it
 //! says).
 
-use super::remote::{auth_header, finish};
+use super::answer::{auth_header, finish};
 use crate::auth::TokenSource;
 use crate::base64;
 use crate::cli::{ExportFormat, exit};
