@@ -193,6 +193,19 @@ fn documents_named_in_the_code_exist() {
     assert!(wrong.is_empty(), "the code names documents that are not there:\n{}", wrong.join("\n"));
 }
 
+/// Each document of the book says where the rest lives: it links to at least one other.
+#[test]
+fn every_document_links_to_another() {
+    for doc in documents().iter().filter(|d| !d.ends_with("README.md")) {
+        let text = std::fs::read_to_string(doc).unwrap();
+        let others = links(&prose(&text))
+            .into_iter()
+            .filter(|l| l.split('#').next().is_some_and(|f| f.ends_with(".md")))
+            .count();
+        assert!(others > 0, "{} links to no other document", doc.display());
+    }
+}
+
 /// The checker itself: it finds what it must.
 #[test]
 fn the_checker_finds_links_anchors_and_paths() {
