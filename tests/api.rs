@@ -1,5 +1,6 @@
-//! The HTTP API through the real binary: the Go service's contract, the curl-style endpoints,
-//! hostile keys and values, limits, and malformed requests that must not disturb the server.
+//! The HTTP API through the real binary: the first contract (`POST /v1/write`, `GET /v1/{key}`),
+//! the curl-style endpoints, hostile keys and values, limits, and malformed requests that must
+//! not disturb the server.
 
 mod support;
 
@@ -16,7 +17,7 @@ fn json(reply: &support::Reply) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", reply.text()))
 }
 
-/// The original Go service's contract, byte for byte where it defined bytes.
+/// The first contract (`POST /v1/write`, `GET /v1/{key}`), byte for byte where it defined bytes.
 #[test]
 fn original_go_contract() {
     let dir = TempDir::new("contract");

@@ -6,7 +6,7 @@
 //! | `GET /v1/{key}`                 | 200 `{"value":"..."}` (application/json) | 404 `{"error":"key not found"}`          |
 //! | `GET /v1/{key}?raw`             | 200, the value's bytes (octet-stream)    | works for any bytes                     |
 //! | `HEAD /v1/{key}`                | as GET, without the body                 |                                         |
-//! | `POST /v1/write` `{"key","value"}` | 201 `{"seq":N}`                       | the original Go service's write; `key_base64`/`value_base64` as in [`bulk`] |
+//! | `POST /v1/write` `{"key","value"}` | 201 `{"seq":N}`                       | the first write endpoint; `key_base64`/`value_base64` as in [`bulk`] |
 //! | `PUT /v1/{key}` (raw body)      | 201 `{"seq":N}` if new, 200 if replaced  | the body is the value, any bytes; `?ttl=S`, `?keepttl` ([`ttl`]) |
 //! | `POST /v1/{key}?incr=N`         | 200 `{"value":"42","seq":S}`             | a counter; 409 if the value is no integer or would overflow |
 //! | `POST /v1/txn` (JSON)           | 200 `{"seq":N}`                          | conditions, then writes, all or none; 412 names the failed condition ([`txn`]) |

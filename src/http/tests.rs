@@ -45,7 +45,7 @@ fn text(r: &Response) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
 
-/// The Go service's contract: POST /v1/write then GET /v1/{key}.
+/// The first contract: POST /v1/write then GET /v1/{key}.
 #[test]
 fn original_contract() {
     let (_dir, mut s) = store("contract");

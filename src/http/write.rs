@@ -126,7 +126,7 @@ fn delete(store: &mut Store, key: &[u8], conditions: &Conditions) -> Response {
     }
 }
 
-/// `POST /v1/write`, the original service's write: one object as a `bulk` line holds it
+/// `POST /v1/write`, the first write endpoint walkv had: one object as a `bulk` line holds it
 /// ([`super::parse_write_body`]), its `"ttl"` included.
 fn write_json(
     store: &mut Store,

@@ -95,7 +95,7 @@ pub enum SyncMode {
     /// costs one fsync per batch of writes.
     Always = 1,
     /// A background thread fsyncs every `--sync-interval`. A power cut loses at most the writes
-    /// acknowledged since the last sync. The original service's behaviour, and the default.
+    /// acknowledged since the last sync. The default.
     Interval = 2,
     /// Never fsynced while serving (only at a clean shutdown); the OS writes back when it likes.
     /// Fastest; a power cut can lose any amount of recent writes.
